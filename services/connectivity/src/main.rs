@@ -1,0 +1,5 @@
+//! `cetrack-connectivity`: the connectivity domain service.
+
+fn main() -> std::process::ExitCode {
+    cetrack_shared::runtime::domain_main(cetrack_shared::Domain::Connectivity)
+}

@@ -1,0 +1,5 @@
+//! `cetrack-semiconductors`: the semiconductors domain service.
+
+fn main() -> std::process::ExitCode {
+    cetrack_shared::runtime::domain_main(cetrack_shared::Domain::Semiconductors)
+}

@@ -1,0 +1,436 @@
+//! The domain rules of initiatives: defaults, lifecycle transitions, field
+//! masks, what changed, what is overdue and what a filter matches. Nothing here
+//! knows about gRPC or storage.
+
+use time::Date;
+
+use crate::dates;
+use crate::error::{Error, FieldViolation};
+use crate::proto::{
+    AmountQualifier, FundingKind, Initiative, LifecycleStatus, Milestone, MilestoneStatus,
+    Sensitivity,
+};
+
+/// The writable top-level fields of an initiative, the paths an update mask may name.
+pub const WRITABLE_FIELDS: &[&str] = &[
+    "title",
+    "summary",
+    "instrument",
+    "status",
+    "participants",
+    "planned_start",
+    "planned_end",
+    "actual_start",
+    "actual_end",
+    "milestones",
+    "funding",
+    "related_initiatives",
+    "topics",
+    "sources",
+    "sensitivity",
+    "details",
+];
+
+/// The output-only fields: named in a mask they are an error.
+pub const OUTPUT_ONLY_FIELDS: &[&str] = &[
+    "name",
+    "domain",
+    "progress_updates",
+    "create_time",
+    "update_time",
+    "revision",
+    "etag",
+];
+
+/// The writable fields of a milestone.
+pub const MILESTONE_FIELDS: &[&str] = &["title", "due", "status", "date_met", "evidence_links"];
+
+/// Fills in the documented defaults of unset enums.
+pub fn apply_defaults(init: &mut Initiative) {
+    if init.status == LifecycleStatus::Unspecified as i32 {
+        init.status = LifecycleStatus::Proposed as i32;
+    }
+    if init.sensitivity == Sensitivity::Unspecified as i32 {
+        init.sensitivity = Sensitivity::Public as i32;
+    }
+    for m in &mut init.milestones {
+        milestone_defaults(m);
+    }
+    for f in &mut init.funding {
+        if f.qualifier == AmountQualifier::Unspecified as i32 {
+            f.qualifier = AmountQualifier::Exact as i32;
+        }
+        if f.kind == FundingKind::Unspecified as i32 {
+            f.kind = FundingKind::Pledged as i32;
+        }
+    }
+    if init.details.as_ref().is_some_and(|d| d.kind.is_none()) {
+        init.details = None;
+    }
+}
+
+/// Fills in the defaults of a milestone.
+pub fn milestone_defaults(m: &mut Milestone) {
+    if m.status == MilestoneStatus::Unspecified as i32 {
+        m.status = MilestoneStatus::Scheduled as i32;
+    }
+}
+
+fn status(value: i32) -> LifecycleStatus {
+    LifecycleStatus::try_from(value).unwrap_or(LifecycleStatus::Unspecified)
+}
+
+/// Whether a lifecycle status may change from `from` to `to`.
+pub fn transition_allowed(from: LifecycleStatus, to: LifecycleStatus) -> bool {
+    use LifecycleStatus::*;
+    from == to
+        || matches!(
+            (from, to),
+            (Proposed, Announced | InProgress | Cancelled)
+                | (Announced, InProgress | Completed | Suspended | Cancelled)
+                | (InProgress, Completed | Suspended | Cancelled)
+                | (Suspended, InProgress | Cancelled)
+        )
+}
+
+/// FAILED_PRECONDITION naming the transition when it is not legal.
+pub fn check_transition(from: i32, to: i32) -> Result<(), Error> {
+    let (from, to) = (status(from), status(to));
+    if transition_allowed(from, to) {
+        Ok(())
+    } else {
+        Err(Error::FailedPrecondition(format!(
+            "illegal lifecycle transition {} -> {}",
+            from.as_str_name().trim_start_matches("LIFECYCLE_STATUS_"),
+            to.as_str_name().trim_start_matches("LIFECYCLE_STATUS_"),
+        )))
+    }
+}
+
+/// Whether the initiative still has work to do (not completed, not cancelled).
+pub fn is_open(init: &Initiative) -> bool {
+    !matches!(
+        status(init.status),
+        LifecycleStatus::Completed | LifecycleStatus::Cancelled
+    )
+}
+
+/// Whether a milestone can still become overdue (it is scheduled).
+pub fn milestone_open(m: &Milestone) -> bool {
+    matches!(
+        MilestoneStatus::try_from(m.status),
+        Ok(MilestoneStatus::Scheduled | MilestoneStatus::Unspecified)
+    )
+}
+
+/// Whether a milestone is met or partially met.
+pub fn milestone_met(m: &Milestone) -> bool {
+    matches!(
+        MilestoneStatus::try_from(m.status),
+        Ok(MilestoneStatus::Met | MilestoneStatus::PartiallyMet)
+    )
+}
+
+/// The last day of an open milestone's due period.
+pub fn open_milestone_due(m: &Milestone) -> Option<Date> {
+    if milestone_open(m) {
+        m.due.as_ref().and_then(dates::period_end)
+    } else {
+        None
+    }
+}
+
+/// The last day of an open initiative's planned end period.
+pub fn open_planned_end(init: &Initiative) -> Option<Date> {
+    if is_open(init) {
+        init.planned_end.as_ref().and_then(dates::period_end)
+    } else {
+        None
+    }
+}
+
+/// Whether the initiative is overdue on `as_of`: its planned end or an open
+/// milestone's due period ended before that day.
+pub fn is_overdue(init: &Initiative, as_of: Date) -> bool {
+    open_planned_end(init).is_some_and(|end| end < as_of)
+        || (is_open(init)
+            && init
+                .milestones
+                .iter()
+                .filter_map(open_milestone_due)
+                .any(|end| end < as_of))
+}
+
+/// Copies the fields named by `paths` from `source` into `target`. The paths
+/// must have been checked with [`check_mask`].
+pub fn apply_mask(target: &mut Initiative, source: &Initiative, paths: &[String]) {
+    let all = paths.iter().any(|p| p == "*");
+    let named = |f: &str| all || paths.iter().any(|p| p == f);
+    macro_rules! copy {
+        ($($field:ident),*) => {
+            $(if named(stringify!($field)) {
+                target.$field = source.$field.clone();
+            })*
+        };
+    }
+    copy!(
+        title,
+        summary,
+        instrument,
+        status,
+        participants,
+        planned_start,
+        planned_end,
+        actual_start,
+        actual_end,
+        milestones,
+        funding,
+        related_initiatives,
+        topics,
+        sources,
+        sensitivity,
+        details
+    );
+}
+
+/// Checks the paths of an update mask against the writable fields (`field` is
+/// the mask's path in the request).
+pub fn check_mask(
+    paths: &[String],
+    writable: &[&str],
+    output_only: &[&str],
+    field: &str,
+) -> Vec<FieldViolation> {
+    let mut v = Vec::new();
+    if paths.is_empty() {
+        v.push(FieldViolation::new(
+            format!("{field}.paths"),
+            format!(
+                "required: name the fields to change ({}), or `*`",
+                writable.join(", ")
+            ),
+        ));
+    }
+    for (i, p) in paths.iter().enumerate() {
+        if p == "*" || writable.contains(&p.as_str()) {
+            continue;
+        }
+        let why = if output_only.contains(&p.as_str()) {
+            format!("`{p}` is output only")
+        } else {
+            format!("unknown field `{p}`; writable: {}", writable.join(", "))
+        };
+        v.push(FieldViolation::new(format!("{field}.paths[{i}]"), why));
+    }
+    v
+}
+
+/// The top-level fields that differ between two versions of an initiative
+/// (all set fields when there is no old version).
+pub fn changed_fields(old: Option<&Initiative>, new: &Initiative) -> Vec<String> {
+    let blank = Initiative::default();
+    let old = old.unwrap_or(&blank);
+    let mut out = Vec::new();
+    macro_rules! diff {
+        ($($field:ident),*) => {
+            $(if old.$field != new.$field {
+                out.push(stringify!($field).to_string());
+            })*
+        };
+    }
+    diff!(
+        title,
+        summary,
+        instrument,
+        status,
+        participants,
+        planned_start,
+        planned_end,
+        actual_start,
+        actual_end,
+        milestones,
+        funding,
+        progress_updates,
+        related_initiatives,
+        topics,
+        sources,
+        sensitivity,
+        details
+    );
+    out
+}
+
+/// A list filter, checked and ready to apply.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Any of these statuses (empty: any).
+    pub statuses: Vec<i32>,
+    /// Any of these instruments (empty: any).
+    pub instruments: Vec<i32>,
+    /// This organization takes part.
+    pub organization_id: Option<String>,
+    /// A participant from this country.
+    pub country_code: Option<String>,
+    /// Carries this topic.
+    pub topic: Option<String>,
+    /// A planned end or open milestone ends on or after this day.
+    pub due_after: Option<Date>,
+    /// A planned end or open milestone ends on or before this day.
+    pub due_before: Option<Date>,
+    /// Only overdue initiatives.
+    pub overdue_only: bool,
+    /// Lower-cased text to find in title or summary.
+    pub text: Option<String>,
+    /// The day "overdue" is judged against.
+    pub as_of: Option<Date>,
+}
+
+impl Filter {
+    /// Whether the initiative passes every part of the filter.
+    pub fn matches(&self, init: &Initiative) -> bool {
+        if !self.statuses.is_empty() && !self.statuses.contains(&init.status) {
+            return false;
+        }
+        if !self.instruments.is_empty() && !self.instruments.contains(&init.instrument) {
+            return false;
+        }
+        let orgs = || {
+            init.participants
+                .iter()
+                .filter_map(|p| p.organization.as_ref())
+        };
+        if let Some(id) = &self.organization_id {
+            if !orgs().any(|o| &o.id == id) {
+                return false;
+            }
+        }
+        if let Some(cc) = &self.country_code {
+            if !orgs().any(|o| &o.country_code == cc) {
+                return false;
+            }
+        }
+        if let Some(t) = &self.topic {
+            if !init.topics.contains(t) {
+                return false;
+            }
+        }
+        if self.due_after.is_some() || self.due_before.is_some() {
+            let in_window = |d: &Date| {
+                self.due_after.is_none_or(|a| *d >= a) && self.due_before.is_none_or(|b| *d <= b)
+            };
+            let hit = open_planned_end(init).is_some_and(|d| in_window(&d))
+                || (is_open(init)
+                    && init
+                        .milestones
+                        .iter()
+                        .filter_map(open_milestone_due)
+                        .any(|d| in_window(&d)));
+            if !hit {
+                return false;
+            }
+        }
+        if self.overdue_only && !is_overdue(init, self.as_of.unwrap_or_else(dates::today)) {
+            return false;
+        }
+        if let Some(text) = &self.text {
+            if !init.title.to_lowercase().contains(text)
+                && !init.summary.to_lowercase().contains(text)
+            {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{ApproximateDate, DatePrecision};
+    use time::macros::date;
+
+    #[test]
+    fn lifecycle_transitions() {
+        use LifecycleStatus::*;
+        assert!(transition_allowed(Proposed, Announced));
+        assert!(transition_allowed(Announced, Completed));
+        assert!(transition_allowed(Suspended, InProgress));
+        assert!(transition_allowed(Completed, Completed));
+        assert!(!transition_allowed(Completed, InProgress));
+        assert!(!transition_allowed(Cancelled, Proposed));
+        assert!(!transition_allowed(InProgress, Proposed));
+        assert!(!transition_allowed(Proposed, Suspended));
+        let e = check_transition(Completed as i32, InProgress as i32).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "illegal lifecycle transition COMPLETED -> IN_PROGRESS"
+        );
+    }
+
+    fn year(y: i32) -> ApproximateDate {
+        ApproximateDate {
+            precision: DatePrecision::Year as i32,
+            year: y,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn overdue_only_after_the_end_of_the_period() {
+        let init = Initiative {
+            status: LifecycleStatus::Announced as i32,
+            planned_end: Some(year(2024)),
+            ..Default::default()
+        };
+        assert!(!is_overdue(&init, date!(2024 - 12 - 31)));
+        assert!(is_overdue(&init, date!(2025 - 01 - 01)));
+        let done = Initiative {
+            status: LifecycleStatus::Completed as i32,
+            ..init
+        };
+        assert!(!is_overdue(&done, date!(2026 - 01 - 01)));
+    }
+
+    #[test]
+    fn masks_copy_only_named_fields_and_reject_others() {
+        let mut target = Initiative {
+            title: "a".into(),
+            summary: "s".into(),
+            ..Default::default()
+        };
+        let source = Initiative {
+            title: "b".into(),
+            summary: "t".into(),
+            ..Default::default()
+        };
+        apply_mask(&mut target, &source, &["title".to_string()]);
+        assert_eq!((target.title.as_str(), target.summary.as_str()), ("b", "s"));
+        let v = check_mask(
+            &["etag".into(), "bogus".into(), "title".into()],
+            WRITABLE_FIELDS,
+            OUTPUT_ONLY_FIELDS,
+            "update_mask",
+        );
+        let fields: Vec<_> = v.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, vec!["update_mask.paths[0]", "update_mask.paths[1]"]);
+        assert_eq!(
+            check_mask(&[], WRITABLE_FIELDS, OUTPUT_ONLY_FIELDS, "m")[0].field,
+            "m.paths"
+        );
+    }
+
+    #[test]
+    fn changed_fields_lists_what_differs() {
+        let a = Initiative {
+            title: "a".into(),
+            ..Default::default()
+        };
+        let b = Initiative {
+            title: "b".into(),
+            topics: vec!["x".into()],
+            ..Default::default()
+        };
+        assert_eq!(changed_fields(Some(&a), &b), vec!["title", "topics"]);
+        assert_eq!(changed_fields(None, &a), vec!["title"]);
+    }
+}

@@ -1,0 +1,251 @@
+//! The server runtime every binary is built from: command-line and
+//! environment configuration, logging, health, reflection, limits and a
+//! graceful shutdown.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
+
+use crate::core::DomainCore;
+use crate::domain::Domain;
+use crate::grpc::DomainApi;
+use crate::proto::domain_service_server::DomainServiceServer;
+use crate::store::{Store, StoreConfig};
+
+/// Largest request a server decodes, in bytes.
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+/// Largest response a server encodes, in bytes.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+/// Longest any call may run on the server, whatever the caller's deadline.
+pub const SERVER_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    /// Lines for people.
+    #[default]
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Options shared by every binary.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
+    /// Log format.
+    #[arg(long, env = "CETRACK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    /// Log filter, in tracing's EnvFilter syntax (e.g. `info`, `cetrack_shared=debug`).
+    #[arg(long, env = "CETRACK_LOG", default_value = "info")]
+    pub log: String,
+}
+
+/// The command line of a domain service.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    version,
+    about = "A cetrack domain service: a gRPC server over its own sled store."
+)]
+pub struct DomainArgs {
+    /// Address to listen on [default: 127.0.0.1 and the domain's port].
+    #[arg(long, env = "CETRACK_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory of the domain's store [default: ./cetrack-data/<domain>].
+    #[arg(long, env = "CETRACK_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// sled page cache, in MiB.
+    #[arg(long, env = "CETRACK_CACHE_MB", default_value_t = 64)]
+    pub cache_mb: u64,
+    /// Logging.
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Starts logging to standard error.
+pub fn init_tracing(args: &CommonArgs) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    let _ = match args.log_format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// Everything a running domain server needs.
+#[derive(Debug, Clone)]
+pub struct DomainServerConfig {
+    /// The domain.
+    pub domain: Domain,
+    /// The directory of its store.
+    pub data_dir: PathBuf,
+    /// sled page cache, in bytes.
+    pub cache_capacity: u64,
+}
+
+/// A server running in this process.
+#[derive(Debug)]
+pub struct RunningServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Fire to shut it down gracefully.
+    pub shutdown: CancellationToken,
+    /// Ends when the server has stopped and flushed.
+    pub task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningServer {
+    /// Shuts the server down and waits for it.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.task.await?
+    }
+}
+
+/// Opens the domain's store and serves it on `listener` until `shutdown`
+/// fires: then stops accepting, ends watch streams, lets in-flight calls
+/// finish, flushes the store and returns.
+pub async fn start_domain(
+    config: DomainServerConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<RunningServer> {
+    let store = Store::open(&StoreConfig {
+        domain: config.domain,
+        path: config.data_dir.clone(),
+        cache_capacity: config.cache_capacity,
+    })?;
+    let addr = listener.local_addr()?;
+    let core = Arc::new(DomainCore::new(config.domain, store.clone()));
+    let api = DomainServiceServer::new(DomainApi::new(core, shutdown.clone()))
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
+        .max_encoding_message_size(MAX_RESPONSE_BYTES);
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<DomainServiceServer<DomainApi>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let domain = config.domain;
+    tracing::info!(%domain, %addr, data_dir = %config.data_dir.display(), "serving");
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move {
+        let reporter = health.clone();
+        let signal = async move {
+            stop.cancelled().await;
+            reporter
+                .set_not_serving::<DomainServiceServer<DomainApi>>()
+                .await;
+            reporter
+                .set_service_status("", tonic_health::ServingStatus::NotServing)
+                .await;
+            tracing::info!(%domain, "shutting down: finishing calls in flight");
+        };
+        let served = Server::builder()
+            .timeout(SERVER_TIMEOUT)
+            .tcp_nodelay(true)
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(api)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+            .await;
+        let flushed = store.flush();
+        tracing::info!(%domain, "stopped");
+        served?;
+        flushed?;
+        Ok(())
+    });
+    Ok(RunningServer {
+        addr,
+        shutdown,
+        task,
+    })
+}
+
+/// Fires `token` on SIGTERM or SIGINT.
+pub fn cancel_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = terminate => {},
+        }
+        tracing::info!("signal received");
+        token.cancel();
+    });
+}
+
+/// The `main` of a domain binary: exit 0 after a clean shutdown, 2 when the
+/// store or the address cannot be used, 1 on any other failure.
+pub fn domain_main(domain: Domain) -> ExitCode {
+    let args = DomainArgs::parse_from(std::env::args_os());
+    init_tracing(&args.common);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let listen = args
+            .listen
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], domain.default_port())));
+        let data_dir = args
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from("cetrack-data").join(domain.slug()));
+        let listener = match TcpListener::bind(listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(%listen, error = %e, "cannot listen");
+                return ExitCode::from(2);
+            }
+        };
+        let shutdown = CancellationToken::new();
+        cancel_on_signals(shutdown.clone());
+        let config = DomainServerConfig {
+            domain,
+            data_dir,
+            cache_capacity: args.cache_mb * 1024 * 1024,
+        };
+        let server = match start_domain(config, listener, shutdown).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start");
+                return ExitCode::from(2);
+            }
+        };
+        match server.task.await {
+            Ok(Ok(())) => ExitCode::SUCCESS,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "server failed");
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "server task failed");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
