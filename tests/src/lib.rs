@@ -1,1 +1,342 @@
-//! Helpers shared by the end-to-end tests.
+//! Helpers shared by the end-to-end tests: real servers on ephemeral ports
+//! with temporary data directories, in this process or as child processes of
+//! the real binaries, and valid sample records for every domain.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use cetrack_shared::proto::domain_details::Kind;
+use cetrack_shared::proto::domain_service_client::DomainServiceClient;
+use cetrack_shared::proto::*;
+use cetrack_shared::runtime::{start_domain, DomainServerConfig, RunningServer};
+use cetrack_shared::Domain;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+/// A gRPC client of one domain.
+pub type Client = DomainServiceClient<Channel>;
+
+/// Connects to a server at `addr`.
+pub async fn connect(addr: std::net::SocketAddr) -> anyhow::Result<Client> {
+    let channel = Channel::from_shared(format!("http://{addr}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await?;
+    Ok(DomainServiceClient::new(channel))
+}
+
+/// A domain server running in this test process over a temporary directory.
+pub struct TestDomain {
+    /// The domain.
+    pub domain: Domain,
+    /// Its data directory; removed when dropped.
+    pub dir: tempfile::TempDir,
+    /// The running server (None while stopped).
+    pub server: Option<RunningServer>,
+    /// A client of it.
+    pub client: Client,
+}
+
+impl TestDomain {
+    /// Starts `domain` on an ephemeral port over a fresh temporary directory.
+    pub async fn start(domain: Domain) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let server = serve(domain, dir.path()).await?;
+        let client = connect(server.addr).await?;
+        Ok(Self {
+            domain,
+            dir,
+            server: Some(server),
+            client,
+        })
+    }
+
+    /// Stops the server gracefully and starts it again on the same data, on a
+    /// new ephemeral port; the client is reconnected.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        if let Some(s) = self.server.take() {
+            s.stop().await?;
+        }
+        let server = serve(self.domain, self.dir.path()).await?;
+        self.client = connect(server.addr).await?;
+        self.server = Some(server);
+        Ok(())
+    }
+
+    /// The address of the running server.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.server
+            .as_ref()
+            .map(|s| s.addr)
+            .unwrap_or_else(|| ([127, 0, 0, 1], 0).into())
+    }
+
+    /// `domains/{domain}`.
+    pub fn parent(&self) -> String {
+        self.domain.parent()
+    }
+
+    /// The resource name of initiative `id`.
+    pub fn name(&self, id: &str) -> String {
+        format!("{}/initiatives/{id}", self.domain.parent())
+    }
+}
+
+/// Serves `domain` over `dir` on 127.0.0.1:0 in this process.
+pub async fn serve(domain: Domain, dir: &Path) -> anyhow::Result<RunningServer> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    start_domain(
+        DomainServerConfig {
+            domain,
+            data_dir: dir.to_path_buf(),
+            cache_capacity: 16 * 1024 * 1024,
+        },
+        listener,
+        CancellationToken::new(),
+    )
+    .await
+}
+
+/// The path of a binary built by cargo beside the test binary
+/// (`target/<profile>/<name>`).
+pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .context("cannot locate the target directory")?;
+    let path = dir.join(name);
+    if !path.exists() {
+        bail!(
+            "{} is not built; run the tests with `cargo test --workspace` (which builds every binary)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// A domain binary running as a child process.
+pub struct DomainProcess {
+    /// The child.
+    pub child: tokio::process::Child,
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+}
+
+/// Starts the binary of `domain` on 127.0.0.1:0 over `dir` and waits until it
+/// logs the address it serves on (JSON logs on stderr). Later log lines are
+/// discarded.
+pub async fn spawn_domain(domain: Domain, dir: &Path) -> anyhow::Result<DomainProcess> {
+    let mut child = tokio::process::Command::new(binary(&domain.binary())?)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stderr = child.stderr.take().context("no stderr")?;
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(addr) = serving_addr(&line) {
+                return Ok(addr);
+            }
+        }
+        bail!("the process ended before serving")
+    })
+    .await
+    .context("the process did not start serving within 30 s")??;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(DomainProcess { child, addr })
+}
+
+/// The address in a JSON `serving` log line.
+fn serving_addr(line: &str) -> Option<std::net::SocketAddr> {
+    if !line.contains("\"serving\"") {
+        return None;
+    }
+    let start = line.find("\"addr\":\"")? + 8;
+    let end = start + line[start..].find('"')?;
+    line[start..end].parse().ok()
+}
+
+/// The field violations of an INVALID_ARGUMENT status, as (field, description).
+pub fn field_violations(status: &tonic::Status) -> Vec<(String, String)> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .map(|b| {
+            b.field_violations
+                .into_iter()
+                .map(|v| (v.field, v.description))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Just the field paths of an INVALID_ARGUMENT status.
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    field_violations(status)
+        .into_iter()
+        .map(|(f, _)| f)
+        .collect()
+}
+
+/// An approximate date of YEAR precision.
+pub fn year(y: i32) -> ApproximateDate {
+    ApproximateDate {
+        precision: DatePrecision::Year as i32,
+        year: y,
+        ..Default::default()
+    }
+}
+
+/// An approximate date of QUARTER precision.
+pub fn quarter(y: i32, q: i32) -> ApproximateDate {
+    ApproximateDate {
+        precision: DatePrecision::Quarter as i32,
+        year: y,
+        quarter: q,
+        ..Default::default()
+    }
+}
+
+/// An organization.
+pub fn org(
+    id: &str,
+    name: &str,
+    acronym: &str,
+    country: &str,
+    t: OrganizationType,
+) -> Organization {
+    Organization {
+        id: id.into(),
+        name: name.into(),
+        acronym: acronym.into(),
+        country_code: country.into(),
+        r#type: t as i32,
+    }
+}
+
+/// A participant.
+pub fn participant(o: Organization, role: ParticipantRole) -> Participant {
+    Participant {
+        organization: Some(o),
+        role: role as i32,
+        ..Default::default()
+    }
+}
+
+/// Valid details of `domain`.
+pub fn details(domain: Domain) -> DomainDetails {
+    let kind = match domain {
+        Domain::Semiconductors => Kind::Semiconductors(SemiconductorDetails {
+            segments: vec![SupplyChainSegment::Research as i32],
+            technology_nodes: vec!["advanced nodes".into()],
+            research_centers: vec!["National Semiconductor Technology Center".into()],
+        }),
+        Domain::Biotech => Kind::Biotech(BiotechDetails {
+            research_areas: vec![BiotechResearchArea::Bioeconomy as i32],
+            supply_chain_inputs: vec!["starting materials".into()],
+        }),
+        Domain::Energy => Kind::Energy(EnergyDetails {
+            chemistries: vec![BatteryChemistry::SodiumIon as i32],
+            applications: vec![EnergyApplication::UtilityScaleStorage as i32],
+        }),
+        Domain::Quantum => Kind::Quantum(QuantumDetails {
+            platforms: vec![QuantumPlatform::Superconducting as i32],
+            activities: vec![QuantumActivity::Research as i32],
+        }),
+        Domain::Ai => Kind::Ai(AiDetails {
+            governance_frameworks: vec!["G7 Code of Conduct".into()],
+            standards_bodies: vec!["ISO/IEC JTC 1/SC 42".into()],
+        }),
+        Domain::Connectivity => Kind::Connectivity(ConnectivityDetails {
+            technologies: vec![ConnectivityTechnology::OpenRan as i32],
+            target_regions: vec!["Southeast Asia".into()],
+        }),
+        Domain::Partnerships => Kind::Partnerships(PartnershipDetails {
+            partner_country_codes: vec!["IN".into()],
+            format: PartnershipFormat::Trilateral as i32,
+        }),
+    };
+    DomainDetails { kind: Some(kind) }
+}
+
+/// A valid initiative of `domain`: two participants (NSF and MSIT), a
+/// milestone due in `due_year`, an "at least US$10 million" pledge, a topic,
+/// a source and the domain's details.
+pub fn sample(domain: Domain, title: &str, due_year: i32) -> Initiative {
+    Initiative {
+        title: title.into(),
+        summary: format!("A {domain} commitment used in tests."),
+        instrument: Instrument::JointResearchProgramme as i32,
+        status: LifecycleStatus::Announced as i32,
+        participants: vec![
+            participant(
+                org("us-nsf", "National Science Foundation", "NSF", "US", OrganizationType::MinistryOrAgency),
+                ParticipantRole::CoLead,
+            ),
+            participant(
+                org("kr-msit", "Ministry of Science and ICT", "MSIT", "KR", OrganizationType::MinistryOrAgency),
+                ParticipantRole::CoLead,
+            ),
+        ],
+        planned_start: Some(year(2024)),
+        planned_end: Some(year(due_year)),
+        milestones: vec![Milestone {
+            id: "launch".into(),
+            title: "Launch".into(),
+            due: Some(year(due_year)),
+            ..Default::default()
+        }],
+        funding: vec![FundingCommitment {
+            amount: Some(Money {
+                currency_code: "USD".into(),
+                units: 10_000_000,
+                nanos: 0,
+            }),
+            qualifier: AmountQualifier::AtLeast as i32,
+            committing_organization_id: "us-nsf".into(),
+            kind: FundingKind::Pledged as i32,
+            note: String::new(),
+        }],
+        topics: vec!["joint-research".into()],
+        sources: vec![SourceReference {
+            document: "Joint Fact Sheet: Launching the U.S.-ROK Next Generation Critical and Emerging Technologies Dialogue".into(),
+            date: Some(ApproximateDate {
+                precision: DatePrecision::Day as i32,
+                year: 2023,
+                month: 12,
+                day: 8,
+                quarter: 0,
+            }),
+            section: domain.title().into(),
+            ..Default::default()
+        }],
+        details: Some(details(domain)),
+        ..Default::default()
+    }
+}
+
+/// A CreateInitiativeRequest for `init` with id `id` in `domain`.
+pub fn create_request(domain: Domain, id: &str, init: Initiative) -> CreateInitiativeRequest {
+    CreateInitiativeRequest {
+        parent: domain.parent(),
+        initiative_id: id.into(),
+        initiative: Some(init),
+        request_id: String::new(),
+        reporter: "test".into(),
+    }
+}
