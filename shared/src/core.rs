@@ -251,7 +251,7 @@ impl DomainCore {
         let size = pagination::page_size(req.page_size, "page_size").map_err(|e| v.extend([e]));
         let filter_msg = req.filter.clone().unwrap_or_default();
         let filter = Self::filter(&mut v, &filter_msg, "filter");
-        let fp = pagination::fingerprint(&[req.parent.as_bytes(), &filter_msg.encode_to_vec()]);
+        let fp = pagination::list_fingerprint(&req.parent, &filter_msg);
         let token =
             pagination::decode(&req.page_token, fp, "page_token").map_err(|e| v.extend([e]));
         v.finish()?;

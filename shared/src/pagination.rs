@@ -42,6 +42,21 @@ pub fn fingerprint(parts: &[&[u8]]) -> u64 {
     h
 }
 
+/// The fingerprint of a ListInitiatives request: its parent and filter.
+pub fn list_fingerprint(parent: &str, filter: &crate::proto::InitiativeFilter) -> u64 {
+    fingerprint(&[parent.as_bytes(), &filter.encode_to_vec()])
+}
+
+/// A ListInitiatives page token that resumes after initiative `last_id`, for
+/// callers (the gateway) that walk a domain from a position of their own.
+pub fn list_token_after(parent: &str, filter: &crate::proto::InitiativeFilter, last_id: &str) -> String {
+    encode(&PageToken {
+        fingerprint: list_fingerprint(parent, filter),
+        last_id: last_id.to_string(),
+        ..Default::default()
+    })
+}
+
 /// Checks a requested page size: negative is an error, 0 is the default,
 /// larger than the maximum is capped.
 pub fn page_size(requested: i32, field: &str) -> Result<usize, FieldViolation> {
