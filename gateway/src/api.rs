@@ -1,0 +1,128 @@
+//! The thin gRPC layer of the gateway.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cetrack_shared::names::InitiativeName;
+use cetrack_shared::proto::gateway_service_server::GatewayService;
+use cetrack_shared::proto::*;
+use cetrack_shared::Error;
+use futures::{Stream, StreamExt};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use crate::deadline::domain_deadline;
+use crate::domains::{request, DomainError, Domains};
+use crate::views;
+
+/// The gateway's gRPC service.
+#[derive(Debug, Clone)]
+pub struct GatewayApi {
+    domains: Arc<Domains>,
+    default_deadline: Duration,
+    shutdown: CancellationToken,
+}
+
+impl GatewayApi {
+    /// Serves the views over `domains`; a call to a domain waits at most
+    /// `default_deadline` (less when the caller's deadline is shorter).
+    pub fn new(
+        domains: Arc<Domains>,
+        default_deadline: Duration,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            domains,
+            default_deadline,
+            shutdown,
+        }
+    }
+
+    fn deadline<T>(&self, r: &Request<T>) -> Duration {
+        domain_deadline(r.metadata(), self.default_deadline)
+    }
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl GatewayService for GatewayApi {
+    async fn get_overview(&self, r: Request<GetOverviewRequest>) -> Reply<Overview> {
+        let d = self.deadline(&r);
+        Ok(Response::new(
+            views::overview::overview(&self.domains, r.into_inner(), d).await?,
+        ))
+    }
+
+    async fn search_initiatives(
+        &self,
+        r: Request<SearchInitiativesRequest>,
+    ) -> Reply<SearchInitiativesResponse> {
+        let d = self.deadline(&r);
+        Ok(Response::new(
+            views::search::search(&self.domains, r.into_inner(), d).await?,
+        ))
+    }
+
+    async fn get_organization_portfolio(
+        &self,
+        r: Request<GetOrganizationPortfolioRequest>,
+    ) -> Reply<OrganizationPortfolio> {
+        let d = self.deadline(&r);
+        Ok(Response::new(
+            views::portfolio::portfolio(&self.domains, r.into_inner(), d).await?,
+        ))
+    }
+
+    async fn list_milestone_timeline(
+        &self,
+        r: Request<ListMilestoneTimelineRequest>,
+    ) -> Reply<ListMilestoneTimelineResponse> {
+        let d = self.deadline(&r);
+        Ok(Response::new(
+            views::timeline::timeline(&self.domains, r.into_inner(), d).await?,
+        ))
+    }
+
+    async fn get_initiative(&self, r: Request<GetInitiativeRequest>) -> Reply<Initiative> {
+        let deadline = self.deadline(&r);
+        let req = r.into_inner();
+        let name = InitiativeName::parse(&req.name, "name")
+            .map_err(|v| Error::InvalidArgument(vec![v]))?;
+        let answer = self
+            .domains
+            .call(name.domain, deadline, |mut c, d| async move {
+                c.get_initiative(request(req, d)).await
+            })
+            .await;
+        match answer {
+            Ok(i) => Ok(Response::new(i)),
+            Err(DomainError::Status { code, message, .. })
+                if !matches!(code, tonic::Code::Unknown | tonic::Code::Internal) =>
+            {
+                Err(Status::new(code, message))
+            }
+            Err(e) => Err(Status::unavailable(e.to_string())),
+        }
+    }
+
+    type WatchAllChangesStream =
+        Pin<Box<dyn Stream<Item = Result<DomainChange, Status>> + Send + 'static>>;
+
+    async fn watch_all_changes(
+        &self,
+        r: Request<WatchAllChangesRequest>,
+    ) -> Reply<Self::WatchAllChangesStream> {
+        let stream =
+            views::watch::watch_all(self.domains.clone(), r.into_inner(), self.shutdown.clone())?;
+        Ok(Response::new(Box::pin(stream.map(Ok))))
+    }
+
+    async fn generate_fact_sheet(&self, r: Request<GenerateFactSheetRequest>) -> Reply<FactSheet> {
+        let d = self.deadline(&r);
+        Ok(Response::new(
+            views::factsheet::fact_sheet(&self.domains, r.into_inner(), d).await?,
+        ))
+    }
+}

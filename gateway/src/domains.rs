@@ -1,0 +1,224 @@
+//! The gateway's connections to the domain services: one lazily connected
+//! channel per domain (tonic reconnects by itself when a domain returns),
+//! calls in parallel under a deadline, and the last summary each domain sent.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use cetrack_shared::proto::domain_service_client::DomainServiceClient;
+use cetrack_shared::proto::{DomainSummary, DomainUnavailable};
+use cetrack_shared::Domain;
+use futures::future::join_all;
+use tonic::transport::{Channel, Endpoint};
+
+/// A client of one domain service.
+pub type Client = DomainServiceClient<Channel>;
+
+/// Why a call to a domain failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DomainError {
+    /// The domain did not answer within the deadline.
+    #[error("{domain} did not answer within {millis} ms")]
+    Timeout {
+        /// The domain.
+        domain: Domain,
+        /// The deadline.
+        millis: u128,
+    },
+    /// The domain answered with an error.
+    #[error("{domain}: {code:?}: {message}")]
+    Status {
+        /// The domain.
+        domain: Domain,
+        /// The gRPC code.
+        code: tonic::Code,
+        /// Its message.
+        message: String,
+    },
+}
+
+impl DomainError {
+    /// The domain as unavailable, for responses.
+    pub fn unavailable(&self, domain: Domain) -> DomainUnavailable {
+        DomainUnavailable {
+            domain: domain.to_proto() as i32,
+            error: self.to_string(),
+        }
+    }
+
+    /// Whether the domain itself failed (as opposed to rejecting the request).
+    pub fn is_outage(&self) -> bool {
+        match self {
+            DomainError::Timeout { .. } => true,
+            DomainError::Status { code, .. } => matches!(
+                code,
+                tonic::Code::Unavailable
+                    | tonic::Code::DeadlineExceeded
+                    | tonic::Code::Cancelled
+                    | tonic::Code::Unknown
+                    | tonic::Code::Internal
+                    | tonic::Code::ResourceExhausted
+            ),
+        }
+    }
+}
+
+struct Entry {
+    client: Client,
+    last_summary: Mutex<Option<(DomainSummary, Instant)>>,
+}
+
+/// The domain services the gateway answers from.
+pub struct Domains {
+    entries: BTreeMap<Domain, Entry>,
+}
+
+impl std::fmt::Debug for Domains {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.entries.keys()).finish()
+    }
+}
+
+impl Domains {
+    /// Lazily connected channels to every domain, by URL
+    /// (e.g. `http://127.0.0.1:50051`).
+    pub fn new(urls: &BTreeMap<Domain, String>) -> anyhow::Result<Self> {
+        let mut entries = BTreeMap::new();
+        for (domain, url) in urls {
+            let channel = Endpoint::from_shared(url.clone())?
+                .connect_timeout(Duration::from_secs(2))
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(30))
+                .keep_alive_while_idle(true)
+                .connect_lazy();
+            let client = DomainServiceClient::new(channel)
+                .max_decoding_message_size(cetrack_shared::runtime::MAX_RESPONSE_BYTES);
+            entries.insert(
+                *domain,
+                Entry {
+                    client,
+                    last_summary: Mutex::new(None),
+                },
+            );
+        }
+        Ok(Self { entries })
+    }
+
+    /// The domains configured, in the order of [`Domain::ALL`].
+    pub fn all(&self) -> Vec<Domain> {
+        Domain::ALL
+            .into_iter()
+            .filter(|d| self.entries.contains_key(d))
+            .collect()
+    }
+
+    /// A client of `domain`, if configured.
+    pub fn client(&self, domain: Domain) -> Option<Client> {
+        self.entries.get(&domain).map(|e| e.client.clone())
+    }
+
+    /// Calls `domain` with `f` under `deadline`: the request carries the
+    /// deadline and the call is abandoned when it passes.
+    pub async fn call<T, F, Fut>(
+        &self,
+        domain: Domain,
+        deadline: Duration,
+        f: F,
+    ) -> Result<T, DomainError>
+    where
+        F: FnOnce(Client, Duration) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let Some(client) = self.client(domain) else {
+            return Err(DomainError::Status {
+                domain,
+                code: tonic::Code::Unavailable,
+                message: "no address configured for this domain".into(),
+            });
+        };
+        match tokio::time::timeout(deadline, f(client, deadline)).await {
+            Err(_) => Err(DomainError::Timeout {
+                domain,
+                millis: deadline.as_millis(),
+            }),
+            Ok(Err(s)) => Err(DomainError::Status {
+                domain,
+                code: s.code(),
+                message: s.message().to_string(),
+            }),
+            Ok(Ok(r)) => Ok(r.into_inner()),
+        }
+    }
+
+    /// Runs `f` against each of `domains` in parallel, each under `deadline`.
+    pub async fn each<T, F, Fut>(
+        &self,
+        domains: &[Domain],
+        deadline: Duration,
+        f: F,
+    ) -> Vec<(Domain, Result<T, DomainError>)>
+    where
+        F: Fn(Domain, Client, Duration) -> Fut,
+        Fut: Future<Output = Result<T, DomainError>>,
+    {
+        let calls = domains.iter().map(|d| {
+            let d = *d;
+            let f = &f;
+            async move {
+                let Some(client) = self.client(d) else {
+                    return (
+                        d,
+                        Err(DomainError::Status {
+                            domain: d,
+                            code: tonic::Code::Unavailable,
+                            message: "no address configured for this domain".into(),
+                        }),
+                    );
+                };
+                let r = match tokio::time::timeout(deadline, f(d, client, deadline)).await {
+                    Err(_) => Err(DomainError::Timeout {
+                        domain: d,
+                        millis: deadline.as_millis(),
+                    }),
+                    Ok(r) => r,
+                };
+                (d, r)
+            }
+        });
+        join_all(calls).await
+    }
+
+    /// Remembers the last summary `domain` sent.
+    pub fn remember_summary(&self, domain: Domain, summary: &DomainSummary) {
+        if let Some(e) = self.entries.get(&domain) {
+            if let Ok(mut last) = e.last_summary.lock() {
+                *last = Some((summary.clone(), Instant::now()));
+            }
+        }
+    }
+
+    /// The last summary `domain` sent and its age.
+    pub fn last_summary(&self, domain: Domain) -> Option<(DomainSummary, Duration)> {
+        let e = self.entries.get(&domain)?;
+        let last = e.last_summary.lock().ok()?;
+        last.as_ref().map(|(s, at)| (s.clone(), at.elapsed()))
+    }
+}
+
+/// Turns a tonic status into a [`DomainError`] of `domain`.
+pub fn status_error(domain: Domain, s: tonic::Status) -> DomainError {
+    DomainError::Status {
+        domain,
+        code: s.code(),
+        message: s.message().to_string(),
+    }
+}
+
+/// A request carrying `deadline` as its gRPC timeout.
+pub fn request<T>(message: T, deadline: Duration) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(message);
+    r.set_timeout(deadline);
+    r
+}

@@ -1,0 +1,94 @@
+//! `cetrack-gateway`: the cross-domain view over the seven domain services.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use cetrack_gateway::{start_gateway, GatewayConfig};
+use cetrack_shared::runtime::{cancel_on_signals, init_tracing, CommonArgs};
+use cetrack_shared::Domain;
+use clap::Parser;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// The command line of the gateway.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "The cetrack gateway: the cross-domain view over the seven domain services."
+)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "CETRACK_LISTEN", default_value = "127.0.0.1:50050")]
+    listen: SocketAddr,
+    /// A domain service's URL as NAME=URL, e.g. `quantum=http://quantum:50054`;
+    /// repeat for each domain (env: comma-separated). Domains not given use
+    /// 127.0.0.1 and their default port.
+    #[arg(long = "domain", env = "CETRACK_DOMAINS", value_delimiter = ',', value_parser = parse_domain)]
+    domains: Vec<(Domain, String)>,
+    /// Deadline of one call to a domain when the caller sets none, in
+    /// milliseconds.
+    #[arg(long, env = "CETRACK_DOMAIN_TIMEOUT_MS", default_value_t = 5000)]
+    domain_timeout_ms: u64,
+    /// Logging.
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+fn parse_domain(s: &str) -> Result<(Domain, String), String> {
+    let (name, url) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not NAME=URL"))?;
+    let domain = name.trim().parse::<Domain>().map_err(|e| e.to_string())?;
+    let url = url.trim();
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(format!("`{url}` is not an http:// or https:// URL"));
+    }
+    Ok((domain, url.to_string()))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_tracing(&args.common);
+    let mut config = GatewayConfig::local_defaults();
+    config.domain_deadline = Duration::from_millis(args.domain_timeout_ms.max(1));
+    for (d, url) in args.domains {
+        config.domains.insert(d, url);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match TcpListener::bind(args.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(listen = %args.listen, error = %e, "cannot listen");
+                return ExitCode::from(2);
+            }
+        };
+        let shutdown = CancellationToken::new();
+        cancel_on_signals(shutdown.clone());
+        let server = match start_gateway(config, listener, shutdown).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start");
+                return ExitCode::from(2);
+            }
+        };
+        match server.task.await {
+            Ok(Ok(())) => ExitCode::SUCCESS,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "gateway failed");
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "gateway task failed");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

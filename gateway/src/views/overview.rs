@@ -1,0 +1,128 @@
+//! The dialogue overview: every domain's summary with its availability and
+//! totals across domains, built from the domain summaries only.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use cetrack_shared::proto::{
+    DomainOverview, GetDomainSummaryRequest, GetOverviewRequest, InstrumentCount, MilestoneCounts,
+    OrganizationCount, Overview, OverviewTotals, StatusCount,
+};
+use cetrack_shared::validate::Violations;
+use cetrack_shared::{dates, store, summary, Error};
+
+use crate::domains::{request, status_error, Domains};
+
+/// GetOverview.
+pub async fn overview(
+    domains: &Domains,
+    req: GetOverviewRequest,
+    deadline: Duration,
+) -> Result<Overview, Error> {
+    let mut v = Violations::default();
+    let due_within_days = super::due_within(&mut v, req.due_within_days, "due_within_days");
+    let as_of = super::as_of(&mut v, req.as_of.as_ref(), "as_of");
+    v.finish()?;
+    let all = domains.all();
+    let answers = domains
+        .each(&all, deadline, |d, mut client, deadline| async move {
+            client
+                .get_domain_summary(request(
+                    GetDomainSummaryRequest {
+                        parent: d.parent(),
+                        due_within_days,
+                        as_of: Some(dates::to_calendar(as_of)),
+                    },
+                    deadline,
+                ))
+                .await
+                .map(|r| r.into_inner())
+                .map_err(|s| status_error(d, s))
+        })
+        .await;
+
+    let mut totals = OverviewTotals {
+        milestones: Some(MilestoneCounts::default()),
+        complete: true,
+        ..Default::default()
+    };
+    let mut by_status: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut by_instrument: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut funding = BTreeMap::new();
+    let mut orgs: BTreeMap<String, OrganizationCount> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (d, answer) in answers {
+        match answer {
+            Ok(s) => {
+                domains.remember_summary(d, &s);
+                totals.initiative_count += s.initiative_count;
+                for c in &s.by_status {
+                    *by_status.entry(c.status).or_default() += c.count;
+                }
+                for c in &s.by_instrument {
+                    *by_instrument.entry(c.instrument).or_default() += c.count;
+                }
+                if let (Some(t), Some(m)) = (totals.milestones.as_mut(), s.milestones.as_ref()) {
+                    t.due_soon += m.due_soon;
+                    t.overdue += m.overdue;
+                    t.met += m.met;
+                    t.total += m.total;
+                }
+                totals.overdue_initiatives += s.overdue_initiatives;
+                summary::add_funding(&mut funding, &s.funding);
+                for o in &s.organizations {
+                    orgs.entry(o.organization_id.clone())
+                        .and_modify(|e| e.initiative_count += o.initiative_count)
+                        .or_insert_with(|| o.clone());
+                }
+                out.push(DomainOverview {
+                    domain: d.to_proto() as i32,
+                    available: true,
+                    summary: Some(s),
+                    summary_age: Some(pbjson_types::Duration::default()),
+                    error: String::new(),
+                });
+            }
+            Err(e) => {
+                totals.complete = false;
+                let last = domains.last_summary(d);
+                tracing::warn!(domain = %d, error = %e, "domain unavailable for the overview");
+                out.push(DomainOverview {
+                    domain: d.to_proto() as i32,
+                    available: false,
+                    summary_age: last.as_ref().map(|(_, age)| pbjson_types::Duration {
+                        seconds: age.as_secs() as i64,
+                        nanos: age.subsec_nanos() as i32,
+                    }),
+                    summary: last.map(|(s, _)| s),
+                    error: e.to_string(),
+                });
+            }
+        }
+    }
+    totals.by_status = by_status
+        .into_iter()
+        .map(|(status, count)| StatusCount { status, count })
+        .collect();
+    totals.by_instrument = by_instrument
+        .into_iter()
+        .map(|(instrument, count)| InstrumentCount { instrument, count })
+        .collect();
+    totals.funding = funding
+        .into_iter()
+        .map(
+            |((currency, qualifier), (sum, count))| cetrack_shared::proto::FundingTotal {
+                total: Some(summary::money(currency, sum)),
+                qualifier,
+                commitment_count: count,
+            },
+        )
+        .collect();
+    totals.organizations = orgs.into_values().collect();
+    Ok(Overview {
+        domains: out,
+        totals: Some(totals),
+        as_of: Some(dates::to_calendar(as_of)),
+        generate_time: Some(store::now()),
+    })
+}

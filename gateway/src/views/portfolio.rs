@@ -1,0 +1,111 @@
+//! An organization's portfolio: every initiative it takes part in across
+//! domains, with its role, its counterparts and its milestones due or overdue.
+
+use std::time::Duration;
+
+use cetrack_shared::proto::{
+    GetOrganizationPortfolioRequest, InitiativeFilter, OrganizationPortfolio, PortfolioEntry,
+};
+use cetrack_shared::validate::Violations;
+use cetrack_shared::{dates, rules, Error};
+
+use crate::domains::Domains;
+
+/// GetOrganizationPortfolio.
+pub async fn portfolio(
+    domains: &Domains,
+    req: GetOrganizationPortfolioRequest,
+    deadline: Duration,
+) -> Result<OrganizationPortfolio, Error> {
+    let mut v = Violations::default();
+    v.slug("organization_id", &req.organization_id, 2);
+    let within = super::due_within(&mut v, req.due_within_days, "due_within_days");
+    let as_of = super::as_of(&mut v, req.as_of.as_ref(), "as_of");
+    v.finish()?;
+    let horizon = as_of.saturating_add(time::Duration::days(within as i64));
+    let filter = InitiativeFilter {
+        organization_id: req.organization_id.clone(),
+        ..Default::default()
+    };
+    let all = domains.all();
+    let answers = domains
+        .each(&all, deadline, |d, client, deadline| {
+            let filter = filter.clone();
+            async move { super::walk(d, client, filter, None, super::MAX_WALK, deadline).await }
+        })
+        .await;
+    let mut initiatives = Vec::new();
+    let mut unavailable = Vec::new();
+    for (d, answer) in answers {
+        match answer {
+            Ok((items, _)) => initiatives.extend(items),
+            Err(e) => unavailable.push(e.unavailable(d)),
+        }
+    }
+    initiatives.sort_by(|a, b| a.name.cmp(&b.name));
+    // The organization as recorded in the initiative that changed last.
+    let organization = initiatives
+        .iter()
+        .max_by_key(|i| i.update_time.map(|t| (t.seconds, t.nanos)))
+        .and_then(|i| {
+            i.participants
+                .iter()
+                .filter_map(|p| p.organization.as_ref())
+                .find(|o| o.id == req.organization_id)
+                .cloned()
+        });
+    if organization.is_none() && unavailable.is_empty() {
+        return Err(Error::NotFound(format!(
+            "organization `{}` takes part in no initiative",
+            req.organization_id
+        )));
+    }
+    let entries = initiatives
+        .into_iter()
+        .filter_map(|i| {
+            let me = i
+                .participants
+                .iter()
+                .find(|p| {
+                    p.organization
+                        .as_ref()
+                        .is_some_and(|o| o.id == req.organization_id)
+                })?
+                .clone();
+            let open = rules::is_open(&i);
+            let due = |pick: &dyn Fn(time::Date) -> bool| {
+                i.milestones
+                    .iter()
+                    .filter(|m| open && rules::open_milestone_due(m).is_some_and(pick))
+                    .cloned()
+                    .collect::<Vec<_>>()
+            };
+            Some(PortfolioEntry {
+                name: i.name.clone(),
+                domain: i.domain,
+                title: i.title.clone(),
+                status: i.status,
+                role: me.role,
+                party_status: me.status,
+                counterparts: i
+                    .participants
+                    .iter()
+                    .filter(|p| {
+                        p.organization
+                            .as_ref()
+                            .is_some_and(|o| o.id != req.organization_id)
+                    })
+                    .cloned()
+                    .collect(),
+                milestones_due: due(&|end| end >= as_of && end <= horizon),
+                milestones_overdue: due(&|end| end < as_of),
+            })
+        })
+        .collect();
+    Ok(OrganizationPortfolio {
+        organization,
+        entries,
+        unavailable,
+        as_of: Some(dates::to_calendar(as_of)),
+    })
+}

@@ -1,0 +1,102 @@
+//! Cross-domain search: the ListInitiatives filters over several domains,
+//! merged in resource-name order (domain id, then initiative id) and paged
+//! with one token holding the last name returned.
+
+use std::time::Duration;
+
+use cetrack_shared::core::DomainCore;
+use cetrack_shared::names::InitiativeName;
+use cetrack_shared::pagination::{self, PageToken};
+use cetrack_shared::proto::{SearchInitiativesRequest, SearchInitiativesResponse};
+use cetrack_shared::validate::Violations;
+use cetrack_shared::{Domain, Error};
+use prost::Message;
+
+use crate::domains::Domains;
+
+/// SearchInitiatives.
+pub async fn search(
+    domains: &Domains,
+    req: SearchInitiativesRequest,
+    deadline: Duration,
+) -> Result<SearchInitiativesResponse, Error> {
+    let mut v = Violations::default();
+    let mut wanted = super::domains_of(&mut v, &req.domains, "domains", &domains.all());
+    let filter = req.filter.clone().unwrap_or_default();
+    DomainCore::filter(&mut v, &filter, "filter");
+    let size = pagination::page_size(req.page_size, "page_size").unwrap_or_else(|e| {
+        v.extend([e]);
+        0
+    });
+    let mut domain_bytes = Vec::new();
+    for d in &req.domains {
+        domain_bytes.extend_from_slice(&d.to_be_bytes());
+    }
+    let fp = pagination::fingerprint(&[b"search", &domain_bytes, &filter.encode_to_vec()]);
+    let token = pagination::decode(&req.page_token, fp, "page_token").unwrap_or_else(|e| {
+        v.extend([e]);
+        None
+    });
+    let position = match &token {
+        None => None,
+        Some(t) => match InitiativeName::parse(&t.last_id, "page_token") {
+            Ok(n) => Some(n),
+            Err(_) => {
+                v.add("page_token", "not a page token returned by this API");
+                None
+            }
+        },
+    };
+    v.finish()?;
+
+    // Resource-name order is domain id order, then initiative id.
+    wanted.sort_by_key(|d| d.slug());
+    if let Some(p) = &position {
+        wanted.retain(|d| d.slug() >= p.domain.slug());
+    }
+    let answers = domains
+        .each(&wanted, deadline, |d, client, deadline| {
+            let filter = filter.clone();
+            let after = position
+                .as_ref()
+                .filter(|p| p.domain == d)
+                .map(|p| p.id.clone());
+            async move { super::walk(d, client, filter, after, size, deadline).await }
+        })
+        .await;
+
+    let mut initiatives = Vec::new();
+    let mut more = false;
+    let mut unavailable = Vec::new();
+    for (d, answer) in answers {
+        match answer {
+            Ok((items, domain_more)) => {
+                more |= domain_more;
+                initiatives.extend(items);
+            }
+            Err(e) => unavailable.push(e.unavailable(d)),
+        }
+    }
+    if initiatives.len() > size {
+        initiatives.truncate(size);
+        more = true;
+    }
+    let next_page_token = match (more, initiatives.last()) {
+        (true, Some(last)) => pagination::encode(&PageToken {
+            fingerprint: fp,
+            last_id: last.name.clone(),
+            ..Default::default()
+        }),
+        _ => String::new(),
+    };
+    Ok(SearchInitiativesResponse {
+        initiatives,
+        next_page_token,
+        unavailable,
+    })
+}
+
+/// The domain of a search result.
+pub fn domain_of(name: &str) -> Option<Domain> {
+    InitiativeName::parse(name, "name").ok().map(|n| n.domain)
+}

@@ -1,0 +1,170 @@
+//! The milestone timeline: scheduled milestones across domains due in a
+//! window, and optionally those overdue, ordered by the end of their due
+//! period (so "in 2024" sorts at 2024-12-31, after "2024-Q1").
+
+use std::time::Duration;
+
+use cetrack_shared::pagination::{self, PageToken};
+use cetrack_shared::proto::{
+    InitiativeFilter, ListMilestoneTimelineRequest, ListMilestoneTimelineResponse, TimelineEntry,
+};
+use cetrack_shared::validate::Violations;
+use cetrack_shared::{dates, rules, Error};
+use prost::Message;
+
+use crate::domains::Domains;
+
+/// Page size when the caller sends 0.
+const DEFAULT_PAGE: usize = 100;
+
+/// ListMilestoneTimeline.
+pub async fn timeline(
+    domains: &Domains,
+    req: ListMilestoneTimelineRequest,
+    deadline: Duration,
+) -> Result<ListMilestoneTimelineResponse, Error> {
+    let mut v = Violations::default();
+    let as_of = super::as_of(&mut v, req.as_of.as_ref(), "as_of");
+    let after = match &req.due_after {
+        None => Some(as_of),
+        Some(d) => dates::calendar(d, "due_after")
+            .map_err(|e| v.extend([e]))
+            .ok(),
+    };
+    let before = match &req.due_before {
+        None => {
+            v.add("due_before", "required: the last day of the window");
+            None
+        }
+        Some(d) => dates::calendar(d, "due_before")
+            .map_err(|e| v.extend([e]))
+            .ok(),
+    };
+    if let (Some(a), Some(b)) = (after, before) {
+        if b < a {
+            v.add("due_before", "must not be before due_after");
+        }
+    }
+    let wanted = super::domains_of(&mut v, &req.domains, "domains", &domains.all());
+    let size = match req.page_size {
+        0 => DEFAULT_PAGE,
+        n => pagination::page_size(n, "page_size").unwrap_or_else(|e| {
+            v.extend([e]);
+            0
+        }),
+    };
+    let mut fp_req = req.clone();
+    fp_req.page_token.clear();
+    fp_req.page_size = 0;
+    let fp = pagination::fingerprint(&[b"timeline", &fp_req.encode_to_vec()]);
+    let token = pagination::decode(&req.page_token, fp, "page_token").unwrap_or_else(|e| {
+        v.extend([e]);
+        None
+    });
+    v.finish()?;
+    let (Some(after), Some(before)) = (after, before) else {
+        return Err(Error::invalid("due_before", "required"));
+    };
+
+    let mut filters = vec![InitiativeFilter {
+        due_after: Some(dates::to_calendar(after)),
+        due_before: Some(dates::to_calendar(before)),
+        as_of: Some(dates::to_calendar(as_of)),
+        ..Default::default()
+    }];
+    if req.include_overdue {
+        filters.push(InitiativeFilter {
+            overdue_only: true,
+            as_of: Some(dates::to_calendar(as_of)),
+            ..Default::default()
+        });
+    }
+    let answers = domains
+        .each(&wanted, deadline, |d, client, deadline| {
+            let filters = filters.clone();
+            async move {
+                let mut out = Vec::new();
+                for f in filters {
+                    out.extend(
+                        super::walk(d, client.clone(), f, None, super::MAX_WALK, deadline)
+                            .await?
+                            .0,
+                    );
+                }
+                Ok(out)
+            }
+        })
+        .await;
+    let mut initiatives = Vec::new();
+    let mut unavailable = Vec::new();
+    for (d, answer) in answers {
+        match answer {
+            Ok(items) => initiatives.extend(items),
+            Err(e) => unavailable.push(e.unavailable(d)),
+        }
+    }
+    initiatives.sort_by(|a, b| a.name.cmp(&b.name));
+    initiatives.dedup_by(|a, b| a.name == b.name);
+
+    let mut entries: Vec<(i32, TimelineEntry)> = Vec::new();
+    for i in initiatives.iter().filter(|i| rules::is_open(i)) {
+        for m in &i.milestones {
+            let Some(end) = rules::open_milestone_due(m) else {
+                continue;
+            };
+            let overdue = end < as_of;
+            let in_window = end >= after && end <= before;
+            if in_window || (overdue && req.include_overdue) {
+                entries.push((
+                    dates::day_key(end),
+                    TimelineEntry {
+                        initiative: i.name.clone(),
+                        domain: i.domain,
+                        initiative_title: i.title.clone(),
+                        milestone: Some(m.clone()),
+                        due_end: Some(dates::to_calendar(end)),
+                        overdue,
+                    },
+                ));
+            }
+        }
+    }
+    let key = |(day, e): &(i32, TimelineEntry)| {
+        (
+            *day,
+            e.initiative.clone(),
+            e.milestone
+                .as_ref()
+                .map(|m| m.id.clone())
+                .unwrap_or_default(),
+        )
+    };
+    entries.sort_by_key(key);
+    if let Some(t) = &token {
+        let pos = (
+            t.last_revision as i32,
+            t.last_id.clone(),
+            t.cursors.first().cloned().unwrap_or_default(),
+        );
+        entries.retain(|e| key(e) > pos);
+    }
+    let more = entries.len() > size;
+    entries.truncate(size);
+    let next_page_token = match (more, entries.last()) {
+        (true, Some(last)) => {
+            let (day, name, milestone) = key(last);
+            pagination::encode(&PageToken {
+                fingerprint: fp,
+                last_id: name,
+                last_revision: day as u64,
+                cursors: vec![milestone],
+            })
+        }
+        _ => String::new(),
+    };
+    Ok(ListMilestoneTimelineResponse {
+        entries: entries.into_iter().map(|(_, e)| e).collect(),
+        next_page_token,
+        unavailable,
+    })
+}
