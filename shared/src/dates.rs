@@ -279,3 +279,58 @@ mod tests {
         );
     }
 }
+
+/// Parses a date as people write it, at its precision: `2024`, `2024-Q1`,
+/// `2024-03` or `2024-03-15`. The result still has to pass [`period`].
+pub fn parse(text: &str) -> Option<ApproximateDate> {
+    let text = text.trim();
+    let parts: Vec<&str> = text.split('-').collect();
+    let num = |s: &str| s.parse::<i32>().ok();
+    let mut d = ApproximateDate {
+        year: num(parts.first()?)?,
+        ..Default::default()
+    };
+    match parts.as_slice() {
+        [_] => d.precision = DatePrecision::Year as i32,
+        [_, q] if q.starts_with(['Q', 'q']) => {
+            d.precision = DatePrecision::Quarter as i32;
+            d.quarter = num(&q[1..])?;
+        }
+        [_, m] => {
+            d.precision = DatePrecision::Month as i32;
+            d.month = num(m)?;
+        }
+        [_, m, day] => {
+            d.precision = DatePrecision::Day as i32;
+            d.month = num(m)?;
+            d.day = num(day)?;
+        }
+        _ => return None,
+    }
+    period(&d, "").ok().map(|_| d)
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    #[test]
+    fn parses_each_precision() {
+        assert_eq!(parse("2024").map(|d| display(&d)), Some("2024".into()));
+        assert_eq!(
+            parse("2024-Q1").map(|d| display(&d)),
+            Some("2024-Q1".into())
+        );
+        assert_eq!(
+            parse("2024-03").map(|d| display(&d)),
+            Some("2024-03".into())
+        );
+        assert_eq!(
+            parse("2024-03-15").map(|d| display(&d)),
+            Some("2024-03-15".into())
+        );
+        assert_eq!(parse("2024-Q5"), None);
+        assert_eq!(parse("2023-02-30"), None);
+        assert_eq!(parse("soon"), None);
+    }
+}

@@ -91,8 +91,25 @@ pub async fn fact_sheet(
     })
 }
 
-/// Each initiative as it stood at the end of `as_of`: records changed later
-/// are read back from their history; records created later are left out.
+/// The day a commitment was made: the earliest date of its sources, or the
+/// day it was recorded when no source is dated.
+fn committed_on(i: &Initiative) -> Option<Date> {
+    i.sources
+        .iter()
+        .filter_map(|s| s.date.as_ref())
+        .filter_map(|d| dates::period(d, "").ok().map(|(start, _)| start))
+        .min()
+        .or_else(|| {
+            i.create_time
+                .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
+                .map(|t| t.date())
+        })
+}
+
+/// Each initiative as it stood at the end of `as_of`. Commitments made after
+/// that day are left out. A record changed after that day is read back from
+/// its history: the last version recorded by then, or, for a commitment
+/// recorded only later, the version first recorded.
 async fn as_of_versions(
     domain: Domain,
     client: Client,
@@ -106,6 +123,9 @@ async fn as_of_versions(
         .unwrap_or(i64::MAX);
     let mut out = Vec::new();
     for i in items {
+        if committed_on(&i).is_some_and(|d| d > as_of) {
+            continue;
+        }
         let changed_after = i.update_time.is_some_and(|t| t.seconds >= end_of_day);
         if !changed_after {
             out.push(i);
@@ -113,8 +133,9 @@ async fn as_of_versions(
         }
         let mut client = client.clone();
         let mut token = String::new();
+        let mut first = None;
         let mut version = None;
-        loop {
+        'pages: loop {
             let page = client
                 .list_history(request(
                     ListHistoryRequest {
@@ -128,21 +149,27 @@ async fn as_of_versions(
                 .map_err(|s| status_error(domain, s))?
                 .into_inner();
             for c in page.changes {
-                if c.change_time.is_some_and(|t| t.seconds >= end_of_day) {
-                    break;
+                if first.is_none() {
+                    first = c.initiative.clone();
                 }
-                version = if c.r#type == ChangeType::Deleted as i32 {
+                if c.change_time.is_some_and(|t| t.seconds >= end_of_day) {
+                    break 'pages;
+                }
+                version = Some(if c.r#type == ChangeType::Deleted as i32 {
                     None
                 } else {
                     c.initiative
-                };
+                });
             }
             if page.next_page_token.is_empty() {
                 break;
             }
             token = page.next_page_token;
         }
-        out.extend(version);
+        match version {
+            Some(v) => out.extend(v),
+            None => out.extend(first),
+        }
     }
     Ok(out)
 }

@@ -1,0 +1,185 @@
+//! `cetrack`: runs the whole system (`cetrack up`) and talks to it.
+
+mod client;
+mod commands;
+mod error;
+mod output;
+mod seed;
+mod transfer;
+mod up;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use cetrack_shared::runtime::{init_tracing, CommonArgs};
+use cetrack_shared::Domain;
+use clap::{Parser, Subcommand};
+
+use crate::client::{parse_domain_url, Endpoints};
+use crate::output::Format;
+
+/// Track what governments commit to in technology-cooperation dialogues.
+#[derive(Debug, Parser)]
+#[command(name = "cetrack", version, propagate_version = true)]
+struct Cli {
+    /// The gateway's address (`host:port` or URL); domains default to the same
+    /// host at their default ports.
+    #[arg(
+        long,
+        global = true,
+        env = "CETRACK_ADDR",
+        default_value = "http://127.0.0.1:50050"
+    )]
+    addr: String,
+    /// A domain service's address as NAME=URL, overriding the default; repeat
+    /// for several.
+    #[arg(long = "domain-addr", global = true, env = "CETRACK_DOMAIN_ADDRS", value_delimiter = ',', value_parser = parse_domain_url)]
+    domain_addrs: Vec<(Domain, String)>,
+    /// Output format.
+    #[arg(long, short, global = true, value_enum, default_value_t = Format::Table)]
+    output: Format,
+    /// Logging (for `up`).
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the seven domain services and the gateway in this process.
+    Up(up::UpArgs),
+    /// Check that a server answers grpc.health.v1 SERVING (exit 0) or not (exit 1).
+    Health(commands::HealthArgs),
+    /// Every domain's summary and the totals across domains.
+    Overview(commands::OverviewArgs),
+    /// Search initiatives across domains (through the gateway).
+    Search(commands::SearchArgs),
+    /// List the initiatives of one domain.
+    List(commands::ListArgs),
+    /// Show one initiative by resource name.
+    Show {
+        /// `domains/{domain}/initiatives/{id}`.
+        name: String,
+    },
+    /// Create an initiative from a JSON file (an Initiative, or a CreateInitiativeRequest).
+    Create(commands::CreateArgs),
+    /// Update an initiative from a JSON file holding the Initiative with its name and etag.
+    Update(commands::UpdateArgs),
+    /// Delete an initiative (its history stays).
+    Delete(commands::DeleteArgs),
+    /// Add a progress update to an initiative.
+    Progress(commands::ProgressArgs),
+    /// Update one milestone of an initiative.
+    Milestone(commands::MilestoneArgs),
+    /// Every revision of an initiative.
+    History {
+        /// `domains/{domain}/initiatives/{id}`.
+        name: String,
+    },
+    /// Everything an organization takes part in, across domains.
+    Portfolio(commands::PortfolioArgs),
+    /// Milestones due in a window (and overdue), across domains.
+    Timeline(commands::TimelineArgs),
+    /// Follow every domain's changes.
+    Watch(commands::WatchArgs),
+    /// Write the joint fact sheet, annotated with status as of a day, as Markdown.
+    FactSheet(commands::FactSheetArgs),
+    /// Load the 2023-12-08 fact sheet into a running system (what is not there yet).
+    Seed,
+    /// Write every initiative as JSON Lines.
+    Export {
+        /// Output file [default: standard output].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Only these domains [default: all].
+        #[arg(long = "in")]
+        domains: Vec<Domain>,
+    },
+    /// Create the initiatives of a JSON Lines file that are not there yet.
+    Import {
+        /// The file (`-` for standard input).
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if matches!(cli.command, Command::Up(_)) {
+        init_tracing(&cli.common);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let endpoints = Endpoints::new(&cli.addr, &cli.domain_addrs)?;
+    let out = cli.output;
+    let c = &endpoints;
+    match cli.command {
+        Command::Up(args) => up::up(args).await?,
+        Command::Health(args) => return commands::health(&cli.addr, args).await,
+        Command::Overview(args) => commands::overview(c, out, args).await?,
+        Command::Search(args) => commands::search(c, out, args).await?,
+        Command::List(args) => commands::list(c, out, args).await?,
+        Command::Show { name } => commands::show(c, out, &name).await?,
+        Command::Create(args) => commands::create(c, out, args).await?,
+        Command::Update(args) => commands::update(c, out, args).await?,
+        Command::Delete(args) => commands::delete(c, args).await?,
+        Command::Progress(args) => commands::progress(c, out, args).await?,
+        Command::Milestone(args) => commands::milestone(c, out, args).await?,
+        Command::History { name } => commands::history(c, out, &name).await?,
+        Command::Portfolio(args) => commands::portfolio(c, out, args).await?,
+        Command::Timeline(args) => commands::timeline(c, out, args).await?,
+        Command::Watch(args) => commands::watch(c, out, args).await?,
+        Command::FactSheet(args) => commands::fact_sheet(c, args).await?,
+        Command::Seed => {
+            let loaded = seed::load(c, seed::FACT_SHEET_2023_12_08).await?;
+            eprintln!(
+                "seeded the 2023-12-08 fact sheet: {} created, {} already present",
+                loaded.created, loaded.present
+            );
+        }
+        Command::Export { out: file, domains } => {
+            let domains = if domains.is_empty() {
+                Domain::ALL.to_vec()
+            } else {
+                domains
+            };
+            let n = match file {
+                Some(path) => {
+                    let mut f = std::io::BufWriter::new(std::fs::File::create(&path)?);
+                    transfer::export(c, &domains, &mut f).await?
+                }
+                None => transfer::export(c, &domains, &mut std::io::stdout().lock()).await?,
+            };
+            eprintln!("exported {n} initiatives");
+        }
+        Command::Import { file } => {
+            let done = if file.as_os_str() == "-" {
+                transfer::import(c, &mut std::io::stdin().lock()).await?
+            } else {
+                let f = std::fs::File::open(&file)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+                transfer::import(c, &mut std::io::BufReader::new(f)).await?
+            };
+            eprintln!(
+                "imported: {} created, {} already present",
+                done.created, done.present
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,57 @@
+//! The dialogue record shipped with cetrack: every commitment of the
+//! 2023-12-08 U.S.-ROK joint fact sheet, loaded through the public gRPC API.
+
+use anyhow::Context;
+use cetrack_shared::names::parse_parent;
+use cetrack_shared::proto::CreateInitiativeRequest;
+
+use crate::client::Endpoints;
+
+/// The data set, one CreateInitiativeRequest per line (proto3 JSON).
+pub const FACT_SHEET_2023_12_08: &str = include_str!("../data/us-rok-cet-2023-12-08.jsonl");
+
+/// The requests of a JSON Lines data set.
+pub fn requests(text: &str) -> anyhow::Result<Vec<CreateInitiativeRequest>> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(n, l)| serde_json::from_str(l).with_context(|| format!("line {}", n + 1)))
+        .collect()
+}
+
+/// What a load did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Loaded {
+    /// Initiatives created now.
+    pub created: usize,
+    /// Initiatives that were there already.
+    pub present: usize,
+}
+
+/// Creates every initiative of the data set that is not there yet. Each
+/// request carries its request id, so loading twice changes nothing.
+pub async fn load(endpoints: &Endpoints, text: &str) -> anyhow::Result<Loaded> {
+    let mut loaded = Loaded::default();
+    for req in requests(text)? {
+        let domain = parse_parent(&req.parent, "parent")
+            .map_err(|v| anyhow::anyhow!("{}: {}", v.field, v.description))?;
+        let mut client = endpoints.domain(domain).await?;
+        let name = format!("{}/initiatives/{}", req.parent, req.initiative_id);
+        let before = client
+            .get_initiative(cetrack_shared::proto::GetInitiativeRequest { name: name.clone() })
+            .await;
+        if before.is_ok() {
+            loaded.present += 1;
+            continue;
+        }
+        match client.create_initiative(req).await {
+            Ok(_) => loaded.created += 1,
+            Err(s) if s.code() == tonic::Code::AlreadyExists => loaded.present += 1,
+            Err(s) => {
+                return Err(crate::error::StatusError(s))
+                    .with_context(|| format!("creating {name}"))
+            }
+        }
+    }
+    Ok(loaded)
+}

@@ -1,0 +1,152 @@
+//! `cetrack export` and `cetrack import`: every initiative as JSON Lines
+//! (proto3 JSON, one `Initiative` per line), through the public gRPC API.
+
+use std::io::{BufRead, Write};
+
+use anyhow::Context;
+use cetrack_shared::names::InitiativeName;
+use cetrack_shared::pagination::fingerprint;
+use cetrack_shared::proto::{
+    AddProgressUpdateRequest, CreateInitiativeRequest, GetInitiativeRequest, Initiative,
+    ListInitiativesRequest,
+};
+use cetrack_shared::Domain;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::client::Endpoints;
+use crate::error::StatusError;
+
+fn bar(len: Option<u64>, what: &str) -> ProgressBar {
+    let b = match len {
+        Some(n) => ProgressBar::new(n),
+        None => ProgressBar::new_spinner(),
+    };
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        b.set_draw_target(ProgressDrawTarget::stderr());
+    } else {
+        b.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} {elapsed}") {
+        b.set_style(style.progress_chars("=> "));
+    }
+    b.set_message(what.to_string());
+    b
+}
+
+/// Writes every initiative of `domains` to `out`; returns how many.
+pub async fn export(
+    endpoints: &Endpoints,
+    domains: &[Domain],
+    out: &mut dyn Write,
+) -> anyhow::Result<usize> {
+    let progress = bar(None, "exporting");
+    let mut n = 0;
+    for d in domains {
+        let mut client = endpoints.domain(*d).await?;
+        let mut token = String::new();
+        loop {
+            let page = client
+                .list_initiatives(ListInitiativesRequest {
+                    parent: d.parent(),
+                    page_size: 1000,
+                    page_token: token,
+                    filter: None,
+                })
+                .await
+                .map_err(StatusError)?
+                .into_inner();
+            for i in &page.initiatives {
+                writeln!(out, "{}", serde_json::to_string(i)?)?;
+                n += 1;
+                progress.inc(1);
+            }
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            token = page.next_page_token;
+        }
+    }
+    out.flush()?;
+    progress.finish_and_clear();
+    Ok(n)
+}
+
+/// What an import did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Imported {
+    /// Initiatives created.
+    pub created: usize,
+    /// Initiatives that were there already (left as they are).
+    pub present: usize,
+}
+
+/// One line of an import: an exported `Initiative`, or a
+/// `CreateInitiativeRequest` (the seed format).
+fn parse_line(line: &str) -> anyhow::Result<(CreateInitiativeRequest, Initiative)> {
+    let value: serde_json::Value = serde_json::from_str(line)?;
+    if value.get("initiative").is_some() {
+        let req: CreateInitiativeRequest = serde_json::from_value(value)?;
+        let init = req.initiative.clone().unwrap_or_default();
+        return Ok((req, init));
+    }
+    let init: Initiative = serde_json::from_value(value)?;
+    let name = InitiativeName::parse(&init.name, "name")
+        .map_err(|v| anyhow::anyhow!("{}: {}", v.field, v.description))?;
+    let req = CreateInitiativeRequest {
+        parent: name.domain.parent(),
+        initiative_id: name.id,
+        initiative: Some(init.clone()),
+        request_id: format!("import-{:016x}", fingerprint(&[init.name.as_bytes()])),
+        reporter: "import".into(),
+    };
+    Ok((req, init))
+}
+
+/// Creates every initiative of the JSON Lines `input` that is not there yet,
+/// with its progress updates in order. Existing initiatives are left alone.
+pub async fn import(endpoints: &Endpoints, input: &mut dyn BufRead) -> anyhow::Result<Imported> {
+    let lines: Vec<String> = input.lines().collect::<Result<_, _>>()?;
+    let progress = bar(Some(lines.len() as u64), "importing");
+    let mut done = Imported::default();
+    for (n, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (req, init) = parse_line(line).with_context(|| format!("line {}", n + 1))?;
+        let domain = cetrack_shared::names::parse_parent(&req.parent, "parent")
+            .map_err(|v| anyhow::anyhow!("line {}: {}: {}", n + 1, v.field, v.description))?;
+        let name = format!("{}/initiatives/{}", req.parent, req.initiative_id);
+        let mut client = endpoints.domain(domain).await?;
+        if client
+            .get_initiative(GetInitiativeRequest { name: name.clone() })
+            .await
+            .is_ok()
+        {
+            done.present += 1;
+            progress.inc(1);
+            continue;
+        }
+        client
+            .create_initiative(req)
+            .await
+            .map_err(StatusError)
+            .with_context(|| format!("line {}: creating {name}", n + 1))?;
+        for p in &init.progress_updates {
+            client
+                .add_progress_update(AddProgressUpdateRequest {
+                    name: name.clone(),
+                    progress_update: Some(p.clone()),
+                    etag: String::new(),
+                    request_id: format!("import-{:016x}-{}", fingerprint(&[name.as_bytes()]), p.id),
+                    reporter: "import".into(),
+                })
+                .await
+                .map_err(StatusError)
+                .with_context(|| format!("line {}: progress update {} of {name}", n + 1, p.id))?;
+        }
+        done.created += 1;
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    Ok(done)
+}

@@ -1,0 +1,117 @@
+//! `cetrack up`: the seven domain services and the gateway in one process,
+//! each on its own port with its own store under one data directory.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use cetrack_gateway::{start_gateway, GatewayConfig};
+use cetrack_shared::domain::GATEWAY_DEFAULT_PORT;
+use cetrack_shared::runtime::{cancel_on_signals, start_domain, DomainServerConfig, RunningServer};
+use cetrack_shared::Domain;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::Endpoints;
+use crate::seed;
+
+/// Options of `cetrack up`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UpArgs {
+    /// Directory holding one store per domain.
+    #[arg(long, env = "CETRACK_DATA_DIR", default_value = "./cetrack-data")]
+    pub data_dir: PathBuf,
+    /// Address every server listens on.
+    #[arg(long, env = "CETRACK_HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// Port of the gateway; the domains take the next seven.
+    #[arg(long, env = "CETRACK_BASE_PORT", default_value_t = GATEWAY_DEFAULT_PORT)]
+    pub base_port: u16,
+    /// Load the 2023-12-08 fact sheet (what is not there yet).
+    #[arg(long)]
+    pub seed: bool,
+    /// sled page cache per domain, in MiB.
+    #[arg(long, env = "CETRACK_CACHE_MB", default_value_t = 32)]
+    pub cache_mb: u64,
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} for {what} (is cetrack already running?)")
+    })
+}
+
+/// Runs everything until Ctrl-C or SIGTERM, then shuts down cleanly.
+pub async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    cancel_on_signals(shutdown.clone());
+    let mut servers: Vec<(String, RunningServer)> = Vec::new();
+    let mut addrs = Vec::new();
+    for (i, d) in Domain::ALL.into_iter().enumerate() {
+        let addr = SocketAddr::new(args.host, args.base_port + 1 + i as u16);
+        let listener = bind(addr, d.slug()).await?;
+        let config = DomainServerConfig {
+            domain: d,
+            data_dir: args.data_dir.join(d.slug()),
+            cache_capacity: args.cache_mb * 1024 * 1024,
+        };
+        let server = start_domain(config, listener, shutdown.clone()).await?;
+        addrs.push((d, server.addr));
+        servers.push((d.slug().to_string(), server));
+    }
+    let gateway_addr = SocketAddr::new(args.host, args.base_port);
+    let gateway = start_gateway(
+        GatewayConfig::with_addrs(addrs.clone()),
+        bind(gateway_addr, "the gateway").await?,
+        shutdown.clone(),
+    )
+    .await?;
+    servers.push(("gateway".into(), gateway));
+
+    if args.seed {
+        let endpoints = Endpoints::new(
+            &gateway_addr.to_string(),
+            &addrs
+                .iter()
+                .map(|(d, a)| (*d, format!("http://{a}")))
+                .collect::<Vec<_>>(),
+        )?;
+        let loaded = seed::load(&endpoints, seed::FACT_SHEET_2023_12_08).await?;
+        eprintln!(
+            "seeded the 2023-12-08 fact sheet: {} created, {} already present",
+            loaded.created, loaded.present
+        );
+    }
+    eprintln!(
+        "cetrack is up: gateway on {gateway_addr}, domains on ports {}-{}, data in {}.\n\
+         Try, in another terminal:\n  \
+         cargo run -p cetrack -- overview\n  \
+         cargo run -p cetrack -- search --org us-nsf\n  \
+         cargo run -p cetrack -- portfolio us-nsf\n  \
+         cargo run -p cetrack -- fact-sheet --out fact-sheet.md\n\
+         Press Ctrl-C to stop.",
+        args.base_port + 1,
+        args.base_port + 7,
+        args.data_dir.display()
+    );
+    shutdown.cancelled().await;
+    let mut failed = false;
+    for (name, server) in servers {
+        match server.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                failed = true;
+                eprintln!("{name} failed: {e}");
+            }
+            Err(e) => {
+                failed = true;
+                eprintln!("{name} failed: {e}");
+            }
+        }
+    }
+    if failed {
+        anyhow::bail!("some servers did not stop cleanly");
+    }
+    eprintln!("cetrack stopped; every store is flushed");
+    Ok(())
+}
