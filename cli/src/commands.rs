@@ -982,7 +982,7 @@ pub struct FactSheetArgs {
 }
 
 /// `cetrack fact-sheet`.
-pub async fn fact_sheet(c: &Endpoints, args: FactSheetArgs) -> anyhow::Result<()> {
+pub async fn fact_sheet(c: &Endpoints, out: Format, args: FactSheetArgs) -> anyhow::Result<()> {
     let sheet = c
         .gateway()
         .await?
@@ -994,6 +994,7 @@ pub async fn fact_sheet(c: &Endpoints, args: FactSheetArgs) -> anyhow::Result<()
         .map_err(StatusError)?
         .into_inner();
     match args.out {
+        None if out == Format::Json => output::json(&sheet)?,
         Some(path) => {
             std::fs::write(&path, &sheet.markdown)
                 .with_context(|| format!("cannot write {}", path.display()))?;

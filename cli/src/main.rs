@@ -1,5 +1,6 @@
 //! `cetrack`: runs the whole system (`cetrack up`) and talks to it.
 
+mod backup;
 mod client;
 mod commands;
 mod error;
@@ -11,7 +12,7 @@ mod up;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use cetrack_shared::runtime::{init_tracing, CommonArgs};
+use cetrack_shared::runtime::init_tracing;
 use cetrack_shared::Domain;
 use clap::{Parser, Subcommand};
 
@@ -38,9 +39,6 @@ struct Cli {
     /// Output format.
     #[arg(long, short, global = true, value_enum, default_value_t = Format::Table)]
     output: Format,
-    /// Logging (for `up`).
-    #[command(flatten)]
-    common: CommonArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -96,6 +94,25 @@ enum Command {
         #[arg(long = "in")]
         domains: Vec<Domain>,
     },
+    /// Back up a domain's store while its service runs (a consistent snapshot).
+    Backup {
+        /// The domain.
+        domain: Domain,
+        /// The backup file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore a backup into an empty data directory (no service may be using it).
+    Restore {
+        /// The domain.
+        domain: Domain,
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+        /// The domain's data directory, e.g. ./cetrack-data/quantum.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
     /// Create the initiatives of a JSON Lines file that are not there yet.
     Import {
         /// The file (`-` for standard input).
@@ -105,8 +122,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Up(_)) {
-        init_tracing(&cli.common);
+    if let Command::Up(args) = &cli.command {
+        init_tracing(&args.common);
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -144,7 +161,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Portfolio(args) => commands::portfolio(c, out, args).await?,
         Command::Timeline(args) => commands::timeline(c, out, args).await?,
         Command::Watch(args) => commands::watch(c, out, args).await?,
-        Command::FactSheet(args) => commands::fact_sheet(c, args).await?,
+        Command::FactSheet(args) => commands::fact_sheet(c, out, args).await?,
         Command::Seed => {
             let loaded = seed::load(c, seed::FACT_SHEET_2023_12_08).await?;
             eprintln!(
@@ -167,6 +184,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             eprintln!("exported {n} initiatives");
         }
+        Command::Backup { domain, out: file } => backup::backup(c, domain, &file).await?,
+        Command::Restore {
+            domain,
+            from,
+            data_dir,
+        } => backup::restore(domain, &from, &data_dir)?,
         Command::Import { file } => {
             let done = if file.as_os_str() == "-" {
                 transfer::import(c, &mut std::io::stdin().lock()).await?

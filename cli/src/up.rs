@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use cetrack_gateway::{start_gateway, GatewayConfig};
 use cetrack_shared::domain::GATEWAY_DEFAULT_PORT;
-use cetrack_shared::runtime::{cancel_on_signals, start_domain, DomainServerConfig, RunningServer};
+use cetrack_shared::runtime::{
+    cancel_on_signals, start_domain, CommonArgs, DomainServerConfig, RunningServer,
+};
 use cetrack_shared::Domain;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -33,6 +35,9 @@ pub struct UpArgs {
     /// sled page cache per domain, in MiB.
     #[arg(long, env = "CETRACK_CACHE_MB", default_value_t = 32)]
     pub cache_mb: u64,
+    /// Logging.
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {

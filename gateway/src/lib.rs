@@ -17,8 +17,8 @@ use cetrack_shared::runtime::{
 };
 use cetrack_shared::Domain;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 
 use crate::api::GatewayApi;
@@ -103,7 +103,12 @@ pub async fn start_gateway(
             .add_service(health_service)
             .add_service(reflection)
             .add_service(api)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+            // Set TCP_NODELAY on accepted sockets (Server::tcp_nodelay does not apply
+            // to an incoming stream), or small responses wait for delayed ACKs.
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                signal,
+            )
             .await?;
         tracing::info!("gateway stopped");
         Ok(())

@@ -580,5 +580,19 @@ impl DomainCore {
     }
 }
 
+impl DomainCore {
+    /// BackupStore: a consistent snapshot of the whole store, in chunks.
+    pub async fn backup(
+        &self,
+        req: crate::proto::BackupStoreRequest,
+    ) -> Result<Vec<crate::proto::BackupChunk>> {
+        let mut v = Violations::default();
+        self.parent(&mut v, &req.parent, "parent")?;
+        v.finish()?;
+        let store = self.store.clone();
+        blocking(move || crate::backup::snapshot_chunks(&store)).await
+    }
+}
+
 /// Shared handle to a domain's logic.
 pub type SharedCore = Arc<DomainCore>;

@@ -3,6 +3,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
@@ -127,9 +128,86 @@ impl DomainService for DomainApi {
         &self,
         r: Request<WatchChangesRequest>,
     ) -> Reply<Self::WatchChangesStream> {
-        let stream = self.core.watch(r.into_inner(), self.shutdown.clone())?;
-        Ok(Response::new(Box::pin(
-            stream.map(|c| c.map_err(Status::from)),
-        )))
+        let deadline = grpc_timeout(r.metadata());
+        let stream = self
+            .core
+            .watch(r.into_inner(), self.shutdown.clone())?
+            .map(|c| c.map_err(Status::from));
+        Ok(Response::new(match deadline {
+            None => Box::pin(stream),
+            Some(after) => Box::pin(until_deadline(stream, after)),
+        }))
+    }
+}
+
+/// The caller's deadline from the `grpc-timeout` header (gRPC over HTTP/2:
+/// at most 8 digits and a unit, `H`, `M`, `S`, `m`, `u` or `n`).
+fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
+    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let unit = value.chars().last()?;
+    let digits = &value[..value.len() - unit.len_utf8()];
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        'H' => Duration::from_secs(n * 3600),
+        'M' => Duration::from_secs(n * 60),
+        'S' => Duration::from_secs(n),
+        'm' => Duration::from_millis(n),
+        'u' => Duration::from_micros(n),
+        'n' => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// Ends a server stream with DEADLINE_EXCEEDED once `after` has passed: the
+/// server's timeout covers a call only until its response headers, not a
+/// stream's body.
+fn until_deadline<S>(stream: S, after: Duration) -> impl Stream<Item = Result<Change, Status>>
+where
+    S: Stream<Item = Result<Change, Status>> + Send + Unpin + 'static,
+{
+    let expiry = Box::pin(tokio::time::sleep(after));
+    futures::stream::unfold(Some((stream, expiry)), move |state| async move {
+        let (mut stream, mut expiry) = state?;
+        tokio::select! {
+            item = stream.next() => item.map(|item| (item, Some((stream, expiry)))),
+            _ = &mut expiry => Some((
+                Err(Status::deadline_exceeded(format!(
+                    "the caller's deadline of {after:?} has passed"
+                ))),
+                None,
+            )),
+        }
+    })
+}
+
+/// The gRPC face of a domain store's backups.
+#[derive(Debug, Clone)]
+pub struct StoreAdminApi {
+    core: Arc<DomainCore>,
+}
+
+impl StoreAdminApi {
+    /// Backs up the store of `core`.
+    pub fn new(core: Arc<DomainCore>) -> Self {
+        Self { core }
+    }
+}
+
+#[tonic::async_trait]
+impl crate::proto::store_admin_service_server::StoreAdminService for StoreAdminApi {
+    type BackupStoreStream =
+        Pin<Box<dyn Stream<Item = Result<crate::proto::BackupChunk, Status>> + Send + 'static>>;
+
+    async fn backup_store(
+        &self,
+        r: Request<crate::proto::BackupStoreRequest>,
+    ) -> Reply<Self::BackupStoreStream> {
+        let chunks = self.core.backup(r.into_inner()).await?;
+        Ok(Response::new(Box::pin(futures::stream::iter(
+            chunks.into_iter().map(Ok),
+        ))))
     }
 }

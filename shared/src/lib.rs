@@ -2,6 +2,7 @@
 //! code, the domain rules, validation, typed errors, storage on sled and the
 //! server runtime.
 
+pub mod backup;
 pub mod core;
 pub mod dates;
 pub mod domain;

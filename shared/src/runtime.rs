@@ -12,8 +12,8 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 
 use crate::core::DomainCore;
@@ -115,6 +115,28 @@ impl RunningServer {
     }
 }
 
+/// How long [`open_store`] waits for the lock of a store that is still being
+/// closed.
+const STORE_LOCK_WAIT: Duration = Duration::from_secs(1);
+
+/// Opens a store, waiting a little while its file lock is still held: when a
+/// server of this process has just stopped, sled's background threads may
+/// hold the files for a few more milliseconds after the store is dropped.
+async fn open_store(config: &StoreConfig) -> Result<Store, crate::store::OpenError> {
+    let deadline = tokio::time::Instant::now() + STORE_LOCK_WAIT;
+    loop {
+        match Store::open(config) {
+            Err(crate::store::OpenError::Io { source, .. })
+                if source.to_string().contains("could not acquire lock")
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Opens the domain's store and serves it on `listener` until `shutdown`
 /// fires: then stops accepting, ends watch streams, lets in-flight calls
 /// finish, flushes the store and returns.
@@ -123,16 +145,21 @@ pub async fn start_domain(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunningServer> {
-    let store = Store::open(&StoreConfig {
+    let store = open_store(&StoreConfig {
         domain: config.domain,
         path: config.data_dir.clone(),
         cache_capacity: config.cache_capacity,
-    })?;
+    })
+    .await?;
     let addr = listener.local_addr()?;
     let core = Arc::new(DomainCore::new(config.domain, store.clone()));
-    let api = DomainServiceServer::new(DomainApi::new(core, shutdown.clone()))
+    let api = DomainServiceServer::new(DomainApi::new(core.clone(), shutdown.clone()))
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_RESPONSE_BYTES);
+    let admin = crate::proto::store_admin_service_server::StoreAdminServiceServer::new(
+        crate::grpc::StoreAdminApi::new(core.clone()),
+    )
+    .max_encoding_message_size(MAX_RESPONSE_BYTES);
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<DomainServiceServer<DomainApi>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
@@ -161,7 +188,14 @@ pub async fn start_domain(
             .add_service(health_service)
             .add_service(reflection)
             .add_service(api)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+            .add_service(admin)
+            // `Server::tcp_nodelay` is ignored for an incoming stream: set it on
+            // the accepted sockets, or Nagle's algorithm and delayed ACKs hold
+            // every small response back by ~40 ms.
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                signal,
+            )
             .await;
         let flushed = store.flush();
         tracing::info!(%domain, "stopped");

@@ -40,6 +40,14 @@ use commit::GroupCommit;
 /// written by a newer cetrack and is refused.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// One key of one tree, as stored: (tree, key, value).
+pub type RawEntry = (String, Vec<u8>, Vec<u8>);
+
+/// The trees of a store, in the order a backup lists them.
+pub const TREES: [&str; 8] = [
+    "meta", "records", "index", "history", "changes", "summary", "labels", "requests",
+];
+
 const META_SCHEMA: &[u8] = b"schema_version";
 const META_DOMAIN: &[u8] = b"domain";
 const META_REVISION: &[u8] = b"last_revision";
@@ -710,6 +718,102 @@ impl Store {
             .iter()
             .map(|kv| kv.map_err(storage).and_then(|(_, v)| decode(&v)))
             .collect()
+    }
+
+    fn tree(&self, name: &str) -> Option<&sled::Tree> {
+        let s = &*self.inner;
+        Some(match name {
+            "records" => &s.records,
+            "index" => &s.index,
+            "history" => &s.history,
+            "changes" => &s.changes,
+            "summary" => &s.summary,
+            "labels" => &s.labels,
+            "requests" => &s.requests,
+            "meta" => &s.meta,
+            _ => return None,
+        })
+    }
+
+    /// Every key of every tree, read under the write lock so that the copy is
+    /// consistent (writes wait while it is read), with the last revision.
+    pub fn snapshot(&self) -> Result<(u64, Vec<RawEntry>)> {
+        let _guard = self
+            .inner
+            .write_lock
+            .lock()
+            .map_err(|_| Error::Storage("the write lock is poisoned".into()))?;
+        let mut entries = Vec::new();
+        for name in TREES {
+            let tree = self
+                .tree(name)
+                .ok_or_else(|| Error::Storage(format!("no tree {name}")))?;
+            for kv in tree.iter() {
+                let (k, v) = kv.map_err(storage)?;
+                entries.push((name.to_string(), k.to_vec(), v.to_vec()));
+            }
+        }
+        let revision = self.inner.committed.load(Ordering::SeqCst);
+        Ok((revision, entries))
+    }
+
+    /// Loads a snapshot into this store, which must be empty (no change ever
+    /// made), and flushes it. The snapshot's domain must be this store's.
+    pub fn restore(&self, entries: Vec<RawEntry>) -> Result<u64> {
+        let s = &*self.inner;
+        let _guard = s
+            .write_lock
+            .lock()
+            .map_err(|_| Error::Storage("the write lock is poisoned".into()))?;
+        if s.committed.load(Ordering::SeqCst) != 0 || !s.records.is_empty() {
+            return Err(Error::FailedPrecondition(format!(
+                "the store in {} is not empty; restore only into an empty data directory",
+                s.path.display()
+            )));
+        }
+        for (tree, key, value) in &entries {
+            if tree == "meta"
+                && key.as_slice() == META_DOMAIN
+                && value.as_slice() != s.domain.slug().as_bytes()
+            {
+                return Err(Error::FailedPrecondition(format!(
+                    "the backup holds the {} domain, not {}",
+                    String::from_utf8_lossy(value),
+                    s.domain
+                )));
+            }
+            if tree == "meta" && key.as_slice() == META_SCHEMA {
+                let found = value
+                    .as_slice()
+                    .try_into()
+                    .map(u32::from_be_bytes)
+                    .unwrap_or(u32::MAX);
+                if found > SCHEMA_VERSION {
+                    return Err(Error::FailedPrecondition(format!(
+                        "the backup has schema version {found}, newer than this build supports ({SCHEMA_VERSION})"
+                    )));
+                }
+            }
+        }
+        let mut revision = 0;
+        for (tree, key, value) in entries {
+            let t = self
+                .tree(&tree)
+                .ok_or_else(|| Error::invalid("backup", format!("unknown tree `{tree}`")))?;
+            if tree == "meta" && key.as_slice() == META_REVISION {
+                revision = u64_of(&value);
+            }
+            t.insert(key, value).map_err(storage)?;
+        }
+        s.db.flush().map_err(storage)?;
+        s.committed.store(revision, Ordering::SeqCst);
+        s.durable.send_replace(revision);
+        Ok(revision)
+    }
+
+    /// The size of the store's files, in bytes.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        self.inner.db.size_on_disk().map_err(storage)
     }
 
     /// Flushes everything to disk (used at shutdown).

@@ -1,0 +1,71 @@
+//! `cetrack backup` and `cetrack restore`: a consistent snapshot of a domain
+//! store taken by the running service, and loading it into an empty store.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+use cetrack_shared::backup;
+use cetrack_shared::proto::store_admin_service_client::StoreAdminServiceClient;
+use cetrack_shared::proto::BackupStoreRequest;
+use cetrack_shared::Domain;
+use futures::StreamExt;
+
+use crate::client::Endpoints;
+use crate::error::StatusError;
+
+/// Streams the backup of `domain` into `out` (written beside it first, then
+/// verified and renamed, so `out` is never a partial backup).
+pub async fn backup(endpoints: &Endpoints, domain: Domain, out: &Path) -> anyhow::Result<()> {
+    let url = endpoints
+        .domains
+        .get(&domain)
+        .context("no address for this domain")?;
+    let channel = tonic::transport::Endpoint::from_shared(url.clone())?
+        .connect()
+        .await
+        .with_context(|| format!("cannot connect to {url}"))?;
+    let mut client =
+        StoreAdminServiceClient::new(channel).max_decoding_message_size(64 * 1024 * 1024);
+    let mut stream = client
+        .backup_store(BackupStoreRequest {
+            parent: domain.parent(),
+        })
+        .await
+        .map_err(StatusError)?
+        .into_inner();
+    let partial = out.with_extension("partial");
+    let mut file = std::io::BufWriter::new(
+        std::fs::File::create(&partial)
+            .with_context(|| format!("cannot write {}", partial.display()))?,
+    );
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(StatusError)?;
+        backup::write_chunk(&mut file, &chunk)?;
+    }
+    file.flush()?;
+    file.into_inner()
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", partial.display()))?
+        .sync_all()?;
+    let verified = backup::read_file(&partial).context("the backup received does not verify")?;
+    std::fs::rename(&partial, out)?;
+    eprintln!(
+        "backed up {domain} at revision {} ({} entries) to {}",
+        verified.header.revision,
+        verified.entries.len(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// Restores the backup `from` into the empty store of `domain` in `data_dir`.
+pub fn restore(domain: Domain, from: &Path, data_dir: &Path) -> anyhow::Result<()> {
+    let b = backup::read_file(from)?;
+    let entries = b.entries.len();
+    let revision = backup::restore(domain, data_dir, b)?;
+    eprintln!(
+        "restored {domain} at revision {revision} ({entries} entries) into {}",
+        data_dir.display()
+    );
+    Ok(())
+}
