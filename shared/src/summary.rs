@@ -276,7 +276,8 @@ pub fn recount<'a>(
     )
 }
 
-/// Adds `b` into `a`, field by field, for totals across domains.
+/// Adds funding totals into `totals` (keyed by currency and qualifier), for
+/// totals across domains.
 pub fn add_funding(totals: &mut BTreeMap<(String, i32), (i128, i64)>, items: &[FundingTotal]) {
     for f in items {
         if let Some(m) = &f.total {
@@ -288,9 +289,6 @@ pub fn add_funding(totals: &mut BTreeMap<(String, i32), (i128, i64)>, items: &[F
         }
     }
 }
-
-/// Re-exported for callers that build summaries.
-pub use proto::DomainSummary as Summary;
 
 #[cfg(test)]
 mod tests {
