@@ -11,7 +11,7 @@ use time::Date;
 use crate::dates;
 use crate::domain::Domain;
 use crate::proto::{
-    self, DomainSummary, FundingTotal, Initiative, InstrumentCount, MilestoneCounts, Money,
+    DomainSummary, FundingTotal, Initiative, InstrumentCount, MilestoneCounts, Money,
     OrganizationCount, StatusCount,
 };
 use crate::rules;
