@@ -340,3 +340,197 @@ pub fn create_request(domain: Domain, id: &str, init: Initiative) -> CreateIniti
         reporter: "test".into(),
     }
 }
+
+// Helpers of the domain API tests (domain_api, domain_errors,
+// domain_pagination, domain_restart, domain_watch, domain_idempotency).
+
+/// A calendar day.
+pub fn calendar(year: i32, month: i32, day: i32) -> CalendarDate {
+    CalendarDate { year, month, day }
+}
+
+/// A field mask naming `paths`.
+pub fn mask(paths: &[&str]) -> pbjson_types::FieldMask {
+    pbjson_types::FieldMask {
+        paths: paths.iter().map(|p| p.to_string()).collect(),
+    }
+}
+
+/// The initiative id at the end of a resource name.
+pub fn id_of(name: &str) -> &str {
+    name.rsplit('/').next().unwrap_or_default()
+}
+
+/// The ids of `initiatives`, in their order.
+pub fn ids(initiatives: &[Initiative]) -> Vec<String> {
+    initiatives
+        .iter()
+        .map(|i| id_of(&i.name).to_string())
+        .collect()
+}
+
+/// Creates one initiative per `(id, initiative)` with `tasks` concurrent
+/// callers, each on a clone of `client`; returns the created initiatives in
+/// the order of `items`.
+pub async fn create_concurrently(
+    client: &Client,
+    domain: Domain,
+    items: Vec<(String, Initiative)>,
+    tasks: usize,
+) -> anyhow::Result<Vec<Initiative>> {
+    let total = items.len();
+    let queue = std::sync::Arc::new(std::sync::Mutex::new(
+        // Reversed, so that callers pop the items in their order.
+        items.into_iter().enumerate().rev().collect::<Vec<_>>(),
+    ));
+    let mut handles = Vec::new();
+    for _ in 0..tasks.max(1) {
+        let queue = queue.clone();
+        let mut client = client.clone();
+        handles.push(tokio::spawn(async move {
+            let mut done = Vec::new();
+            loop {
+                let next = queue.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.pop();
+                let Some((index, (id, init))) = next else {
+                    return anyhow::Ok(done);
+                };
+                let created = client
+                    .create_initiative(create_request(domain, &id, init))
+                    .await
+                    .with_context(|| format!("creating {id}"))?
+                    .into_inner();
+                done.push((index, created));
+            }
+        }));
+    }
+    let mut all = Vec::with_capacity(total);
+    for h in handles {
+        all.extend(h.await??);
+    }
+    all.sort_by_key(|(index, _)| *index);
+    Ok(all.into_iter().map(|(_, created)| created).collect())
+}
+
+/// Every initiative of `parent` matching `filter`, walked with `page_size`.
+pub async fn list_all(
+    client: &mut Client,
+    parent: &str,
+    filter: Option<InitiativeFilter>,
+    page_size: i32,
+) -> anyhow::Result<Vec<Initiative>> {
+    let mut out = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_initiatives(ListInitiativesRequest {
+                parent: parent.to_string(),
+                page_size,
+                page_token,
+                filter: filter.clone(),
+            })
+            .await?
+            .into_inner();
+        out.extend(page.initiatives);
+        if page.next_page_token.is_empty() {
+            return Ok(out);
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+/// Every history entry of initiative `name`, walked with `page_size`.
+pub async fn history_all(
+    client: &mut Client,
+    name: &str,
+    page_size: i32,
+) -> anyhow::Result<Vec<Change>> {
+    let mut out = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_history(ListHistoryRequest {
+                name: name.to_string(),
+                page_size,
+                page_token,
+            })
+            .await?
+            .into_inner();
+        out.extend(page.changes);
+        if page.next_page_token.is_empty() {
+            return Ok(out);
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+/// The summary of `parent` as of `as_of` with a "due soon" window of `days`.
+pub async fn summary_at(
+    client: &mut Client,
+    parent: &str,
+    as_of: CalendarDate,
+    days: i32,
+) -> anyhow::Result<DomainSummary> {
+    Ok(client
+        .get_domain_summary(GetDomainSummaryRequest {
+            parent: parent.to_string(),
+            due_within_days: days,
+            as_of: Some(as_of),
+        })
+        .await?
+        .into_inner())
+}
+
+/// Opens a change stream of `parent` after `after_revision`.
+pub async fn watch(
+    client: &mut Client,
+    parent: &str,
+    after_revision: i64,
+) -> anyhow::Result<tonic::Streaming<Change>> {
+    Ok(client
+        .watch_changes(WatchChangesRequest {
+            parent: parent.to_string(),
+            after_revision,
+        })
+        .await?
+        .into_inner())
+}
+
+/// The next change of a stream, failing when none comes within `within` or
+/// the stream ends.
+pub async fn next_change(
+    stream: &mut tonic::Streaming<Change>,
+    within: Duration,
+) -> anyhow::Result<Change> {
+    match tokio::time::timeout(within, stream.message()).await {
+        Err(_) => bail!("no change arrived within {within:?}"),
+        Ok(Err(status)) => bail!("the stream failed: {status}"),
+        Ok(Ok(None)) => bail!("the stream ended"),
+        Ok(Ok(Some(change))) => Ok(change),
+    }
+}
+
+/// The next `n` changes of a stream, each within `within`.
+pub async fn next_changes(
+    stream: &mut tonic::Streaming<Change>,
+    n: usize,
+    within: Duration,
+) -> anyhow::Result<Vec<Change>> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(next_change(stream, within).await?);
+    }
+    Ok(out)
+}
+
+/// The error of a call that must fail.
+pub fn expect_err<T: std::fmt::Debug>(
+    result: Result<tonic::Response<T>, tonic::Status>,
+) -> tonic::Status {
+    match result {
+        Ok(r) => panic!(
+            "the call succeeded but should have failed: {:?}",
+            r.into_inner()
+        ),
+        Err(status) => status,
+    }
+}

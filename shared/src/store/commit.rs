@@ -13,10 +13,13 @@ use tokio::sync::{oneshot, watch};
 
 type Waiter = oneshot::Sender<Result<(), String>>;
 
-/// The handle writers use to wait for durability.
+/// The handle writers use to wait for durability. Dropping it stops the
+/// committer thread and waits for it, so that the thread's handle on the
+/// database is gone (and its file lock released) once the store is dropped.
 #[derive(Debug)]
 pub(crate) struct GroupCommit {
-    queue: mpsc::Sender<Waiter>,
+    queue: Option<mpsc::Sender<Waiter>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl GroupCommit {
@@ -28,7 +31,7 @@ impl GroupCommit {
         durable: watch::Sender<u64>,
     ) -> std::io::Result<Self> {
         let (queue, rx) = mpsc::channel::<Waiter>();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("cetrack-group-commit".into())
             .spawn(move || {
                 while let Ok(first) = rx.recv() {
@@ -50,16 +53,32 @@ impl GroupCommit {
                     }
                 }
             })?;
-        Ok(Self { queue })
+        Ok(Self {
+            queue: Some(queue),
+            thread: Some(thread),
+        })
     }
 
     /// Waits until everything committed before this call is on disk.
     pub(crate) async fn wait(&self) -> Result<(), String> {
         let (tx, rx) = oneshot::channel();
         self.queue
+            .as_ref()
+            .ok_or_else(|| "the committer has stopped".to_string())?
             .send(tx)
             .map_err(|_| "the committer has stopped".to_string())?;
         rx.await
             .map_err(|_| "the committer has stopped".to_string())?
+    }
+}
+
+impl Drop for GroupCommit {
+    fn drop(&mut self) {
+        // Closing the queue ends the committer's loop once it has answered
+        // every queued waiter; then its clone of the database is dropped.
+        drop(self.queue.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
