@@ -292,6 +292,26 @@ impl DomainCore {
             rules::OUTPUT_ONLY_FIELDS,
             "update_mask",
         ));
+        // The new values of the masked fields are checked now, so that a
+        // request with a bad mask and bad values hears of both at once; the
+        // merged record is checked again against the stored one below.
+        let masked = |field: &str| {
+            paths.iter().any(|p| {
+                p == "*"
+                    || field == format!("initiative.{p}")
+                    || field.starts_with(&format!("initiative.{p}."))
+                    || field.starts_with(&format!("initiative.{p}["))
+            })
+        };
+        let mut values = Violations::default();
+        validate::initiative(
+            &mut values,
+            "initiative",
+            &input,
+            self.domain,
+            Some(&input.name),
+        );
+        v.extend(values.0.into_iter().filter(|x| masked(&x.field)));
         validate::write_meta(&mut v, &req.request_id, &req.reporter);
         v.finish()?;
         let Some(name) = name else {

@@ -1007,3 +1007,57 @@ async fn a_watch_ends_when_the_callers_deadline_passes() -> anyhow::Result<()> {
     assert_eq!(c.get_initiative(request).await?.into_inner().title, "One");
     Ok(())
 }
+
+#[tokio::test]
+async fn an_update_with_a_bad_mask_and_bad_values_names_both_at_once() -> anyhow::Result<()> {
+    let domain = Domain::Energy;
+    let mut t = TestDomain::start(domain).await?;
+    let created = t
+        .client
+        .create_initiative(create_request(
+            domain,
+            "storage",
+            sample(domain, "Storage", 2026),
+        ))
+        .await?
+        .into_inner();
+    let mut input = created.clone();
+    input.title.clear();
+    input.topics = vec!["Not A Slug".into()];
+    // `summary` is not in the mask: its (valid) value is not looked at, and an
+    // invalid value there would not be reported either.
+    input.summary = "x".repeat(20_000);
+    let result = t
+        .client
+        .update_initiative(UpdateInitiativeRequest {
+            initiative: Some(input),
+            update_mask: Some(pbjson_types::FieldMask {
+                paths: vec![
+                    "bogus".into(),
+                    "title".into(),
+                    "topics".into(),
+                    "etag".into(),
+                ],
+            }),
+            ..Default::default()
+        })
+        .await;
+    assert_invalid(
+        result,
+        &[
+            "update_mask.paths[0]",
+            "update_mask.paths[3]",
+            "initiative.title",
+            "initiative.topics[0]",
+        ],
+    );
+    let after = t
+        .client
+        .get_initiative(GetInitiativeRequest {
+            name: created.name.clone(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(after, created, "nothing changed");
+    Ok(())
+}

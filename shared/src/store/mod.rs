@@ -53,6 +53,24 @@ const META_DOMAIN: &[u8] = b"domain";
 const META_REVISION: &[u8] = b"last_revision";
 const META_TIME: &[u8] = b"last_change_time";
 
+/// A file written beside sled's files once a store has been initialised.
+/// sled reads a log it cannot parse as an empty database; the marker tells an
+/// unreadable store from a new one, so that damaged files are refused instead
+/// of being silently replaced by an empty store.
+const MARKER_FILE: &str = "cetrack-store";
+
+/// Writes the marker of an initialised store and makes it durable.
+fn write_marker(dir: &Path, domain: Domain) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(dir.join(MARKER_FILE))?;
+    writeln!(
+        f,
+        "a cetrack store of the {domain} domain, schema version {SCHEMA_VERSION}"
+    )?;
+    f.sync_all()?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
 /// Why a store could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -163,6 +181,17 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// Whether more items may follow the last one.
     pub more: bool,
+}
+
+/// What the metrics report about a store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Initiatives in the store (from the summary counter, not a scan).
+    pub initiatives: u64,
+    /// The highest durable revision.
+    pub last_revision: u64,
+    /// The size of the store's files, in bytes.
+    pub size_on_disk: u64,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -276,6 +305,11 @@ impl Store {
             path: path.clone(),
             reason,
         };
+        let io = |source: std::io::Error| OpenError::Io {
+            path: path.clone(),
+            source,
+        };
+        let initialised = path.join(MARKER_FILE).try_exists().map_err(io)?;
         let db = sled::Config::new()
             .path(&path)
             .cache_capacity(config.cache_capacity)
@@ -312,6 +346,16 @@ impl Store {
                         expected: config.domain,
                     });
                 }
+                if !initialised {
+                    // A store written before the marker existed.
+                    write_marker(&path, config.domain).map_err(io)?;
+                }
+            }
+            None if initialised => {
+                return Err(damaged(format!(
+                    "its files exist ({MARKER_FILE} is there) but sled reads no cetrack store \
+                     from them: the log is unreadable"
+                )));
             }
             None => {
                 let fresh = db.tree_names().len() <= 2 && tree("records")?.is_empty();
@@ -324,6 +368,7 @@ impl Store {
                     .and_then(|_| meta.insert(META_DOMAIN, config.domain.slug().as_bytes()))
                     .map_err(|e| damaged(e.to_string()))?;
                 db.flush().map_err(|e| damaged(e.to_string()))?;
+                write_marker(&path, config.domain).map_err(io)?;
             }
         }
         let last = get(META_REVISION)?.map(|v| u64_of(&v)).unwrap_or(0);
@@ -387,7 +432,9 @@ impl Store {
         })
         .await
         .map_err(|e| Error::Storage(format!("write task failed: {e}")))??;
-        if matches!(outcome, Outcome::Written(_)) {
+        // A replayed answer may belong to a write still waiting for its
+        // flush: it too is acknowledged only once durable.
+        if matches!(outcome, Outcome::Written(_) | Outcome::Replayed(_)) {
             self.inner
                 .group_commit
                 .wait()
@@ -667,6 +714,23 @@ impl Store {
     /// The highest durable revision.
     pub fn durable_revision(&self) -> u64 {
         *self.inner.durable.borrow()
+    }
+
+    /// The number of initiatives, the last durable revision and the size on
+    /// disk, for metrics. Cheap: one counter read and a look at the files.
+    pub fn stats(&self) -> Result<StoreStats> {
+        let s = &*self.inner;
+        let initiatives = s
+            .summary
+            .get(summary::INITIATIVE_COUNT_KEY)
+            .map_err(storage)?
+            .map(|v| u64::try_from(counter(&v)).unwrap_or(0))
+            .unwrap_or(0);
+        Ok(StoreStats {
+            initiatives,
+            last_revision: self.durable_revision(),
+            size_on_disk: self.size_on_disk()?,
+        })
     }
 
     /// The summary, read from the counters under the write lock so that it
