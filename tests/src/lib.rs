@@ -534,3 +534,151 @@ pub fn expect_err<T: std::fmt::Debug>(
         Err(status) => status,
     }
 }
+
+// Helpers of the gateway tests (gateway_views, gateway_faults).
+
+/// A gRPC client of the gateway.
+pub type GatewayClient =
+    cetrack_shared::proto::gateway_service_client::GatewayServiceClient<Channel>;
+
+/// Starts the seven domains in this process, each on an ephemeral port over
+/// its own temporary directory, concurrently; in the order of [`Domain::ALL`].
+pub async fn start_seven_domains() -> anyhow::Result<Vec<TestDomain>> {
+    futures::future::try_join_all(Domain::ALL.map(TestDomain::start)).await
+}
+
+/// Starts the gateway in this process on 127.0.0.1:0, answering from the
+/// domains at `addrs`, and connects a client to it.
+pub async fn start_test_gateway(
+    addrs: impl IntoIterator<Item = (Domain, std::net::SocketAddr)>,
+) -> anyhow::Result<(RunningServer, GatewayClient)> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let server = cetrack_gateway::start_gateway(
+        cetrack_gateway::GatewayConfig::with_addrs(addrs),
+        listener,
+        CancellationToken::new(),
+    )
+    .await?;
+    let channel = Channel::from_shared(format!("http://{}", server.addr))?
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await?;
+    Ok((server, GatewayClient::new(channel)))
+}
+
+/// An address on 127.0.0.1 that was free a moment ago: a port the system
+/// chose for a listener that is closed again, for a child process that must
+/// come back on the same port after a restart.
+pub fn free_local_addr() -> anyhow::Result<std::net::SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?)
+}
+
+/// Starts the binary of `domain` over `dir` listening on `addr` (e.g. the
+/// address of a killed instance, to restart it where its clients expect it)
+/// and waits until it logs that it serves there.
+pub async fn spawn_domain_at(
+    domain: Domain,
+    dir: &Path,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<DomainProcess> {
+    let mut child = tokio::process::Command::new(binary(&domain.binary())?)
+        .arg("--listen")
+        .arg(addr.to_string())
+        .args(["--log-format", "json", "--data-dir"])
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stderr = child.stderr.take().context("no stderr")?;
+    let mut lines = BufReader::new(stderr).lines();
+    let served = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut log = Vec::new();
+        while let Some(line) = lines.next_line().await? {
+            if let Some(served) = serving_addr(&line) {
+                return Ok(served);
+            }
+            log.push(line);
+        }
+        bail!(
+            "the process ended before serving on {addr}; stderr:\n{}",
+            log.join("\n")
+        )
+    })
+    .await
+    .context("the process did not start serving within 30 s")??;
+    if served != addr {
+        bail!("asked to listen on {addr}, the process serves on {served}");
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(DomainProcess { child, addr })
+}
+
+impl DomainProcess {
+    /// Kills the process with SIGKILL (no chance to shut down or flush) and
+    /// waits until it is gone.
+    pub async fn kill9(&mut self) -> anyhow::Result<()> {
+        self.child.start_kill()?;
+        tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .context("the killed process did not go away within 20 s")??;
+        Ok(())
+    }
+
+    /// Sends `signal` (e.g. SIGSTOP to make the process hang, SIGCONT to let
+    /// it go on) to the process.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) -> anyhow::Result<()> {
+        let id = self.child.id().context("the process has been reaped")?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(id)?), signal)?;
+        Ok(())
+    }
+}
+
+/// Reads events of a WatchAllChanges stream until `done` holds for all read
+/// so far; fails when the stream fails or ends, or when no event comes
+/// within `within`.
+pub async fn read_merged_until(
+    stream: &mut tonic::Streaming<DomainChange>,
+    within: Duration,
+    mut done: impl FnMut(&[DomainChange]) -> bool,
+) -> anyhow::Result<Vec<DomainChange>> {
+    let mut out = Vec::new();
+    while !done(&out) {
+        match tokio::time::timeout(within, stream.message()).await {
+            Err(_) => bail!("no change within {within:?}; got {:?}", merged_keys(&out)),
+            Ok(Err(status)) => bail!("the stream failed: {status}"),
+            Ok(Ok(None)) => bail!("the stream ended"),
+            Ok(Ok(Some(event))) => out.push(event),
+        }
+    }
+    Ok(out)
+}
+
+/// Each event of a merged stream as (domain, revision); panics when an event
+/// has no change or its domain does not hold the changed initiative.
+pub fn merged_keys(events: &[DomainChange]) -> Vec<(Domain, i64)> {
+    events
+        .iter()
+        .map(|e| {
+            let change = e.change.as_ref().expect("an event without a change");
+            let d = Domain::from_proto(e.domain).expect("an event without a domain");
+            assert!(
+                change.name.starts_with(&format!("{}/", d.parent())),
+                "an event of {d} carries a change of {}",
+                change.name
+            );
+            (d, change.revision)
+        })
+        .collect()
+}
+
+/// The revisions of a merged stream per domain, in the order they arrived.
+pub fn merged_revisions(events: &[DomainChange]) -> std::collections::BTreeMap<Domain, Vec<i64>> {
+    let mut out = std::collections::BTreeMap::<Domain, Vec<i64>>::new();
+    for (d, r) in merged_keys(events) {
+        out.entry(d).or_default().push(r);
+    }
+    out
+}

@@ -54,9 +54,30 @@ pub async fn portfolio(
                 .find(|o| o.id == req.organization_id)
                 .cloned()
         });
-    if organization.is_none() && unavailable.is_empty() {
+    // NOT_FOUND is judged on the domains that answered (the contract: "takes
+    // part in nothing in any available domain"); only when none answered is
+    // there nothing to judge on.
+    if organization.is_none() {
+        if !all.is_empty() && unavailable.len() == all.len() {
+            return Err(Error::Unavailable(format!(
+                "no domain answered: {}",
+                unavailable
+                    .iter()
+                    .map(|u| u.error.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )));
+        }
+        let unanswered = if unavailable.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " of the domains that answered ({} did not)",
+                unavailable.len()
+            )
+        };
         return Err(Error::NotFound(format!(
-            "organization `{}` takes part in no initiative",
+            "organization `{}` takes part in no initiative{unanswered}",
             req.organization_id
         )));
     }
