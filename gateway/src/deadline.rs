@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// What the gateway leaves itself to assemble an answer after the domains'
-/// deadline.
+/// deadline: a tenth of the caller's deadline, at least this much.
 const MARGIN: Duration = Duration::from_millis(50);
 /// The shortest deadline given to a domain call.
 const FLOOR: Duration = Duration::from_millis(10);
@@ -35,7 +35,9 @@ pub fn domain_deadline(metadata: &tonic::metadata::MetadataMap, default: Duratio
         .and_then(|v| v.to_str().ok())
         .and_then(parse_grpc_timeout);
     match caller {
-        Some(t) => t.saturating_sub(MARGIN).clamp(FLOOR, default.max(FLOOR)),
+        Some(t) => t
+            .saturating_sub(MARGIN.max(t / 10))
+            .clamp(FLOOR, default.max(FLOOR)),
         None => default,
     }
 }
@@ -59,7 +61,9 @@ mod tests {
         let default = Duration::from_secs(5);
         assert_eq!(domain_deadline(&m, default), default);
         m.insert("grpc-timeout", "1000m".parse().unwrap());
-        assert_eq!(domain_deadline(&m, default), Duration::from_millis(950));
+        assert_eq!(domain_deadline(&m, default), Duration::from_millis(900));
+        m.insert("grpc-timeout", "300m".parse().unwrap());
+        assert_eq!(domain_deadline(&m, default), Duration::from_millis(250));
         m.insert("grpc-timeout", "60S".parse().unwrap());
         assert_eq!(domain_deadline(&m, default), default);
         m.insert("grpc-timeout", "20m".parse().unwrap());
