@@ -10,6 +10,7 @@ use cetrack_shared::domain::GATEWAY_DEFAULT_PORT;
 use cetrack_shared::runtime::{
     cancel_on_signals, start_domain, CommonArgs, DomainServerConfig, RunningServer,
 };
+use cetrack_shared::telemetry::start_metrics;
 use cetrack_shared::Domain;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -35,6 +36,11 @@ pub struct UpArgs {
     /// sled page cache per domain, in MiB.
     #[arg(long, env = "CETRACK_CACHE_MB", default_value_t = 32)]
     pub cache_mb: u64,
+    /// Address of the Prometheus metrics endpoint of the whole process
+    /// (`GET /metrics`; series labelled by `service` or `domain`), e.g.
+    /// `0.0.0.0:9100` [default: none, no metrics].
+    #[arg(long, env = "CETRACK_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Logging.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -50,6 +56,10 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     cancel_on_signals(shutdown.clone());
+    let metrics = match args.metrics_listen {
+        Some(at) => Some(start_metrics(at, shutdown.clone()).await?),
+        None => None,
+    };
     let mut servers: Vec<(String, RunningServer)> = Vec::new();
     let mut addrs = Vec::new();
     for (i, d) in Domain::ALL.into_iter().enumerate() {
@@ -99,7 +109,13 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         args.base_port + 7,
         args.data_dir.display()
     );
+    if let Some(m) = &metrics {
+        eprintln!("Metrics: http://{}/metrics", m.addr);
+    }
     shutdown.cancelled().await;
+    if let Some(m) = metrics {
+        let _ = m.task.await;
+    }
     let mut failed = false;
     for (name, server) in servers {
         match server.task.await {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use cetrack_shared::names::InitiativeName;
 use cetrack_shared::proto::gateway_service_server::GatewayService;
 use cetrack_shared::proto::*;
+use cetrack_shared::telemetry::observe;
 use cetrack_shared::Error;
 use futures::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
@@ -46,13 +47,15 @@ impl GatewayApi {
 
 type Reply<T> = Result<Response<T>, Status>;
 
+/// The `service` label of the gateway's metrics.
+const SERVICE: &str = "gateway";
+
 #[tonic::async_trait]
 impl GatewayService for GatewayApi {
     async fn get_overview(&self, r: Request<GetOverviewRequest>) -> Reply<Overview> {
         let d = self.deadline(&r);
-        Ok(Response::new(
-            views::overview::overview(&self.domains, r.into_inner(), d).await?,
-        ))
+        let view = views::overview::overview(&self.domains, r.into_inner(), d);
+        observe(SERVICE, "GetOverview", view).await
     }
 
     async fn search_initiatives(
@@ -60,9 +63,8 @@ impl GatewayService for GatewayApi {
         r: Request<SearchInitiativesRequest>,
     ) -> Reply<SearchInitiativesResponse> {
         let d = self.deadline(&r);
-        Ok(Response::new(
-            views::search::search(&self.domains, r.into_inner(), d).await?,
-        ))
+        let view = views::search::search(&self.domains, r.into_inner(), d);
+        observe(SERVICE, "SearchInitiatives", view).await
     }
 
     async fn get_organization_portfolio(
@@ -70,9 +72,8 @@ impl GatewayService for GatewayApi {
         r: Request<GetOrganizationPortfolioRequest>,
     ) -> Reply<OrganizationPortfolio> {
         let d = self.deadline(&r);
-        Ok(Response::new(
-            views::portfolio::portfolio(&self.domains, r.into_inner(), d).await?,
-        ))
+        let view = views::portfolio::portfolio(&self.domains, r.into_inner(), d);
+        observe(SERVICE, "GetOrganizationPortfolio", view).await
     }
 
     async fn list_milestone_timeline(
@@ -80,12 +81,43 @@ impl GatewayService for GatewayApi {
         r: Request<ListMilestoneTimelineRequest>,
     ) -> Reply<ListMilestoneTimelineResponse> {
         let d = self.deadline(&r);
-        Ok(Response::new(
-            views::timeline::timeline(&self.domains, r.into_inner(), d).await?,
-        ))
+        let view = views::timeline::timeline(&self.domains, r.into_inner(), d);
+        observe(SERVICE, "ListMilestoneTimeline", view).await
     }
 
     async fn get_initiative(&self, r: Request<GetInitiativeRequest>) -> Reply<Initiative> {
+        observe(SERVICE, "GetInitiative", self.initiative(r)).await
+    }
+
+    type WatchAllChangesStream =
+        Pin<Box<dyn Stream<Item = Result<DomainChange, Status>> + Send + 'static>>;
+
+    async fn watch_all_changes(
+        &self,
+        r: Request<WatchAllChangesRequest>,
+    ) -> Reply<Self::WatchAllChangesStream> {
+        observe(SERVICE, "WatchAllChanges", async {
+            let stream = views::watch::watch_all(
+                self.domains.clone(),
+                r.into_inner(),
+                self.shutdown.clone(),
+            )?;
+            Ok::<Self::WatchAllChangesStream, Error>(Box::pin(stream.map(Ok)))
+        })
+        .await
+    }
+
+    async fn generate_fact_sheet(&self, r: Request<GenerateFactSheetRequest>) -> Reply<FactSheet> {
+        let d = self.deadline(&r);
+        let view = views::factsheet::fact_sheet(&self.domains, r.into_inner(), d);
+        observe(SERVICE, "GenerateFactSheet", view).await
+    }
+}
+
+impl GatewayApi {
+    /// GetInitiative: asks the initiative's domain; its errors pass through
+    /// but for UNKNOWN and INTERNAL, and an unreachable domain is UNAVAILABLE.
+    async fn initiative(&self, r: Request<GetInitiativeRequest>) -> Result<Initiative, Status> {
         let deadline = self.deadline(&r);
         let req = r.into_inner();
         let name = InitiativeName::parse(&req.name, "name")
@@ -97,7 +129,7 @@ impl GatewayService for GatewayApi {
             })
             .await;
         match answer {
-            Ok(i) => Ok(Response::new(i)),
+            Ok(i) => Ok(i),
             Err(DomainError::Status { code, message, .. })
                 if !matches!(code, tonic::Code::Unknown | tonic::Code::Internal) =>
             {
@@ -105,24 +137,5 @@ impl GatewayService for GatewayApi {
             }
             Err(e) => Err(Status::unavailable(e.to_string())),
         }
-    }
-
-    type WatchAllChangesStream =
-        Pin<Box<dyn Stream<Item = Result<DomainChange, Status>> + Send + 'static>>;
-
-    async fn watch_all_changes(
-        &self,
-        r: Request<WatchAllChangesRequest>,
-    ) -> Reply<Self::WatchAllChangesStream> {
-        let stream =
-            views::watch::watch_all(self.domains.clone(), r.into_inner(), self.shutdown.clone())?;
-        Ok(Response::new(Box::pin(stream.map(Ok))))
-    }
-
-    async fn generate_fact_sheet(&self, r: Request<GenerateFactSheetRequest>) -> Reply<FactSheet> {
-        let d = self.deadline(&r);
-        Ok(Response::new(
-            views::factsheet::fact_sheet(&self.domains, r.into_inner(), d).await?,
-        ))
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use cetrack_gateway::{start_gateway, GatewayConfig};
 use cetrack_shared::runtime::{cancel_on_signals, init_tracing, CommonArgs};
+use cetrack_shared::telemetry::start_metrics;
 use cetrack_shared::Domain;
 use clap::Parser;
 use tokio::net::TcpListener;
@@ -30,6 +31,10 @@ struct Args {
     /// milliseconds.
     #[arg(long, env = "CETRACK_DOMAIN_TIMEOUT_MS", default_value_t = 5000)]
     domain_timeout_ms: u64,
+    /// Address of the Prometheus metrics endpoint (`GET /metrics`), e.g.
+    /// `0.0.0.0:9100` [default: none, no metrics].
+    #[arg(long, env = "CETRACK_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// Logging.
     #[command(flatten)]
     common: CommonArgs,
@@ -72,14 +77,24 @@ fn main() -> ExitCode {
         };
         let shutdown = CancellationToken::new();
         cancel_on_signals(shutdown.clone());
-        let server = match start_gateway(config, listener, shutdown).await {
+        let metrics = match args.metrics_listen {
+            None => None,
+            Some(at) => match start_metrics(at, shutdown.clone()).await {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot serve metrics");
+                    return ExitCode::from(2);
+                }
+            },
+        };
+        let server = match start_gateway(config, listener, shutdown.clone()).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "cannot start");
                 return ExitCode::from(2);
             }
         };
-        match server.task.await {
+        let code = match server.task.await {
             Ok(Ok(())) => ExitCode::SUCCESS,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "gateway failed");
@@ -89,6 +104,11 @@ fn main() -> ExitCode {
                 tracing::error!(error = %e, "gateway task failed");
                 ExitCode::FAILURE
             }
+        };
+        if let Some(m) = metrics {
+            shutdown.cancel();
+            let _ = m.task.await;
         }
+        code
     })
 }

@@ -19,6 +19,7 @@ use crate::proto::{
     ListHistoryResponse, ListInitiativesRequest, ListInitiativesResponse, UpdateInitiativeRequest,
     UpdateMilestoneRequest, WatchChangesRequest,
 };
+use crate::telemetry::observe;
 
 impl From<Error> for Status {
     fn from(e: Error) -> Self {
@@ -66,6 +67,19 @@ impl DomainApi {
     pub fn new(core: Arc<DomainCore>, shutdown: CancellationToken) -> Self {
         Self { core, shutdown }
     }
+
+    /// Handles a call of `method` with its metrics, labelled with the
+    /// domain's slug as the service (see [`observe`]).
+    async fn observed<T, E>(
+        &self,
+        method: &'static str,
+        call: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Reply<T>
+    where
+        Status: From<E>,
+    {
+        observe(self.core.domain().slug(), method, call).await
+    }
 }
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -73,53 +87,60 @@ type Reply<T> = Result<Response<T>, Status>;
 #[tonic::async_trait]
 impl DomainService for DomainApi {
     async fn create_initiative(&self, r: Request<CreateInitiativeRequest>) -> Reply<Initiative> {
-        Ok(Response::new(self.core.create(r.into_inner()).await?))
+        self.observed("CreateInitiative", self.core.create(r.into_inner()))
+            .await
     }
 
     async fn get_initiative(&self, r: Request<GetInitiativeRequest>) -> Reply<Initiative> {
-        Ok(Response::new(self.core.get(r.into_inner()).await?))
+        self.observed("GetInitiative", self.core.get(r.into_inner()))
+            .await
     }
 
     async fn list_initiatives(
         &self,
         r: Request<ListInitiativesRequest>,
     ) -> Reply<ListInitiativesResponse> {
-        Ok(Response::new(self.core.list(r.into_inner()).await?))
+        self.observed("ListInitiatives", self.core.list(r.into_inner()))
+            .await
     }
 
     async fn update_initiative(&self, r: Request<UpdateInitiativeRequest>) -> Reply<Initiative> {
-        Ok(Response::new(self.core.update(r.into_inner()).await?))
+        self.observed("UpdateInitiative", self.core.update(r.into_inner()))
+            .await
     }
 
     async fn delete_initiative(
         &self,
         r: Request<DeleteInitiativeRequest>,
     ) -> Reply<pbjson_types::Empty> {
-        self.core.delete(r.into_inner()).await?;
-        Ok(Response::new(pbjson_types::Empty::default()))
+        let deleted = self.core.delete(r.into_inner());
+        self.observed("DeleteInitiative", async {
+            deleted.await.map(|()| pbjson_types::Empty::default())
+        })
+        .await
     }
 
     async fn add_progress_update(&self, r: Request<AddProgressUpdateRequest>) -> Reply<Initiative> {
-        Ok(Response::new(
-            self.core.add_progress_update(r.into_inner()).await?,
-        ))
+        let call = self.core.add_progress_update(r.into_inner());
+        self.observed("AddProgressUpdate", call).await
     }
 
     async fn update_milestone(&self, r: Request<UpdateMilestoneRequest>) -> Reply<Initiative> {
-        Ok(Response::new(
-            self.core.update_milestone(r.into_inner()).await?,
-        ))
+        let call = self.core.update_milestone(r.into_inner());
+        self.observed("UpdateMilestone", call).await
     }
 
     async fn get_domain_summary(
         &self,
         r: Request<GetDomainSummaryRequest>,
     ) -> Reply<DomainSummary> {
-        Ok(Response::new(self.core.summary(r.into_inner()).await?))
+        self.observed("GetDomainSummary", self.core.summary(r.into_inner()))
+            .await
     }
 
     async fn list_history(&self, r: Request<ListHistoryRequest>) -> Reply<ListHistoryResponse> {
-        Ok(Response::new(self.core.history(r.into_inner()).await?))
+        self.observed("ListHistory", self.core.history(r.into_inner()))
+            .await
     }
 
     type WatchChangesStream = Pin<Box<dyn Stream<Item = Result<Change, Status>> + Send + 'static>>;
@@ -128,15 +149,19 @@ impl DomainService for DomainApi {
         &self,
         r: Request<WatchChangesRequest>,
     ) -> Reply<Self::WatchChangesStream> {
-        let deadline = grpc_timeout(r.metadata());
-        let stream = self
-            .core
-            .watch(r.into_inner(), self.shutdown.clone())?
-            .map(|c| c.map_err(Status::from));
-        Ok(Response::new(match deadline {
-            None => Box::pin(stream),
-            Some(after) => Box::pin(until_deadline(stream, after)),
-        }))
+        self.observed("WatchChanges", async {
+            let deadline = grpc_timeout(r.metadata());
+            let stream = self
+                .core
+                .watch(r.into_inner(), self.shutdown.clone())?
+                .map(|c| c.map_err(Status::from));
+            let stream: Self::WatchChangesStream = match deadline {
+                None => Box::pin(stream),
+                Some(after) => Box::pin(until_deadline(stream, after)),
+            };
+            Ok::<_, Error>(stream)
+        })
+        .await
     }
 }
 
@@ -205,9 +230,13 @@ impl crate::proto::store_admin_service_server::StoreAdminService for StoreAdminA
         &self,
         r: Request<crate::proto::BackupStoreRequest>,
     ) -> Reply<Self::BackupStoreStream> {
-        let chunks = self.core.backup(r.into_inner()).await?;
-        Ok(Response::new(Box::pin(futures::stream::iter(
-            chunks.into_iter().map(Ok),
-        ))))
+        let service = self.core.domain().slug();
+        observe(service, "BackupStore", async {
+            let chunks = self.core.backup(r.into_inner()).await?;
+            let stream: Self::BackupStoreStream =
+                Box::pin(futures::stream::iter(chunks.into_iter().map(Ok)));
+            Ok::<_, Error>(stream)
+        })
+        .await
     }
 }

@@ -14,6 +14,7 @@ pub mod rules;
 pub mod runtime;
 pub mod store;
 pub mod summary;
+pub mod telemetry;
 pub mod validate;
 
 /// Code generated from `proto/cet/v1`: messages (with proto3 JSON mapping),

@@ -66,6 +66,10 @@ pub struct DomainArgs {
     /// sled page cache, in MiB.
     #[arg(long, env = "CETRACK_CACHE_MB", default_value_t = 64)]
     pub cache_mb: u64,
+    /// Address of the Prometheus metrics endpoint (`GET /metrics`), e.g.
+    /// `0.0.0.0:9100` [default: none, no metrics].
+    #[arg(long, env = "CETRACK_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Logging.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -168,6 +172,11 @@ pub async fn start_domain(
         .build_v1()?;
     let domain = config.domain;
     tracing::info!(%domain, %addr, data_dir = %config.data_dir.display(), "serving");
+    let gauges_stop = shutdown.child_token();
+    let gauges = tokio::spawn(crate::telemetry::track_store(
+        store.clone(),
+        gauges_stop.clone(),
+    ));
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
         let reporter = health.clone();
@@ -197,6 +206,9 @@ pub async fn start_domain(
                 signal,
             )
             .await;
+        // The gauges task holds a clone of the store: let it end first.
+        gauges_stop.cancel();
+        let _ = gauges.await;
         let flushed = store.flush();
         tracing::info!(%domain, "stopped");
         served?;
@@ -258,6 +270,16 @@ pub fn domain_main(domain: Domain) -> ExitCode {
         };
         let shutdown = CancellationToken::new();
         cancel_on_signals(shutdown.clone());
+        let metrics = match args.metrics_listen {
+            None => None,
+            Some(at) => match crate::telemetry::start_metrics(at, shutdown.clone()).await {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot serve metrics");
+                    return ExitCode::from(2);
+                }
+            },
+        };
         let config = DomainServerConfig {
             domain,
             data_dir,
@@ -270,7 +292,8 @@ pub fn domain_main(domain: Domain) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        match server.task.await {
+        let RunningServer { shutdown, task, .. } = server;
+        let code = match task.await {
             Ok(Ok(())) => ExitCode::SUCCESS,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "server failed");
@@ -280,6 +303,11 @@ pub fn domain_main(domain: Domain) -> ExitCode {
                 tracing::error!(error = %e, "server task failed");
                 ExitCode::FAILURE
             }
+        };
+        if let Some(m) = metrics {
+            shutdown.cancel();
+            let _ = m.task.await;
         }
+        code
     })
 }

@@ -32,6 +32,9 @@ mod key {
     pub const ORGANIZATION: &[u8] = b"o/";
 }
 
+/// The key of the counter of initiatives.
+pub(crate) const INITIATIVE_COUNT_KEY: &[u8] = key::COUNT;
+
 fn with(prefix: &[u8], rest: &[u8]) -> Vec<u8> {
     let mut k = prefix.to_vec();
     k.extend_from_slice(rest);

@@ -682,3 +682,76 @@ pub fn merged_revisions(events: &[DomainChange]) -> std::collections::BTreeMap<D
     }
     out
 }
+
+// Helpers of the metrics tests.
+
+/// A server binary running as a child process, with the log lines it wrote
+/// up to and including the one saying it serves.
+pub struct LoggedProcess {
+    /// The child.
+    pub child: tokio::process::Child,
+    /// Its JSON log lines up to the serving line.
+    pub startup_log: Vec<String>,
+}
+
+impl LoggedProcess {
+    /// The address in the field `addr` of the startup log line whose message
+    /// is `message` (e.g. `serving`, `gateway serving`, `serving metrics`).
+    pub fn logged_addr(&self, message: &str) -> anyhow::Result<std::net::SocketAddr> {
+        self.startup_log
+            .iter()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find(|v| v["message"] == message)
+            .and_then(|v| v["addr"].as_str().and_then(|a| a.parse().ok()))
+            .with_context(|| {
+                format!(
+                    "no `{message}` line with an address in:\n{}",
+                    self.startup_log.join("\n")
+                )
+            })
+    }
+}
+
+/// Starts `exe` with `args` and `--log-format json`, and waits (at most
+/// 30 s) until it logs a line whose message is `serving_message`; later log
+/// lines are discarded.
+pub async fn spawn_logged<I, S>(
+    exe: &Path,
+    args: I,
+    serving_message: &str,
+) -> anyhow::Result<LoggedProcess>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let mut child = tokio::process::Command::new(exe)
+        .args(args)
+        .args(["--log-format", "json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {}", exe.display()))?;
+    let stderr = child.stderr.take().context("no stderr")?;
+    let mut lines = BufReader::new(stderr).lines();
+    let mut startup_log = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await? {
+            let serving = serde_json::from_str::<serde_json::Value>(&line)
+                .is_ok_and(|v| v["message"] == serving_message);
+            startup_log.push(line);
+            if serving {
+                return Ok(());
+            }
+        }
+        bail!(
+            "the process ended before serving; stderr:\n{}",
+            startup_log.join("\n")
+        )
+    })
+    .await
+    .context("the process did not start serving within 30 s")??;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(LoggedProcess { child, startup_log })
+}
