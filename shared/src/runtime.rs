@@ -28,6 +28,12 @@ pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 /// Longest any call may run on the server, whatever the caller's deadline.
 pub const SERVER_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a graceful shutdown waits for calls in flight before it closes
+/// them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// The gRPC name of the domain API, as health reports it.
+const DOMAIN_SERVICE_NAME: &str =
+    <DomainServiceServer<DomainApi> as tonic::server::NamedService>::NAME;
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -178,6 +184,7 @@ pub async fn start_domain(
         gauges_stop.clone(),
     ));
     let stop = shutdown.clone();
+    let grace = shutdown.clone();
     let task = tokio::spawn(async move {
         let reporter = health.clone();
         let signal = async move {
@@ -188,9 +195,16 @@ pub async fn start_domain(
             reporter
                 .set_service_status("", tonic_health::ServingStatus::NotServing)
                 .await;
+            // A grpc.health.v1 Watch stream lasts as long as its service has a
+            // status: remove them, so that watchers get NOT_SERVING and their
+            // streams end instead of holding the graceful shutdown forever.
+            let mut reporter = reporter;
+            for service in [DOMAIN_SERVICE_NAME, ""] {
+                reporter.clear_service_status(service).await;
+            }
             tracing::info!(%domain, "shutting down: finishing calls in flight");
         };
-        let served = Server::builder()
+        let serving = Server::builder()
             .timeout(SERVER_TIMEOUT)
             .tcp_nodelay(true)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -204,8 +218,19 @@ pub async fn start_domain(
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(listener).with_nodelay(Some(true)),
                 signal,
-            )
-            .await;
+            );
+        // Calls still open SHUTDOWN_GRACE after the shutdown began (e.g. a
+        // client that keeps a reflection stream open) do not hold it longer.
+        let served = tokio::select! {
+            served = serving => served,
+            _ = async {
+                grace.cancelled().await;
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } => {
+                tracing::warn!(%domain, grace = ?SHUTDOWN_GRACE, "calls still open after the shutdown grace: closing them");
+                Ok(())
+            }
+        };
         // The gauges task holds a clone of the store: let it end first.
         gauges_stop.cancel();
         let _ = gauges.await;

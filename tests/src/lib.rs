@@ -17,6 +17,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
+mod process;
+pub use process::*;
+
 /// A gRPC client of one domain.
 pub type Client = DomainServiceClient<Channel>;
 

@@ -17,6 +17,8 @@
 
 mod commit;
 mod keys;
+#[cfg(test)]
+mod tests;
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,348 @@
+//! Process-level checks of the domain binaries: a binary is started as a
+//! child process with its standard error kept, probed over gRPC (health,
+//! reflection, the domain API), signalled and restarted.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context};
+use cetrack_shared::proto::*;
+use cetrack_shared::Domain;
+use nix::sys::signal::Signal;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+
+use crate::{connect, create_request, sample};
+
+/// The gRPC name of the domain API.
+pub const DOMAIN_SERVICE: &str = "cet.v1.DomainService";
+
+/// How long a process may take to start serving or to exit after a signal.
+pub const PROCESS_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A domain binary running as a child process, its standard error collected.
+pub struct ServiceProcess {
+    /// The child.
+    pub child: tokio::process::Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The stderr lines read up to the `serving` line.
+    startup_log: Vec<String>,
+    /// Reads the rest of stderr; ends with every later line at EOF.
+    log: JoinHandle<Vec<String>>,
+}
+
+/// How a child process ended and what it wrote to stderr.
+#[derive(Debug)]
+pub struct Exited {
+    /// Its exit status.
+    pub status: ExitStatus,
+    /// Every line it wrote to stderr.
+    pub stderr: Vec<String>,
+}
+
+impl Exited {
+    /// Stderr as one string.
+    pub fn stderr_text(&self) -> String {
+        self.stderr.join("\n")
+    }
+}
+
+/// Starts `exe` (a domain binary) on 127.0.0.1:0 over `dir` with JSON logs
+/// and waits until it logs the address it serves on. Fails if it exits
+/// first, with what it wrote to stderr.
+pub async fn spawn_service(exe: &Path, dir: &Path) -> anyhow::Result<ServiceProcess> {
+    let mut child = tokio::process::Command::new(exe)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {}", exe.display()))?;
+    let stderr = child.stderr.take().context("no stderr")?;
+    let mut lines = BufReader::new(stderr).lines();
+    let mut startup_log = Vec::new();
+    let addr = tokio::time::timeout(PROCESS_TIMEOUT, async {
+        while let Some(line) = lines.next_line().await? {
+            let addr = serving_address(&line);
+            startup_log.push(line);
+            if let Some(addr) = addr {
+                return Ok(addr);
+            }
+        }
+        bail!(
+            "{} ended before serving; stderr:\n{}",
+            exe.display(),
+            startup_log.join("\n")
+        )
+    })
+    .await
+    .with_context(|| format!("{} did not start serving in time", exe.display()))??;
+    let log = tokio::spawn(async move {
+        let mut rest = Vec::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            rest.push(line);
+        }
+        rest
+    });
+    Ok(ServiceProcess {
+        child,
+        addr,
+        startup_log,
+        log,
+    })
+}
+
+/// The `addr` of a JSON log line whose message is `serving`.
+fn serving_address(line: &str) -> Option<SocketAddr> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    if v.get("message")?.as_str()? != "serving" {
+        return None;
+    }
+    v.get("addr")?.as_str()?.parse().ok()
+}
+
+/// Sends `signal` to the process `id` of a child that has not been reaped.
+pub fn send_signal(child: &tokio::process::Child, signal: Signal) -> anyhow::Result<()> {
+    let id = child.id().context("the process has already been reaped")?;
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(id)?);
+    nix::sys::signal::kill(pid, signal)?;
+    Ok(())
+}
+
+/// Waits for `child` to exit, at most `timeout`.
+pub async fn wait_exit(
+    child: &mut tokio::process::Child,
+    timeout: Duration,
+) -> anyhow::Result<ExitStatus> {
+    tokio::time::timeout(timeout, child.wait())
+        .await
+        .with_context(|| format!("the process did not exit within {timeout:?}"))?
+        .map_err(Into::into)
+}
+
+impl ServiceProcess {
+    /// Sends `signal` to the process.
+    pub fn signal(&self, signal: Signal) -> anyhow::Result<()> {
+        send_signal(&self.child, signal)
+    }
+
+    /// Sends SIGTERM and waits (at most [`PROCESS_TIMEOUT`]) for the process
+    /// to exit.
+    pub async fn terminate(self) -> anyhow::Result<Exited> {
+        self.signal(Signal::SIGTERM)?;
+        self.wait().await
+    }
+
+    /// Waits (at most [`PROCESS_TIMEOUT`]) for the process to exit and for
+    /// its stderr to end.
+    pub async fn wait(mut self) -> anyhow::Result<Exited> {
+        let status = wait_exit(&mut self.child, PROCESS_TIMEOUT).await?;
+        let rest = tokio::time::timeout(PROCESS_TIMEOUT, self.log)
+            .await
+            .context("stderr stayed open after the process exited")??;
+        let mut stderr = self.startup_log;
+        stderr.extend(rest);
+        Ok(Exited { status, stderr })
+    }
+}
+
+/// Runs `exe` with `args` to completion (at most [`PROCESS_TIMEOUT`]) with
+/// JSON logs, and returns its status, stdout and stderr.
+pub async fn run_to_exit(exe: &Path, args: &[&std::ffi::OsStr]) -> anyhow::Result<ProcessOutput> {
+    let child = tokio::process::Command::new(exe)
+        .args(args)
+        .env("CETRACK_LOG_FORMAT", "json")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {}", exe.display()))?;
+    let out = tokio::time::timeout(PROCESS_TIMEOUT, child.wait_with_output())
+        .await
+        .with_context(|| format!("{} did not exit in time", exe.display()))??;
+    Ok(ProcessOutput {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+/// What [`run_to_exit`] returns.
+#[derive(Debug)]
+pub struct ProcessOutput {
+    /// The exit status.
+    pub status: ExitStatus,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+async fn channel(addr: SocketAddr) -> anyhow::Result<Channel> {
+    Ok(Channel::from_shared(format!("http://{addr}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await?)
+}
+
+/// The grpc.health.v1 status the server at `addr` reports for `service`.
+pub async fn health_status(addr: SocketAddr, service: &str) -> anyhow::Result<ServingStatus> {
+    let mut client = HealthClient::new(channel(addr).await?);
+    let response = client
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await?
+        .into_inner();
+    ServingStatus::try_from(response.status).map_err(Into::into)
+}
+
+/// The services the server at `addr` lists through server reflection v1,
+/// and the number of file descriptors it returns for the symbol
+/// [`DOMAIN_SERVICE`].
+pub async fn reflected_services(addr: SocketAddr) -> anyhow::Result<(Vec<String>, usize)> {
+    let mut client = ServerReflectionClient::new(channel(addr).await?);
+    let requests = [
+        MessageRequest::ListServices(String::new()),
+        MessageRequest::FileContainingSymbol(DOMAIN_SERVICE.into()),
+    ]
+    .map(|r| ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(r),
+    });
+    let mut responses = client
+        .server_reflection_info(tokio_stream::iter(requests))
+        .await?
+        .into_inner();
+    let mut services = None;
+    let mut files = None;
+    while let Some(response) = responses.message().await? {
+        match response.message_response {
+            Some(MessageResponse::ListServicesResponse(list)) => {
+                services = Some(list.service.into_iter().map(|s| s.name).collect());
+            }
+            Some(MessageResponse::FileDescriptorResponse(f)) => {
+                files = Some(f.file_descriptor_proto.len());
+            }
+            Some(MessageResponse::ErrorResponse(e)) => {
+                bail!("reflection error {}: {}", e.error_code, e.error_message)
+            }
+            other => bail!("unexpected reflection response {other:?}"),
+        }
+    }
+    Ok((
+        services.context("no list of services")?,
+        files.context("no file descriptors")?,
+    ))
+}
+
+/// Checks the binary `exe` of `domain` as a process: `--help` works; over a
+/// fresh data directory it serves grpc.health.v1 SERVING for the server
+/// ("") and for [`DOMAIN_SERVICE`], lists [`DOMAIN_SERVICE`] through server
+/// reflection v1, accepts a write; on SIGTERM it exits with code 0; started
+/// again over the same directory it still holds the write, and stops cleanly
+/// again.
+pub async fn check_service_binary(domain: Domain, exe: &Path) -> anyhow::Result<()> {
+    let help = run_to_exit(exe, &["--help".as_ref()]).await?;
+    ensure!(help.status.success(), "--help failed: {help:?}");
+    for option in ["--listen", "--data-dir", "--log-format"] {
+        ensure!(
+            help.stdout.contains(option),
+            "--help does not mention {option}:\n{}",
+            help.stdout
+        );
+    }
+
+    let dir = tempfile::tempdir()?;
+    let server = spawn_service(exe, dir.path()).await?;
+    for service in ["", DOMAIN_SERVICE] {
+        let status = health_status(server.addr, service).await?;
+        ensure!(
+            status == ServingStatus::Serving,
+            "health of {service:?} is {status:?}, not SERVING"
+        );
+    }
+    let (services, files) = reflected_services(server.addr).await?;
+    ensure!(
+        services.iter().any(|s| s == DOMAIN_SERVICE),
+        "reflection lists {services:?}, not {DOMAIN_SERVICE}"
+    );
+    ensure!(
+        services.iter().any(|s| s == "grpc.health.v1.Health"),
+        "reflection lists {services:?}, not grpc.health.v1.Health"
+    );
+    ensure!(
+        files > 0,
+        "reflection has no descriptor of {DOMAIN_SERVICE}"
+    );
+
+    let mut client = connect(server.addr).await?;
+    let written = client
+        .create_initiative(create_request(
+            domain,
+            "binary-check",
+            sample(domain, "Written before a restart", 2027),
+        ))
+        .await
+        .context("the write was refused")?
+        .into_inner();
+    ensure!(
+        written.name == format!("{}/initiatives/binary-check", domain.parent()),
+        "unexpected name {}",
+        written.name
+    );
+    drop(client);
+
+    let exited = server.terminate().await?;
+    ensure!(
+        exited.status.code() == Some(0),
+        "after SIGTERM the process ended with {:?}; stderr:\n{}",
+        exited.status,
+        exited.stderr_text()
+    );
+    ensure!(
+        !exited.stderr_text().contains("panicked"),
+        "the process panicked:\n{}",
+        exited.stderr_text()
+    );
+
+    let server = spawn_service(exe, dir.path()).await?;
+    let mut client = connect(server.addr).await?;
+    let read = client
+        .get_initiative(GetInitiativeRequest {
+            name: written.name.clone(),
+        })
+        .await
+        .context("the write is gone after a restart")?
+        .into_inner();
+    ensure!(read == written, "after a restart the write reads {read:?}");
+    drop(client);
+    let exited = server.terminate().await?;
+    ensure!(
+        exited.status.code() == Some(0),
+        "the second SIGTERM ended the process with {:?}; stderr:\n{}",
+        exited.status,
+        exited.stderr_text()
+    );
+    Ok(())
+}
