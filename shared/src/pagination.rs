@@ -49,7 +49,11 @@ pub fn list_fingerprint(parent: &str, filter: &crate::proto::InitiativeFilter) -
 
 /// A ListInitiatives page token that resumes after initiative `last_id`, for
 /// callers (the gateway) that walk a domain from a position of their own.
-pub fn list_token_after(parent: &str, filter: &crate::proto::InitiativeFilter, last_id: &str) -> String {
+pub fn list_token_after(
+    parent: &str,
+    filter: &crate::proto::InitiativeFilter,
+    last_id: &str,
+) -> String {
     encode(&PageToken {
         fingerprint: list_fingerprint(parent, filter),
         last_id: last_id.to_string(),

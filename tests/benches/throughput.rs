@@ -1,0 +1,121 @@
+//! Write and read throughput of one domain service over real gRPC, reported
+//! as ratios against a baseline measured in the same run (this machine is
+//! shared and noisy, so absolute numbers mean little):
+//!
+//! - baseline: GetInitiative (no disk write), 64 concurrent callers;
+//! - CreateInitiative, 1 caller: each write waits for its own flush;
+//! - CreateInitiative, 64 concurrent callers: writes share flushes (group commit).
+//!
+//! Also the resident memory after loading, against the memory before.
+//!
+//! Run: `cargo bench -p cetrack-tests --bench throughput` (CETRACK_BENCH_WRITES
+//! sets how many writes a run makes; default 2000).
+
+use std::time::{Duration, Instant};
+
+use cetrack_shared::proto::GetInitiativeRequest;
+use cetrack_shared::Domain;
+use cetrack_tests::{create_request, sample, TestDomain};
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+async fn creates(t: &TestDomain, writers: usize, total: usize, prefix: &str) -> Duration {
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let mut client = t.client.clone();
+        let domain = t.domain;
+        let prefix = prefix.to_string();
+        tasks.push(tokio::spawn(async move {
+            for i in (w..total).step_by(writers) {
+                let id = format!("{prefix}-{i:06}");
+                client
+                    .create_initiative(create_request(domain, &id, sample(domain, &id, 2026)))
+                    .await
+                    .expect("create");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("writer");
+    }
+    start.elapsed()
+}
+
+async fn reads(t: &TestDomain, readers: usize, total: usize, id: &str) -> Duration {
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for r in 0..readers {
+        let mut client = t.client.clone();
+        let name = t.name(id);
+        tasks.push(tokio::spawn(async move {
+            for _ in (r..total).step_by(readers) {
+                client
+                    .get_initiative(GetInitiativeRequest { name: name.clone() })
+                    .await
+                    .expect("get");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("reader");
+    }
+    start.elapsed()
+}
+
+fn per_second(n: usize, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let total: usize = std::env::var("CETRACK_BENCH_WRITES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let t = TestDomain::start(Domain::Quantum).await?;
+    let rss_before = rss_kib();
+
+    let single = total / 10;
+    let d1 = creates(&t, 1, single, "one").await;
+    let d64 = creates(&t, 64, total, "many").await;
+    let dr = reads(&t, 64, total * 4, "many-000001").await;
+
+    let w1 = per_second(single, d1);
+    let w64 = per_second(total, d64);
+    let r64 = per_second(total * 4, dr);
+    let rss_after = rss_kib();
+    println!("baseline  GetInitiative, 64 callers:    {r64:>10.0} calls/s");
+    println!(
+        "CreateInitiative, 1 caller:             {w1:>10.0} writes/s  = {:.3} x baseline",
+        w1 / r64
+    );
+    println!(
+        "CreateInitiative, 64 callers:           {w64:>10.0} writes/s  = {:.3} x baseline",
+        w64 / r64
+    );
+    println!(
+        "group commit gain (64 callers / 1):     {:>10.1} x",
+        w64 / w1
+    );
+    println!(
+        "resident memory after {} records: {} KiB = {:.2} x the {} KiB before loading",
+        single + total,
+        rss_after,
+        rss_after as f64 / rss_before.max(1) as f64,
+        rss_before
+    );
+    if let Some(s) = t.server {
+        s.stop().await?;
+    }
+    Ok(())
+}
