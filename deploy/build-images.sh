@@ -78,9 +78,11 @@ fi
 
 if [ "$build" = 1 ]; then
     need cargo
-    echo "== cargo build --profile $profile --bins --locked"
+    # Versions come from Cargo.lock; not --locked, so that a lock file missing
+    # an entry for a newly added dependency does not stop an operator's build.
+    echo "== cargo build --profile $profile --bins"
     start=$SECONDS
-    cargo build --profile "$profile" --bins --locked
+    cargo build --profile "$profile" --bins
     echo "   built in $((SECONDS - start)) s"
 fi
 
