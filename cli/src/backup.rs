@@ -16,7 +16,12 @@ use crate::error::StatusError;
 
 /// Streams the backup of `domain` into `out` (written beside it first, then
 /// verified and renamed, so `out` is never a partial backup).
-pub async fn backup(endpoints: &Endpoints, domain: Domain, out: &Path) -> anyhow::Result<()> {
+pub async fn backup(
+    endpoints: &Endpoints,
+    domain: Domain,
+    out: &Path,
+    token: &str,
+) -> anyhow::Result<()> {
     let url = endpoints
         .domains
         .get(&domain)
@@ -27,10 +32,17 @@ pub async fn backup(endpoints: &Endpoints, domain: Domain, out: &Path) -> anyhow
         .with_context(|| format!("cannot connect to {url}"))?;
     let mut client =
         StoreAdminServiceClient::new(channel).max_decoding_message_size(64 * 1024 * 1024);
+    let mut request = tonic::Request::new(BackupStoreRequest {
+        parent: domain.parent(),
+    });
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}")
+            .parse()
+            .context("the admin token holds characters a header cannot carry")?,
+    );
     let mut stream = client
-        .backup_store(BackupStoreRequest {
-            parent: domain.parent(),
-        })
+        .backup_store(request)
         .await
         .map_err(StatusError)?
         .into_inner();

@@ -101,6 +101,9 @@ enum Command {
         /// The backup file to write.
         #[arg(long)]
         out: PathBuf,
+        /// The admin token the domain service was started with.
+        #[arg(long, env = "CETRACK_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: String,
     },
     /// Restore a backup into an empty data directory (no service may be using it).
     Restore {
@@ -184,7 +187,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             eprintln!("exported {n} initiatives");
         }
-        Command::Backup { domain, out: file } => backup::backup(c, domain, &file).await?,
+        Command::Backup {
+            domain,
+            out: file,
+            admin_token,
+        } => backup::backup(c, domain, &file, &admin_token).await?,
         Command::Restore {
             domain,
             from,

@@ -41,6 +41,10 @@ pub struct UpArgs {
     /// `0.0.0.0:9100` [default: none, no metrics].
     #[arg(long, env = "CETRACK_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Token that `cetrack backup` must present to the domain services
+    /// [default: none, backups disabled].
+    #[arg(long, env = "CETRACK_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
     /// Logging.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -69,6 +73,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
             domain: d,
             data_dir: args.data_dir.join(d.slug()),
             cache_capacity: args.cache_mb * 1024 * 1024,
+            admin_token: args.admin_token.clone().filter(|t| !t.is_empty()),
         };
         let server = start_domain(config, listener, shutdown.clone()).await?;
         addrs.push((d, server.addr));

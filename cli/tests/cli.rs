@@ -11,6 +11,7 @@ use std::time::Duration;
 use cetrack_shared::proto::{FactSheet, Initiative, OrganizationPortfolio, Overview};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cetrack");
+const ADMIN_TOKEN: &str = "test-admin-token";
 const DATA: &str = include_str!("../data/us-rok-cet-2023-12-08.jsonl");
 
 /// Eight consecutive free ports, the first for the gateway.
@@ -43,7 +44,8 @@ impl System {
     fn start(data: &Path, seed: bool) -> System {
         let base = free_base_port();
         let mut cmd = Command::new(BIN);
-        cmd.args(["up", "--base-port", &base.to_string(), "--data-dir"])
+        cmd.env("CETRACK_ADMIN_TOKEN", ADMIN_TOKEN)
+            .args(["up", "--base-port", &base.to_string(), "--data-dir"])
             .arg(data)
             .args(["--log", "warn"])
             .stdin(Stdio::null())
@@ -95,6 +97,7 @@ impl System {
             .map(|(i, d)| format!("{}=127.0.0.1:{}", d.slug(), self.base + 1 + i as u16))
             .collect();
         Command::new(BIN)
+            .env("CETRACK_ADMIN_TOKEN", ADMIN_TOKEN)
             .arg("--addr")
             .arg(format!("127.0.0.1:{}", self.base))
             .arg("--domain-addr")
@@ -301,6 +304,21 @@ fn backup_of_a_running_store_restores_into_an_empty_one() {
         "Joint work began",
     ]);
     let backup = files.path().join("quantum.bak");
+    // Backups hold every record: without the admin token there are none.
+    let denied = a.cli(&[
+        "backup",
+        "quantum",
+        "--out",
+        backup.to_str().expect("path"),
+        "--admin-token",
+        "wrong",
+    ]);
+    assert!(!denied.status.success());
+    assert!(
+        String::from_utf8_lossy(&denied.stderr).contains("PermissionDenied"),
+        "{denied:?}"
+    );
+    assert!(!backup.exists());
     a.ok(&["backup", "quantum", "--out", backup.to_str().expect("path")]);
     let before = a.ok(&["export", "--in", "quantum"]);
     let history_before = a.ok(&["--output", "json", "history", &target]);

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use cetrack_shared::proto::gateway_service_server::GatewayServiceServer;
 use cetrack_shared::runtime::{
-    RunningServer, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, SERVER_TIMEOUT,
+    RunningServer, GATEWAY_SERVICE, HEALTH_SERVICE, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES,
+    REFLECTION_SERVICE, SERVER_TIMEOUT,
 };
 use cetrack_shared::Domain;
 use tokio::net::TcpListener;
@@ -82,6 +83,10 @@ pub async fn start_gateway(
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(cetrack_shared::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        // Advertise only what the gateway serves.
+        .with_service_name(GATEWAY_SERVICE)
+        .with_service_name(HEALTH_SERVICE)
+        .with_service_name(REFLECTION_SERVICE)
         .build_v1()?;
     tracing::info!(%addr, domains = ?config.domains, "gateway serving");
     let stop = shutdown.clone();

@@ -38,6 +38,12 @@ pub enum Error {
     /// The system is not in a state that allows the operation.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// The caller did not say who it is.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller may not do this.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// The service cannot serve now (shutting down).
     #[error("{0}")]
     Unavailable(String),

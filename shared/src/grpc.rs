@@ -42,6 +42,8 @@ impl From<Error> for Status {
                     ErrorDetails::with_precondition_failure_violation("STATE", "initiative", m);
                 Status::with_error_details(Code::FailedPrecondition, message, details)
             }
+            Error::Unauthenticated(_) => Status::unauthenticated(message),
+            Error::PermissionDenied(_) => Status::permission_denied(message),
             Error::Unavailable(_) => Status::unavailable(message),
             Error::Storage(_) => {
                 tracing::error!(error = %message, "storage error");
@@ -208,16 +210,56 @@ where
     })
 }
 
-/// The gRPC face of a domain store's backups.
-#[derive(Debug, Clone)]
+/// The gRPC face of a domain store's backups. A backup holds every record,
+/// restricted ones too, so it is served only to callers presenting the admin
+/// token (`authorization: Bearer <token>`); without a configured token the
+/// service refuses every call.
+#[derive(Clone)]
 pub struct StoreAdminApi {
     core: Arc<DomainCore>,
+    token: Option<String>,
+}
+
+impl std::fmt::Debug for StoreAdminApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreAdminApi")
+            .field("domain", &self.core.domain())
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+/// Compares two secrets in time independent of where they differ.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl StoreAdminApi {
-    /// Backs up the store of `core`.
-    pub fn new(core: Arc<DomainCore>) -> Self {
-        Self { core }
+    /// Backs up the store of `core` for callers holding `token`.
+    pub fn new(core: Arc<DomainCore>, token: Option<String>) -> Self {
+        Self { core, token }
+    }
+
+    fn authorize<T>(&self, r: &Request<T>) -> Result<(), Error> {
+        let Some(token) = &self.token else {
+            return Err(Error::PermissionDenied(
+                "store administration is disabled on this server: start it with --admin-token (CETRACK_ADMIN_TOKEN)".into(),
+            ));
+        };
+        let presented = r
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match presented {
+            None => Err(Error::Unauthenticated(
+                "send the admin token as `authorization: Bearer <token>`".into(),
+            )),
+            Some(p) if same_secret(p.as_bytes(), token.as_bytes()) => Ok(()),
+            Some(_) => Err(Error::PermissionDenied(
+                "the admin token is not valid".into(),
+            )),
+        }
     }
 }
 
@@ -232,6 +274,7 @@ impl crate::proto::store_admin_service_server::StoreAdminService for StoreAdminA
     ) -> Reply<Self::BackupStoreStream> {
         let service = self.core.domain().slug();
         observe(service, "BackupStore", async {
+            self.authorize(&r)?;
             let chunks = self.core.backup(r.into_inner()).await?;
             let stream: Self::BackupStoreStream =
                 Box::pin(futures::stream::iter(chunks.into_iter().map(Ok)));

@@ -22,6 +22,17 @@ use crate::grpc::DomainApi;
 use crate::proto::domain_service_server::DomainServiceServer;
 use crate::store::{Store, StoreConfig};
 
+/// The full name of the domain service.
+pub const DOMAIN_SERVICE: &str = "cet.v1.DomainService";
+/// The full name of the store administration service.
+pub const STORE_ADMIN_SERVICE: &str = "cet.v1.StoreAdminService";
+/// The full name of the gateway service.
+pub const GATEWAY_SERVICE: &str = "cet.v1.GatewayService";
+/// The full name of the health service.
+pub const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
+/// The full name of the reflection service.
+pub const REFLECTION_SERVICE: &str = "grpc.reflection.v1.ServerReflection";
+
 /// Largest request a server decodes, in bytes.
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 /// Largest response a server encodes, in bytes.
@@ -76,6 +87,10 @@ pub struct DomainArgs {
     /// `0.0.0.0:9100` [default: none, no metrics].
     #[arg(long, env = "CETRACK_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Token that callers of StoreAdminService (backups) must present as
+    /// `authorization: Bearer <token>` [default: none, backups disabled].
+    #[arg(long, env = "CETRACK_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
     /// Logging.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -104,6 +119,8 @@ pub struct DomainServerConfig {
     pub data_dir: PathBuf,
     /// sled page cache, in bytes.
     pub cache_capacity: u64,
+    /// The token StoreAdminService callers must present; `None` disables it.
+    pub admin_token: Option<String>,
 }
 
 /// A server running in this process.
@@ -167,7 +184,7 @@ pub async fn start_domain(
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_RESPONSE_BYTES);
     let admin = crate::proto::store_admin_service_server::StoreAdminServiceServer::new(
-        crate::grpc::StoreAdminApi::new(core.clone()),
+        crate::grpc::StoreAdminApi::new(core.clone(), config.admin_token.clone()),
     )
     .max_encoding_message_size(MAX_RESPONSE_BYTES);
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -175,6 +192,12 @@ pub async fn start_domain(
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        // Advertise only what this server serves (the descriptor set also
+        // holds the gateway's service).
+        .with_service_name(DOMAIN_SERVICE)
+        .with_service_name(STORE_ADMIN_SERVICE)
+        .with_service_name(HEALTH_SERVICE)
+        .with_service_name(REFLECTION_SERVICE)
         .build_v1()?;
     let domain = config.domain;
     tracing::info!(%domain, %addr, data_dir = %config.data_dir.display(), "serving");
@@ -309,6 +332,7 @@ pub fn domain_main(domain: Domain) -> ExitCode {
             domain,
             data_dir,
             cache_capacity: args.cache_mb * 1024 * 1024,
+            admin_token: args.admin_token.filter(|t| !t.is_empty()),
         };
         let server = match start_domain(config, listener, shutdown).await {
             Ok(s) => s,

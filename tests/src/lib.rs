@@ -97,6 +97,7 @@ pub async fn serve(domain: Domain, dir: &Path) -> anyhow::Result<RunningServer> 
             domain,
             data_dir: dir.to_path_buf(),
             cache_capacity: 16 * 1024 * 1024,
+            admin_token: None,
         },
         listener,
         CancellationToken::new(),

@@ -287,9 +287,17 @@ pub async fn check_service_binary(domain: Domain, exe: &Path) -> anyhow::Result<
         services.iter().any(|s| s == DOMAIN_SERVICE),
         "reflection lists {services:?}, not {DOMAIN_SERVICE}"
     );
+    let mut listed = services.clone();
+    listed.sort();
     ensure!(
-        services.iter().any(|s| s == "grpc.health.v1.Health"),
-        "reflection lists {services:?}, not grpc.health.v1.Health"
+        listed
+            == [
+                "cet.v1.DomainService",
+                "cet.v1.StoreAdminService",
+                "grpc.health.v1.Health",
+                "grpc.reflection.v1.ServerReflection",
+            ],
+        "reflection lists {services:?}: exactly the services a domain serves are expected"
     );
     ensure!(
         files > 0,
