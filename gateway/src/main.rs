@@ -5,12 +5,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use cetrack_gateway::{start_gateway, GatewayConfig};
-use cetrack_shared::runtime::{cancel_on_signals, init_tracing, CommonArgs};
-use cetrack_shared::telemetry::start_metrics;
+use cetrack_shared::runtime::{init_tracing, serve_main, CommonArgs};
 use cetrack_shared::Domain;
 use clap::Parser;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 /// The command line of the gateway.
 #[derive(Debug, Parser)]
@@ -60,55 +57,7 @@ fn main() -> ExitCode {
     for (d, url) in args.domains {
         config.domains.insert(d, url);
     }
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async move {
-        let listener = match TcpListener::bind(args.listen).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(listen = %args.listen, error = %e, "cannot listen");
-                return ExitCode::from(2);
-            }
-        };
-        let shutdown = CancellationToken::new();
-        cancel_on_signals(shutdown.clone());
-        let metrics = match args.metrics_listen {
-            None => None,
-            Some(at) => match start_metrics(at, shutdown.clone()).await {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot serve metrics");
-                    return ExitCode::from(2);
-                }
-            },
-        };
-        let server = match start_gateway(config, listener, shutdown.clone()).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot start");
-                return ExitCode::from(2);
-            }
-        };
-        let code = match server.task.await {
-            Ok(Ok(())) => ExitCode::SUCCESS,
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "gateway failed");
-                ExitCode::FAILURE
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "gateway task failed");
-                ExitCode::FAILURE
-            }
-        };
-        if let Some(m) = metrics {
-            shutdown.cancel();
-            let _ = m.task.await;
-        }
-        code
+    serve_main(args.listen, args.metrics_listen, |listener, shutdown| {
+        start_gateway(config, listener, shutdown)
     })
 }

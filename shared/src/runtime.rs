@@ -290,11 +290,20 @@ pub fn cancel_on_signals(token: CancellationToken) {
     });
 }
 
-/// The `main` of a domain binary: exit 0 after a clean shutdown, 2 when the
-/// store or the address cannot be used, 1 on any other failure.
-pub fn domain_main(domain: Domain) -> ExitCode {
-    let args = DomainArgs::parse_from(std::env::args_os());
-    init_tracing(&args.common);
+/// The `main` of a server binary: starts the Tokio runtime, listens on
+/// `listen`, serves metrics on `metrics_listen` when set, starts the server
+/// with `start`, and waits until SIGTERM or SIGINT has shut it down. Exit 0
+/// after a clean shutdown, 2 when the address, the metrics endpoint or the
+/// server cannot start (e.g. a damaged store), 1 on any other failure.
+pub fn serve_main<F, Fut>(
+    listen: SocketAddr,
+    metrics_listen: Option<SocketAddr>,
+    start: F,
+) -> ExitCode
+where
+    F: FnOnce(TcpListener, CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<RunningServer>>,
+{
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -303,12 +312,6 @@ pub fn domain_main(domain: Domain) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let listen = args
-            .listen
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], domain.default_port())));
-        let data_dir = args
-            .data_dir
-            .unwrap_or_else(|| PathBuf::from("cetrack-data").join(domain.slug()));
         let listener = match TcpListener::bind(listen).await {
             Ok(l) => l,
             Err(e) => {
@@ -318,7 +321,7 @@ pub fn domain_main(domain: Domain) -> ExitCode {
         };
         let shutdown = CancellationToken::new();
         cancel_on_signals(shutdown.clone());
-        let metrics = match args.metrics_listen {
+        let metrics = match metrics_listen {
             None => None,
             Some(at) => match crate::telemetry::start_metrics(at, shutdown.clone()).await {
                 Ok(m) => Some(m),
@@ -328,21 +331,14 @@ pub fn domain_main(domain: Domain) -> ExitCode {
                 }
             },
         };
-        let config = DomainServerConfig {
-            domain,
-            data_dir,
-            cache_capacity: args.cache_mb * 1024 * 1024,
-            admin_token: args.admin_token.filter(|t| !t.is_empty()),
-        };
-        let server = match start_domain(config, listener, shutdown).await {
+        let server = match start(listener, shutdown.clone()).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "cannot start");
                 return ExitCode::from(2);
             }
         };
-        let RunningServer { shutdown, task, .. } = server;
-        let code = match task.await {
+        let code = match server.task.await {
             Ok(Ok(())) => ExitCode::SUCCESS,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "server failed");
@@ -358,5 +354,25 @@ pub fn domain_main(domain: Domain) -> ExitCode {
             let _ = m.task.await;
         }
         code
+    })
+}
+
+/// The `main` of a domain binary (see [`serve_main`] for exit codes).
+pub fn domain_main(domain: Domain) -> ExitCode {
+    let args = DomainArgs::parse_from(std::env::args_os());
+    init_tracing(&args.common);
+    let listen = args
+        .listen
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], domain.default_port())));
+    let config = DomainServerConfig {
+        domain,
+        data_dir: args
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from("cetrack-data").join(domain.slug())),
+        cache_capacity: args.cache_mb * 1024 * 1024,
+        admin_token: args.admin_token.filter(|t| !t.is_empty()),
+    };
+    serve_main(listen, args.metrics_listen, |listener, shutdown| {
+        start_domain(config, listener, shutdown)
     })
 }
