@@ -130,10 +130,13 @@ impl GatewayApi {
             .await;
         match answer {
             Ok(i) => Ok(i),
-            Err(DomainError::Status { code, message, .. })
-                if !matches!(code, tonic::Code::Unknown | tonic::Code::Internal) =>
-            {
-                Err(Status::new(code, message))
+            Err(DomainError::Status {
+                code,
+                message,
+                details,
+                ..
+            }) if !matches!(code, tonic::Code::Unknown | tonic::Code::Internal) => {
+                Err(Status::with_details(code, message, details))
             }
             Err(e) => Err(Status::unavailable(e.to_string())),
         }

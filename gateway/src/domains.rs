@@ -36,6 +36,8 @@ pub enum DomainError {
         code: tonic::Code,
         /// Its message.
         message: String,
+        /// Its google.rpc details, as sent (e.g. field violations).
+        details: tonic::codegen::Bytes,
     },
 }
 
@@ -136,6 +138,7 @@ impl Domains {
                 domain,
                 code: tonic::Code::Unavailable,
                 message: "no address configured for this domain".into(),
+                details: Default::default(),
             });
         };
         match tokio::time::timeout(deadline, f(client, deadline)).await {
@@ -147,6 +150,7 @@ impl Domains {
                 domain,
                 code: s.code(),
                 message: s.message().to_string(),
+                details: s.details().to_vec().into(),
             }),
             Ok(Ok(r)) => Ok(r.into_inner()),
         }
@@ -174,6 +178,7 @@ impl Domains {
                             domain: d,
                             code: tonic::Code::Unavailable,
                             message: "no address configured for this domain".into(),
+                            details: Default::default(),
                         }),
                     );
                 };
@@ -213,6 +218,7 @@ pub fn status_error(domain: Domain, s: tonic::Status) -> DomainError {
         domain,
         code: s.code(),
         message: s.message().to_string(),
+        details: s.details().to_vec().into(),
     }
 }
 
