@@ -636,6 +636,32 @@ impl DomainProcess {
     pub fn signal(&self, signal: nix::sys::signal::Signal) -> anyhow::Result<()> {
         let id = self.child.id().context("the process has been reaped")?;
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(id)?), signal)?;
+        // kill(2) returns once the signal is sent, not once it has taken
+        // effect: wait until the process is really stopped (or running again),
+        // as /proc shows it, so that a test never races the signal.
+        let want_stopped = match signal {
+            nix::sys::signal::Signal::SIGSTOP => Some(true),
+            nix::sys::signal::Signal::SIGCONT => Some(false),
+            _ => None,
+        };
+        if let Some(want) = want_stopped {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let stat = std::fs::read_to_string(format!("/proc/{id}/stat"))?;
+                // The state follows the parenthesised command name.
+                let state = stat
+                    .rsplit_once(") ")
+                    .and_then(|(_, rest)| rest.chars().next())
+                    .context("unreadable /proc stat")?;
+                if (state == 'T') == want {
+                    return Ok(());
+                }
+                if std::time::Instant::now() > deadline {
+                    bail!("process {id} is still in state {state} after {signal}");
+                }
+                std::thread::yield_now();
+            }
+        }
         Ok(())
     }
 }
