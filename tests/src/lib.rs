@@ -2,6 +2,7 @@
 //! with temporary data directories, in this process or as child processes of
 //! the real binaries, and valid sample records for every domain.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -135,44 +136,18 @@ pub struct DomainProcess {
 /// logs the address it serves on (JSON logs on stderr). Later log lines are
 /// discarded.
 pub async fn spawn_domain(domain: Domain, dir: &Path) -> anyhow::Result<DomainProcess> {
-    let mut child = tokio::process::Command::new(binary(&domain.binary())?)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--data-dir",
-        ])
-        .arg(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let stderr = child.stderr.take().context("no stderr")?;
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await? {
-            if let Some(addr) = serving_addr(&line) {
-                return Ok(addr);
-            }
-        }
-        bail!("the process ended before serving")
+    let args = [
+        OsStr::new("--listen"),
+        OsStr::new("127.0.0.1:0"),
+        OsStr::new("--data-dir"),
+        dir.as_os_str(),
+    ];
+    let p = spawn_logged(&binary(&domain.binary())?, args, "serving").await?;
+    let addr = p.logged_addr("serving")?;
+    Ok(DomainProcess {
+        child: p.child,
+        addr,
     })
-    .await
-    .context("the process did not start serving within 30 s")??;
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok(DomainProcess { child, addr })
-}
-
-/// The address in a JSON `serving` log line.
-fn serving_addr(line: &str) -> Option<std::net::SocketAddr> {
-    if !line.contains("\"serving\"") {
-        return None;
-    }
-    let start = line.find("\"addr\":\"")? + 8;
-    let end = start + line[start..].find('"')?;
-    line[start..end].parse().ok()
 }
 
 /// The field violations of an INVALID_ARGUMENT status, as (field, description).
@@ -586,38 +561,22 @@ pub async fn spawn_domain_at(
     dir: &Path,
     addr: std::net::SocketAddr,
 ) -> anyhow::Result<DomainProcess> {
-    let mut child = tokio::process::Command::new(binary(&domain.binary())?)
-        .arg("--listen")
-        .arg(addr.to_string())
-        .args(["--log-format", "json", "--data-dir"])
-        .arg(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let stderr = child.stderr.take().context("no stderr")?;
-    let mut lines = BufReader::new(stderr).lines();
-    let served = tokio::time::timeout(Duration::from_secs(30), async {
-        let mut log = Vec::new();
-        while let Some(line) = lines.next_line().await? {
-            if let Some(served) = serving_addr(&line) {
-                return Ok(served);
-            }
-            log.push(line);
-        }
-        bail!(
-            "the process ended before serving on {addr}; stderr:\n{}",
-            log.join("\n")
-        )
-    })
-    .await
-    .context("the process did not start serving within 30 s")??;
+    let listen = addr.to_string();
+    let args = [
+        OsStr::new("--listen"),
+        OsStr::new(&listen),
+        OsStr::new("--data-dir"),
+        dir.as_os_str(),
+    ];
+    let p = spawn_logged(&binary(&domain.binary())?, args, "serving").await?;
+    let served = p.logged_addr("serving")?;
     if served != addr {
         bail!("asked to listen on {addr}, the process serves on {served}");
     }
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok(DomainProcess { child, addr })
+    Ok(DomainProcess {
+        child: p.child,
+        addr,
+    })
 }
 
 impl DomainProcess {
