@@ -5,10 +5,10 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
-use cetrack_shared::backup;
-use cetrack_shared::proto::store_admin_service_client::StoreAdminServiceClient;
-use cetrack_shared::proto::BackupStoreRequest;
-use cetrack_shared::Domain;
+use cetrack_contract::proto::store_admin_service_client::StoreAdminServiceClient;
+use cetrack_contract::proto::BackupStoreRequest;
+use cetrack_contract::Domain;
+use cetrack_store::backup;
 use futures::StreamExt;
 
 use crate::client::Endpoints;
@@ -16,7 +16,7 @@ use crate::error::StatusError;
 
 /// Streams the backup of `domain` into `out` (written beside it first, then
 /// verified and renamed, so `out` is never a partial backup).
-pub async fn backup(
+pub(crate) async fn backup(
     endpoints: &Endpoints,
     domain: Domain,
     out: &Path,
@@ -71,7 +71,7 @@ pub async fn backup(
 }
 
 /// Restores the backup `from` into the empty store of `domain` in `data_dir`.
-pub fn restore(domain: Domain, from: &Path, data_dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn restore(domain: Domain, from: &Path, data_dir: &Path) -> anyhow::Result<()> {
     let b = backup::read_file(from)?;
     let entries = b.entries.len();
     let revision = backup::restore(domain, data_dir, b)?;

@@ -4,44 +4,27 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use cetrack_shared::proto::domain_service_client::DomainServiceClient;
-use cetrack_shared::proto::gateway_service_client::GatewayServiceClient;
-use cetrack_shared::runtime::MAX_RESPONSE_BYTES;
-use cetrack_shared::Domain;
+use cetrack_contract::domain::normalize_url;
+use cetrack_contract::proto::domain_service_client::DomainServiceClient;
+use cetrack_contract::proto::gateway_service_client::GatewayServiceClient;
+use cetrack_contract::Domain;
+use cetrack_server::MAX_RESPONSE_BYTES;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 /// The addresses of the system.
 #[derive(Debug, Clone)]
-pub struct Endpoints {
+pub(crate) struct Endpoints {
     /// The gateway's URL.
     pub gateway: String,
     /// Each domain's URL.
     pub domains: BTreeMap<Domain, String>,
 }
 
-/// Parses `NAME=URL`.
-pub fn parse_domain_url(s: &str) -> Result<(Domain, String), String> {
-    let (name, url) = s
-        .split_once('=')
-        .ok_or_else(|| format!("`{s}` is not NAME=URL"))?;
-    let d = name.trim().parse::<Domain>().map_err(|e| e.to_string())?;
-    Ok((d, normalize(url.trim())))
-}
-
-/// Adds `http://` to a bare `host:port`.
-pub fn normalize(url: &str) -> String {
-    if url.contains("://") {
-        url.to_string()
-    } else {
-        format!("http://{url}")
-    }
-}
-
 impl Endpoints {
     /// The gateway at `addr`; each domain at `overrides`, or on the gateway's
     /// host at its default port.
-    pub fn new(addr: &str, overrides: &[(Domain, String)]) -> anyhow::Result<Self> {
-        let gateway = normalize(addr);
+    pub(crate) fn new(addr: &str, overrides: &[(Domain, String)]) -> anyhow::Result<Self> {
+        let gateway = normalize_url(addr).map_err(anyhow::Error::msg)?;
         let uri: Uri = gateway
             .parse()
             .with_context(|| format!("`{addr}` is not a URL"))?;
@@ -68,7 +51,7 @@ impl Endpoints {
     }
 
     /// A client of the gateway.
-    pub async fn gateway(&self) -> anyhow::Result<GatewayServiceClient<Channel>> {
+    pub(crate) async fn gateway(&self) -> anyhow::Result<GatewayServiceClient<Channel>> {
         Ok(
             GatewayServiceClient::new(Self::channel(&self.gateway).await?)
                 .max_decoding_message_size(MAX_RESPONSE_BYTES),
@@ -76,7 +59,7 @@ impl Endpoints {
     }
 
     /// A client of one domain service.
-    pub async fn domain(&self, d: Domain) -> anyhow::Result<DomainServiceClient<Channel>> {
+    pub(crate) async fn domain(&self, d: Domain) -> anyhow::Result<DomainServiceClient<Channel>> {
         let url = self.domains.get(&d).context("no address for this domain")?;
         Ok(DomainServiceClient::new(Self::channel(url).await?)
             .max_decoding_message_size(MAX_RESPONSE_BYTES))

@@ -5,7 +5,7 @@ use tonic_types::StatusExt;
 /// A gRPC error from the server, shown with its code, message and field
 /// violations.
 #[derive(Debug)]
-pub struct StatusError(pub tonic::Status);
+pub(crate) struct StatusError(pub tonic::Status);
 
 impl std::fmt::Display for StatusError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

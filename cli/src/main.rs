@@ -12,12 +12,13 @@ mod up;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use cetrack_shared::runtime::init_tracing;
-use cetrack_shared::Domain;
+use cetrack_contract::Domain;
+use cetrack_server::init_tracing;
 use clap::{Parser, Subcommand};
 
-use crate::client::{parse_domain_url, Endpoints};
+use crate::client::Endpoints;
 use crate::output::Format;
+use cetrack_contract::domain::parse_domain_url;
 
 /// Track what governments commit to in technology-cooperation dialogues.
 #[derive(Debug, Parser)]
@@ -48,41 +49,41 @@ enum Command {
     /// Run the seven domain services and the gateway in this process.
     Up(up::UpArgs),
     /// Check that a server answers grpc.health.v1 SERVING (exit 0) or not (exit 1).
-    Health(commands::HealthArgs),
+    Health(commands::admin::HealthArgs),
     /// Every domain's summary and the totals across domains.
-    Overview(commands::OverviewArgs),
+    Overview(commands::views::OverviewArgs),
     /// Search initiatives across domains (through the gateway).
-    Search(commands::SearchArgs),
+    Search(commands::views::SearchArgs),
     /// List the initiatives of one domain.
-    List(commands::ListArgs),
+    List(commands::records::ListArgs),
     /// Show one initiative by resource name.
     Show {
         /// `domains/{domain}/initiatives/{id}`.
         name: String,
     },
     /// Create an initiative from a JSON file (an Initiative, or a CreateInitiativeRequest).
-    Create(commands::CreateArgs),
+    Create(commands::records::CreateArgs),
     /// Update an initiative from a JSON file holding the Initiative with its name and etag.
-    Update(commands::UpdateArgs),
+    Update(commands::records::UpdateArgs),
     /// Delete an initiative (its history stays).
-    Delete(commands::DeleteArgs),
+    Delete(commands::records::DeleteArgs),
     /// Add a progress update to an initiative.
-    Progress(commands::ProgressArgs),
+    Progress(commands::records::ProgressArgs),
     /// Update one milestone of an initiative.
-    Milestone(commands::MilestoneArgs),
+    Milestone(commands::records::MilestoneArgs),
     /// Every revision of an initiative.
     History {
         /// `domains/{domain}/initiatives/{id}`.
         name: String,
     },
     /// Everything an organization takes part in, across domains.
-    Portfolio(commands::PortfolioArgs),
+    Portfolio(commands::views::PortfolioArgs),
     /// Milestones due in a window (and overdue), across domains.
-    Timeline(commands::TimelineArgs),
+    Timeline(commands::views::TimelineArgs),
     /// Follow every domain's changes.
-    Watch(commands::WatchArgs),
+    Watch(commands::views::WatchArgs),
     /// Write the joint fact sheet, annotated with status as of a day, as Markdown.
-    FactSheet(commands::FactSheetArgs),
+    FactSheet(commands::views::FactSheetArgs),
     /// Load the 2023-12-08 fact sheet into a running system (what is not there yet).
     Seed,
     /// Write every initiative as JSON Lines.
@@ -150,21 +151,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let c = &endpoints;
     match cli.command {
         Command::Up(args) => up::up(args).await?,
-        Command::Health(args) => return commands::health(&cli.addr, args).await,
-        Command::Overview(args) => commands::overview(c, out, args).await?,
-        Command::Search(args) => commands::search(c, out, args).await?,
-        Command::List(args) => commands::list(c, out, args).await?,
-        Command::Show { name } => commands::show(c, out, &name).await?,
-        Command::Create(args) => commands::create(c, out, args).await?,
-        Command::Update(args) => commands::update(c, out, args).await?,
-        Command::Delete(args) => commands::delete(c, args).await?,
-        Command::Progress(args) => commands::progress(c, out, args).await?,
-        Command::Milestone(args) => commands::milestone(c, out, args).await?,
-        Command::History { name } => commands::history(c, out, &name).await?,
-        Command::Portfolio(args) => commands::portfolio(c, out, args).await?,
-        Command::Timeline(args) => commands::timeline(c, out, args).await?,
-        Command::Watch(args) => commands::watch(c, out, args).await?,
-        Command::FactSheet(args) => commands::fact_sheet(c, out, args).await?,
+        Command::Health(args) => return commands::admin::health(&cli.addr, args).await,
+        Command::Overview(args) => commands::views::overview(c, out, args).await?,
+        Command::Search(args) => commands::views::search(c, out, args).await?,
+        Command::List(args) => commands::records::list(c, out, args).await?,
+        Command::Show { name } => commands::records::show(c, out, &name).await?,
+        Command::Create(args) => commands::records::create(c, out, args).await?,
+        Command::Update(args) => commands::records::update(c, out, args).await?,
+        Command::Delete(args) => commands::records::delete(c, args).await?,
+        Command::Progress(args) => commands::records::progress(c, out, args).await?,
+        Command::Milestone(args) => commands::records::milestone(c, out, args).await?,
+        Command::History { name } => commands::records::history(c, out, &name).await?,
+        Command::Portfolio(args) => commands::views::portfolio(c, out, args).await?,
+        Command::Timeline(args) => commands::views::timeline(c, out, args).await?,
+        Command::Watch(args) => commands::views::watch(c, out, args).await?,
+        Command::FactSheet(args) => commands::views::fact_sheet(c, out, args).await?,
         Command::Seed => {
             let loaded = seed::load(c, seed::FACT_SHEET_2023_12_08).await?;
             eprintln!(

@@ -1,14 +1,14 @@
 //! How results are shown: tables for people, JSON for scripts.
 
-use cetrack_shared::dates;
-use cetrack_shared::proto::{ApproximateDate, Initiative, Money};
+use cetrack_contract::dates;
+use cetrack_contract::proto::{ApproximateDate, Initiative, Money};
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ContentArrangement, Table};
 use serde::Serialize;
 
 /// The output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
-pub enum Format {
+pub(crate) enum Format {
     /// Tables and text for people.
     #[default]
     Table,
@@ -17,13 +17,13 @@ pub enum Format {
 }
 
 /// Prints a message as pretty JSON.
-pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+pub(crate) fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
 /// A table with a header.
-pub fn table(header: &[&str]) -> Table {
+pub(crate) fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
@@ -32,19 +32,19 @@ pub fn table(header: &[&str]) -> Table {
 }
 
 /// An enum value's name without its prefix, in lower case with hyphens.
-pub fn label(name: &str, prefix: &str) -> String {
+pub(crate) fn label(name: &str, prefix: &str) -> String {
     name.trim_start_matches(prefix)
         .to_lowercase()
         .replace('_', "-")
 }
 
 /// An optional approximate date.
-pub fn date(d: Option<&ApproximateDate>) -> String {
+pub(crate) fn date(d: Option<&ApproximateDate>) -> String {
     d.map(dates::display).unwrap_or_else(|| "-".into())
 }
 
 /// An amount of money.
-pub fn money(m: Option<&Money>) -> String {
+pub(crate) fn money(m: Option<&Money>) -> String {
     match m {
         None => "-".into(),
         Some(m) if m.nanos == 0 => format!("{} {}", m.currency_code, m.units),
@@ -53,7 +53,7 @@ pub fn money(m: Option<&Money>) -> String {
 }
 
 /// Initiatives as a table.
-pub fn initiatives(items: &[Initiative]) -> Table {
+pub(crate) fn initiatives(items: &[Initiative]) -> Table {
     let mut t = table(&[
         "name",
         "title",
@@ -63,10 +63,10 @@ pub fn initiatives(items: &[Initiative]) -> Table {
         "planned end",
     ]);
     for i in items {
-        let status = cetrack_shared::proto::LifecycleStatus::try_from(i.status)
+        let status = cetrack_contract::proto::LifecycleStatus::try_from(i.status)
             .map(|s| label(s.as_str_name(), "LIFECYCLE_STATUS_"))
             .unwrap_or_default();
-        let instrument = cetrack_shared::proto::Instrument::try_from(i.instrument)
+        let instrument = cetrack_contract::proto::Instrument::try_from(i.instrument)
             .map(|s| label(s.as_str_name(), "INSTRUMENT_"))
             .unwrap_or_default();
         let people: Vec<String> = i

@@ -2,16 +2,16 @@
 //! 2023-12-08 U.S.-ROK joint fact sheet, loaded through the public gRPC API.
 
 use anyhow::Context;
-use cetrack_shared::names::parse_parent;
-use cetrack_shared::proto::CreateInitiativeRequest;
+use cetrack_contract::names::parse_parent;
+use cetrack_contract::proto::CreateInitiativeRequest;
 
 use crate::client::Endpoints;
 
 /// The data set, one CreateInitiativeRequest per line (proto3 JSON).
-pub const FACT_SHEET_2023_12_08: &str = include_str!("../data/us-rok-cet-2023-12-08.jsonl");
+pub(crate) const FACT_SHEET_2023_12_08: &str = include_str!("../data/us-rok-cet-2023-12-08.jsonl");
 
 /// The requests of a JSON Lines data set.
-pub fn requests(text: &str) -> anyhow::Result<Vec<CreateInitiativeRequest>> {
+pub(crate) fn requests(text: &str) -> anyhow::Result<Vec<CreateInitiativeRequest>> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
@@ -21,7 +21,7 @@ pub fn requests(text: &str) -> anyhow::Result<Vec<CreateInitiativeRequest>> {
 
 /// What a load did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Loaded {
+pub(crate) struct Loaded {
     /// Initiatives created now.
     pub created: usize,
     /// Initiatives that were there already.
@@ -30,7 +30,7 @@ pub struct Loaded {
 
 /// Creates every initiative of the data set that is not there yet. Each
 /// request carries its request id, so loading twice changes nothing.
-pub async fn load(endpoints: &Endpoints, text: &str) -> anyhow::Result<Loaded> {
+pub(crate) async fn load(endpoints: &Endpoints, text: &str) -> anyhow::Result<Loaded> {
     let mut loaded = Loaded::default();
     for req in requests(text)? {
         let domain = parse_parent(&req.parent, "parent")
@@ -38,7 +38,7 @@ pub async fn load(endpoints: &Endpoints, text: &str) -> anyhow::Result<Loaded> {
         let mut client = endpoints.domain(domain).await?;
         let name = format!("{}/initiatives/{}", req.parent, req.initiative_id);
         let before = client
-            .get_initiative(cetrack_shared::proto::GetInitiativeRequest { name: name.clone() })
+            .get_initiative(cetrack_contract::proto::GetInitiativeRequest { name: name.clone() })
             .await;
         if before.is_ok() {
             loaded.present += 1;

@@ -4,13 +4,13 @@
 use std::io::{BufRead, Write};
 
 use anyhow::Context;
-use cetrack_shared::names::InitiativeName;
-use cetrack_shared::pagination::fingerprint;
-use cetrack_shared::proto::{
+use cetrack_contract::names::InitiativeName;
+use cetrack_contract::pagination::fingerprint;
+use cetrack_contract::proto::{
     AddProgressUpdateRequest, CreateInitiativeRequest, GetInitiativeRequest, Initiative,
     ListInitiativesRequest,
 };
-use cetrack_shared::Domain;
+use cetrack_contract::Domain;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::client::Endpoints;
@@ -34,7 +34,7 @@ fn bar(len: Option<u64>, what: &str) -> ProgressBar {
 }
 
 /// Writes every initiative of `domains` to `out`; returns how many.
-pub async fn export(
+pub(crate) async fn export(
     endpoints: &Endpoints,
     domains: &[Domain],
     out: &mut dyn Write,
@@ -73,7 +73,7 @@ pub async fn export(
 
 /// What an import did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Imported {
+pub(crate) struct Imported {
     /// Initiatives created.
     pub created: usize,
     /// Initiatives that were there already (left as they are).
@@ -104,7 +104,10 @@ fn parse_line(line: &str) -> anyhow::Result<(CreateInitiativeRequest, Initiative
 
 /// Creates every initiative of the JSON Lines `input` that is not there yet,
 /// with its progress updates in order. Existing initiatives are left alone.
-pub async fn import(endpoints: &Endpoints, input: &mut dyn BufRead) -> anyhow::Result<Imported> {
+pub(crate) async fn import(
+    endpoints: &Endpoints,
+    input: &mut dyn BufRead,
+) -> anyhow::Result<Imported> {
     let lines: Vec<String> = input.lines().collect::<Result<_, _>>()?;
     let progress = bar(Some(lines.len() as u64), "importing");
     let mut done = Imported::default();
@@ -113,7 +116,7 @@ pub async fn import(endpoints: &Endpoints, input: &mut dyn BufRead) -> anyhow::R
             continue;
         }
         let (req, init) = parse_line(line).with_context(|| format!("line {}", n + 1))?;
-        let domain = cetrack_shared::names::parse_parent(&req.parent, "parent")
+        let domain = cetrack_contract::names::parse_parent(&req.parent, "parent")
             .map_err(|v| anyhow::anyhow!("line {}: {}: {}", n + 1, v.field, v.description))?;
         let name = format!("{}/initiatives/{}", req.parent, req.initiative_id);
         let mut client = endpoints.domain(domain).await?;

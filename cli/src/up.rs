@@ -5,13 +5,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::Context;
+use cetrack_contract::domain::GATEWAY_DEFAULT_PORT;
+use cetrack_contract::Domain;
+use cetrack_domain_service::{start_domain, DomainServerConfig};
 use cetrack_gateway::{start_gateway, GatewayConfig};
-use cetrack_shared::domain::GATEWAY_DEFAULT_PORT;
-use cetrack_shared::runtime::{
-    cancel_on_signals, start_domain, CommonArgs, DomainServerConfig, RunningServer,
-};
-use cetrack_shared::telemetry::start_metrics;
-use cetrack_shared::Domain;
+use cetrack_server::metrics::start_metrics;
+use cetrack_server::{cancel_on_signals, CommonArgs, RunningServer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -20,7 +19,7 @@ use crate::seed;
 
 /// Options of `cetrack up`.
 #[derive(Debug, Clone, clap::Args)]
-pub struct UpArgs {
+pub(crate) struct UpArgs {
     /// Directory holding one store per domain.
     #[arg(long, env = "CETRACK_DATA_DIR", default_value = "./cetrack-data")]
     pub data_dir: PathBuf,
@@ -57,7 +56,7 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
 }
 
 /// Runs everything until Ctrl-C or SIGTERM, then shuts down cleanly.
-pub async fn up(args: UpArgs) -> anyhow::Result<()> {
+pub(crate) async fn up(args: UpArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     cancel_on_signals(shutdown.clone());
     let metrics = match args.metrics_listen {

@@ -4,11 +4,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cetrack_shared::names::InitiativeName;
-use cetrack_shared::proto::gateway_service_server::GatewayService;
-use cetrack_shared::proto::*;
-use cetrack_shared::telemetry::observe;
-use cetrack_shared::Error;
+use cetrack_contract::names::InitiativeName;
+use cetrack_contract::proto::gateway_service_server::GatewayService;
+use cetrack_contract::proto::*;
+use cetrack_contract::Error;
 use futures::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
@@ -47,15 +46,20 @@ impl GatewayApi {
 
 type Reply<T> = Result<Response<T>, Status>;
 
-/// The `service` label of the gateway's metrics.
-const SERVICE: &str = "gateway";
+/// The answer of a handler: `call`'s value, or its error as a status.
+async fn reply<T, E>(call: impl std::future::Future<Output = Result<T, E>>) -> Reply<T>
+where
+    Status: From<E>,
+{
+    call.await.map(Response::new).map_err(Status::from)
+}
 
 #[tonic::async_trait]
 impl GatewayService for GatewayApi {
     async fn get_overview(&self, r: Request<GetOverviewRequest>) -> Reply<Overview> {
         let d = self.deadline(&r);
         let view = views::overview::overview(&self.domains, r.into_inner(), d);
-        observe(SERVICE, "GetOverview", view).await
+        reply(view).await
     }
 
     async fn search_initiatives(
@@ -64,7 +68,7 @@ impl GatewayService for GatewayApi {
     ) -> Reply<SearchInitiativesResponse> {
         let d = self.deadline(&r);
         let view = views::search::search(&self.domains, r.into_inner(), d);
-        observe(SERVICE, "SearchInitiatives", view).await
+        reply(view).await
     }
 
     async fn get_organization_portfolio(
@@ -73,7 +77,7 @@ impl GatewayService for GatewayApi {
     ) -> Reply<OrganizationPortfolio> {
         let d = self.deadline(&r);
         let view = views::portfolio::portfolio(&self.domains, r.into_inner(), d);
-        observe(SERVICE, "GetOrganizationPortfolio", view).await
+        reply(view).await
     }
 
     async fn list_milestone_timeline(
@@ -82,11 +86,11 @@ impl GatewayService for GatewayApi {
     ) -> Reply<ListMilestoneTimelineResponse> {
         let d = self.deadline(&r);
         let view = views::timeline::timeline(&self.domains, r.into_inner(), d);
-        observe(SERVICE, "ListMilestoneTimeline", view).await
+        reply(view).await
     }
 
     async fn get_initiative(&self, r: Request<GetInitiativeRequest>) -> Reply<Initiative> {
-        observe(SERVICE, "GetInitiative", self.initiative(r)).await
+        reply(self.initiative(r)).await
     }
 
     type WatchAllChangesStream =
@@ -96,21 +100,15 @@ impl GatewayService for GatewayApi {
         &self,
         r: Request<WatchAllChangesRequest>,
     ) -> Reply<Self::WatchAllChangesStream> {
-        observe(SERVICE, "WatchAllChanges", async {
-            let stream = views::watch::watch_all(
-                self.domains.clone(),
-                r.into_inner(),
-                self.shutdown.clone(),
-            )?;
-            Ok::<Self::WatchAllChangesStream, Error>(Box::pin(stream.map(Ok)))
-        })
-        .await
+        let stream =
+            views::watch::watch_all(self.domains.clone(), r.into_inner(), self.shutdown.clone())?;
+        Ok(Response::new(Box::pin(stream.map(Ok))))
     }
 
     async fn generate_fact_sheet(&self, r: Request<GenerateFactSheetRequest>) -> Reply<FactSheet> {
         let d = self.deadline(&r);
         let view = views::factsheet::fact_sheet(&self.domains, r.into_inner(), d);
-        observe(SERVICE, "GenerateFactSheet", view).await
+        reply(view).await
     }
 }
 

@@ -7,9 +7,9 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use cetrack_shared::proto::domain_service_client::DomainServiceClient;
-use cetrack_shared::proto::{DomainSummary, DomainUnavailable};
-use cetrack_shared::Domain;
+use cetrack_contract::proto::domain_service_client::DomainServiceClient;
+use cetrack_contract::proto::{DomainSummary, DomainUnavailable};
+use cetrack_contract::Domain;
 use futures::future::join_all;
 use tonic::transport::{Channel, Endpoint};
 
@@ -42,6 +42,26 @@ pub enum DomainError {
 }
 
 impl DomainError {
+    /// The error of `domain` that answered with `status`.
+    pub fn from_status(domain: Domain, status: tonic::Status) -> Self {
+        DomainError::Status {
+            domain,
+            code: status.code(),
+            message: status.message().to_string(),
+            details: status.details().to_vec().into(),
+        }
+    }
+
+    /// A domain the gateway has no address for.
+    fn not_configured(domain: Domain) -> Self {
+        DomainError::Status {
+            domain,
+            code: tonic::Code::Unavailable,
+            message: "no address configured for this domain".into(),
+            details: Default::default(),
+        }
+    }
+
     /// The domain as unavailable, for responses.
     pub fn unavailable(&self, domain: Domain) -> DomainUnavailable {
         DomainUnavailable {
@@ -96,7 +116,7 @@ impl Domains {
                 .keep_alive_while_idle(true)
                 .connect_lazy();
             let client = DomainServiceClient::new(channel)
-                .max_decoding_message_size(cetrack_shared::runtime::MAX_RESPONSE_BYTES);
+                .max_decoding_message_size(cetrack_server::MAX_RESPONSE_BYTES);
             entries.insert(
                 *domain,
                 Entry {
@@ -134,35 +154,27 @@ impl Domains {
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         let Some(client) = self.client(domain) else {
-            return Err(DomainError::Status {
-                domain,
-                code: tonic::Code::Unavailable,
-                message: "no address configured for this domain".into(),
-                details: Default::default(),
-            });
+            return Err(DomainError::not_configured(domain));
         };
         match tokio::time::timeout(deadline, f(client, deadline)).await {
             Err(_) => Err(DomainError::Timeout {
                 domain,
                 millis: deadline.as_millis(),
             }),
-            Ok(Err(s)) => Err(DomainError::Status {
-                domain,
-                code: s.code(),
-                message: s.message().to_string(),
-                details: s.details().to_vec().into(),
-            }),
+            Ok(Err(s)) => Err(DomainError::from_status(domain, s)),
             Ok(Ok(r)) => Ok(r.into_inner()),
         }
     }
 
-    /// Runs `f` against each of `domains` in parallel, each under `deadline`.
-    pub async fn each<T, F, Fut>(
+    /// Runs `f` against each of `domains` in parallel, each under
+    /// `deadline`: the answers of the domains that answered, in the order of
+    /// `domains`, and the others as unavailable, with why.
+    pub async fn fan_out<T, F, Fut>(
         &self,
         domains: &[Domain],
         deadline: Duration,
         f: F,
-    ) -> Vec<(Domain, Result<T, DomainError>)>
+    ) -> FanOut<T>
     where
         F: Fn(Domain, Client, Duration) -> Fut,
         Fut: Future<Output = Result<T, DomainError>>,
@@ -172,15 +184,7 @@ impl Domains {
             let f = &f;
             async move {
                 let Some(client) = self.client(d) else {
-                    return (
-                        d,
-                        Err(DomainError::Status {
-                            domain: d,
-                            code: tonic::Code::Unavailable,
-                            message: "no address configured for this domain".into(),
-                            details: Default::default(),
-                        }),
-                    );
+                    return (d, Err(DomainError::not_configured(d)));
                 };
                 let r = match tokio::time::timeout(deadline, f(d, client, deadline)).await {
                     Err(_) => Err(DomainError::Timeout {
@@ -192,7 +196,20 @@ impl Domains {
                 (d, r)
             }
         });
-        join_all(calls).await
+        let mut out = FanOut {
+            answers: Vec::new(),
+            unavailable: Vec::new(),
+        };
+        for (d, r) in join_all(calls).await {
+            match r {
+                Ok(answer) => out.answers.push((d, answer)),
+                Err(e) => {
+                    tracing::warn!(domain = %d, error = %e, "domain unavailable");
+                    out.unavailable.push(e.unavailable(d));
+                }
+            }
+        }
+        out
     }
 
     /// Remembers the last summary `domain` sent.
@@ -212,14 +229,13 @@ impl Domains {
     }
 }
 
-/// Turns a tonic status into a [`DomainError`] of `domain`.
-pub fn status_error(domain: Domain, s: tonic::Status) -> DomainError {
-    DomainError::Status {
-        domain,
-        code: s.code(),
-        message: s.message().to_string(),
-        details: s.details().to_vec().into(),
-    }
+/// What a fan-out to several domains brought back.
+#[derive(Debug)]
+pub struct FanOut<T> {
+    /// The answers of the domains that answered.
+    pub answers: Vec<(Domain, T)>,
+    /// The domains that did not, with why.
+    pub unavailable: Vec<DomainUnavailable>,
 }
 
 /// A request carrying `deadline` as its gRPC timeout.

@@ -1,5 +1,12 @@
 //! The cetrack gateway: the cross-domain view over the seven domain services.
 //! It keeps no store; every answer comes from the domains over gRPC.
+//!
+//! - [`api`]: the thin gRPC handlers of `cet.v1.GatewayService`;
+//! - [`views`]: one module per view (overview, search, portfolio, timeline,
+//!   fact sheet, merged change stream);
+//! - [`domains`]: the connections to the domains, calls under a deadline and
+//!   the fan-out every view uses;
+//! - [`deadline`]: the deadline of the calls to the domains.
 
 pub mod api;
 pub mod deadline;
@@ -11,19 +18,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cetrack_shared::proto::gateway_service_server::GatewayServiceServer;
-use cetrack_shared::runtime::{
-    RunningServer, GATEWAY_SERVICE, HEALTH_SERVICE, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES,
-    REFLECTION_SERVICE, SERVER_TIMEOUT,
-};
-use cetrack_shared::Domain;
+use cetrack_contract::proto::gateway_service_server::GatewayServiceServer;
+use cetrack_contract::Domain;
+use cetrack_server::{serve, RunningServer, Services, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::server::TcpIncoming;
-use tonic::transport::Server;
 
 use crate::api::GatewayApi;
 use crate::domains::Domains;
+
+/// The gateway's name in logs and in the metrics' `service` label.
+pub const SERVICE_LABEL: &str = "gateway";
 
 /// Default deadline of one call to a domain when the caller sets none.
 pub const DEFAULT_DOMAIN_DEADLINE: Duration = Duration::from_secs(5);
@@ -68,7 +73,7 @@ pub async fn start_gateway(
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunningServer> {
     let domains = Arc::new(Domains::new(&config.domains)?);
-    let addr = listener.local_addr()?;
+    tracing::info!(domains = ?config.domains, "gateway configured");
     let api = GatewayServiceServer::new(GatewayApi::new(
         domains,
         config.domain_deadline,
@@ -76,51 +81,5 @@ pub async fn start_gateway(
     ))
     .max_decoding_message_size(MAX_REQUEST_BYTES)
     .max_encoding_message_size(MAX_RESPONSE_BYTES);
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<GatewayServiceServer<GatewayApi>>()
-        .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(cetrack_shared::proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        // Advertise only what the gateway serves.
-        .with_service_name(GATEWAY_SERVICE)
-        .with_service_name(HEALTH_SERVICE)
-        .with_service_name(REFLECTION_SERVICE)
-        .build_v1()?;
-    tracing::info!(%addr, domains = ?config.domains, "gateway serving");
-    let stop = shutdown.clone();
-    let task = tokio::spawn(async move {
-        let signal = async move {
-            stop.cancelled().await;
-            health
-                .set_not_serving::<GatewayServiceServer<GatewayApi>>()
-                .await;
-            health
-                .set_service_status("", tonic_health::ServingStatus::NotServing)
-                .await;
-            tracing::info!("gateway shutting down: finishing calls in flight");
-        };
-        Server::builder()
-            .timeout(SERVER_TIMEOUT)
-            .tcp_nodelay(true)
-            .http2_keepalive_interval(Some(Duration::from_secs(30)))
-            .add_service(health_service)
-            .add_service(reflection)
-            .add_service(api)
-            // Set TCP_NODELAY on accepted sockets (Server::tcp_nodelay does not apply
-            // to an incoming stream), or small responses wait for delayed ACKs.
-            .serve_with_incoming_shutdown(
-                TcpIncoming::from(listener).with_nodelay(Some(true)),
-                signal,
-            )
-            .await?;
-        tracing::info!("gateway stopped");
-        Ok(())
-    });
-    Ok(RunningServer {
-        addr,
-        shutdown,
-        task,
-    })
+    serve(Services::new(SERVICE_LABEL).with(api), listener, shutdown).await
 }

@@ -4,9 +4,10 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use cetrack_contract::domain::parse_domain_url;
+use cetrack_contract::Domain;
 use cetrack_gateway::{start_gateway, GatewayConfig};
-use cetrack_shared::runtime::{init_tracing, serve_main, CommonArgs};
-use cetrack_shared::Domain;
+use cetrack_server::{init_tracing, serve_main, CommonArgs};
 use clap::Parser;
 
 /// The command line of the gateway.
@@ -19,10 +20,11 @@ struct Args {
     /// Address to listen on.
     #[arg(long, env = "CETRACK_LISTEN", default_value = "127.0.0.1:50050")]
     listen: SocketAddr,
-    /// A domain service's URL as NAME=URL, e.g. `quantum=http://quantum:50054`;
+    /// A domain service's URL as NAME=URL, e.g. `quantum=http://quantum:50054`
+    /// (a bare HOST:PORT means http://);
     /// repeat for each domain (env: comma-separated). Domains not given use
     /// 127.0.0.1 and their default port.
-    #[arg(long = "domain", env = "CETRACK_DOMAINS", value_delimiter = ',', value_parser = parse_domain)]
+    #[arg(long = "domain", env = "CETRACK_DOMAINS", value_delimiter = ',', value_parser = parse_domain_url)]
     domains: Vec<(Domain, String)>,
     /// Deadline of one call to a domain when the caller sets none, in
     /// milliseconds.
@@ -35,18 +37,6 @@ struct Args {
     /// Logging.
     #[command(flatten)]
     common: CommonArgs,
-}
-
-fn parse_domain(s: &str) -> Result<(Domain, String), String> {
-    let (name, url) = s
-        .split_once('=')
-        .ok_or_else(|| format!("`{s}` is not NAME=URL"))?;
-    let domain = name.trim().parse::<Domain>().map_err(|e| e.to_string())?;
-    let url = url.trim();
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(format!("`{url}` is not an http:// or https:// URL"));
-    }
-    Ok((domain, url.to_string()))
 }
 
 fn main() -> ExitCode {

@@ -13,8 +13,8 @@
 
 use std::time::{Duration, Instant};
 
-use cetrack_shared::proto::GetInitiativeRequest;
-use cetrack_shared::Domain;
+use cetrack_contract::proto::GetInitiativeRequest;
+use cetrack_contract::Domain;
 use cetrack_tests::{create_request, sample, TestDomain};
 
 fn rss_kib() -> u64 {

@@ -2,18 +2,16 @@
 //! with temporary data directories, in this process or as child processes of
 //! the real binaries, and valid sample records for every domain.
 
-use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use cetrack_shared::proto::domain_details::Kind;
-use cetrack_shared::proto::domain_service_client::DomainServiceClient;
-use cetrack_shared::proto::*;
-use cetrack_shared::runtime::{start_domain, DomainServerConfig, RunningServer};
-use cetrack_shared::Domain;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use cetrack_contract::proto::domain_details::Kind;
+use cetrack_contract::proto::domain_service_client::DomainServiceClient;
+use cetrack_contract::proto::*;
+use cetrack_contract::Domain;
+use cetrack_domain_service::{start_domain, DomainServerConfig};
+use cetrack_server::RunningServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
@@ -122,32 +120,6 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
         );
     }
     Ok(path)
-}
-
-/// A domain binary running as a child process.
-pub struct DomainProcess {
-    /// The child.
-    pub child: tokio::process::Child,
-    /// Where it listens.
-    pub addr: std::net::SocketAddr,
-}
-
-/// Starts the binary of `domain` on 127.0.0.1:0 over `dir` and waits until it
-/// logs the address it serves on (JSON logs on stderr). Later log lines are
-/// discarded.
-pub async fn spawn_domain(domain: Domain, dir: &Path) -> anyhow::Result<DomainProcess> {
-    let args = [
-        OsStr::new("--listen"),
-        OsStr::new("127.0.0.1:0"),
-        OsStr::new("--data-dir"),
-        dir.as_os_str(),
-    ];
-    let p = spawn_logged(&binary(&domain.binary())?, args, "serving").await?;
-    let addr = p.logged_addr("serving")?;
-    Ok(DomainProcess {
-        child: p.child,
-        addr,
-    })
 }
 
 /// The field violations of an INVALID_ARGUMENT status, as (field, description).
@@ -518,7 +490,7 @@ pub fn expect_err<T: std::fmt::Debug>(
 
 /// A gRPC client of the gateway.
 pub type GatewayClient =
-    cetrack_shared::proto::gateway_service_client::GatewayServiceClient<Channel>;
+    cetrack_contract::proto::gateway_service_client::GatewayServiceClient<Channel>;
 
 /// Starts the seven domains in this process, each on an ephemeral port over
 /// its own temporary directory, concurrently; in the order of [`Domain::ALL`].
@@ -551,78 +523,6 @@ pub async fn start_test_gateway(
 pub fn free_local_addr() -> anyhow::Result<std::net::SocketAddr> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?)
-}
-
-/// Starts the binary of `domain` over `dir` listening on `addr` (e.g. the
-/// address of a killed instance, to restart it where its clients expect it)
-/// and waits until it logs that it serves there.
-pub async fn spawn_domain_at(
-    domain: Domain,
-    dir: &Path,
-    addr: std::net::SocketAddr,
-) -> anyhow::Result<DomainProcess> {
-    let listen = addr.to_string();
-    let args = [
-        OsStr::new("--listen"),
-        OsStr::new(&listen),
-        OsStr::new("--data-dir"),
-        dir.as_os_str(),
-    ];
-    let p = spawn_logged(&binary(&domain.binary())?, args, "serving").await?;
-    let served = p.logged_addr("serving")?;
-    if served != addr {
-        bail!("asked to listen on {addr}, the process serves on {served}");
-    }
-    Ok(DomainProcess {
-        child: p.child,
-        addr,
-    })
-}
-
-impl DomainProcess {
-    /// Kills the process with SIGKILL (no chance to shut down or flush) and
-    /// waits until it is gone.
-    pub async fn kill9(&mut self) -> anyhow::Result<()> {
-        self.child.start_kill()?;
-        tokio::time::timeout(Duration::from_secs(20), self.child.wait())
-            .await
-            .context("the killed process did not go away within 20 s")??;
-        Ok(())
-    }
-
-    /// Sends `signal` (e.g. SIGSTOP to make the process hang, SIGCONT to let
-    /// it go on) to the process.
-    pub fn signal(&self, signal: nix::sys::signal::Signal) -> anyhow::Result<()> {
-        let id = self.child.id().context("the process has been reaped")?;
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(id)?), signal)?;
-        // kill(2) returns once the signal is sent, not once it has taken
-        // effect: wait until the process is really stopped (or running again),
-        // as /proc shows it, so that a test never races the signal.
-        let want_stopped = match signal {
-            nix::sys::signal::Signal::SIGSTOP => Some(true),
-            nix::sys::signal::Signal::SIGCONT => Some(false),
-            _ => None,
-        };
-        if let Some(want) = want_stopped {
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            loop {
-                let stat = std::fs::read_to_string(format!("/proc/{id}/stat"))?;
-                // The state follows the parenthesised command name.
-                let state = stat
-                    .rsplit_once(") ")
-                    .and_then(|(_, rest)| rest.chars().next())
-                    .context("unreadable /proc stat")?;
-                if (state == 'T') == want {
-                    return Ok(());
-                }
-                if std::time::Instant::now() > deadline {
-                    bail!("process {id} is still in state {state} after {signal}");
-                }
-                std::thread::yield_now();
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Reads events of a WatchAllChanges stream until `done` holds for all read
@@ -670,77 +570,4 @@ pub fn merged_revisions(events: &[DomainChange]) -> std::collections::BTreeMap<D
         out.entry(d).or_default().push(r);
     }
     out
-}
-
-// Helpers of the metrics tests.
-
-/// A server binary running as a child process, with the log lines it wrote
-/// up to and including the one saying it serves.
-pub struct LoggedProcess {
-    /// The child.
-    pub child: tokio::process::Child,
-    /// Its JSON log lines up to the serving line.
-    pub startup_log: Vec<String>,
-}
-
-impl LoggedProcess {
-    /// The address in the field `addr` of the startup log line whose message
-    /// is `message` (e.g. `serving`, `gateway serving`, `serving metrics`).
-    pub fn logged_addr(&self, message: &str) -> anyhow::Result<std::net::SocketAddr> {
-        self.startup_log
-            .iter()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .find(|v| v["message"] == message)
-            .and_then(|v| v["addr"].as_str().and_then(|a| a.parse().ok()))
-            .with_context(|| {
-                format!(
-                    "no `{message}` line with an address in:\n{}",
-                    self.startup_log.join("\n")
-                )
-            })
-    }
-}
-
-/// Starts `exe` with `args` and `--log-format json`, and waits (at most
-/// 30 s) until it logs a line whose message is `serving_message`; later log
-/// lines are discarded.
-pub async fn spawn_logged<I, S>(
-    exe: &Path,
-    args: I,
-    serving_message: &str,
-) -> anyhow::Result<LoggedProcess>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<std::ffi::OsStr>,
-{
-    let mut child = tokio::process::Command::new(exe)
-        .args(args)
-        .args(["--log-format", "json"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("cannot start {}", exe.display()))?;
-    let stderr = child.stderr.take().context("no stderr")?;
-    let mut lines = BufReader::new(stderr).lines();
-    let mut startup_log = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await? {
-            let serving = serde_json::from_str::<serde_json::Value>(&line)
-                .is_ok_and(|v| v["message"] == serving_message);
-            startup_log.push(line);
-            if serving {
-                return Ok(());
-            }
-        }
-        bail!(
-            "the process ended before serving; stderr:\n{}",
-            startup_log.join("\n")
-        )
-    })
-    .await
-    .context("the process did not start serving within 30 s")??;
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok(LoggedProcess { child, startup_log })
 }

@@ -1,6 +1,7 @@
-//! Process-level checks of the domain binaries: a binary is started as a
-//! child process with its standard error kept, probed over gRPC (health,
-//! reflection, the domain API), signalled and restarted.
+//! Server binaries as child processes: the one way the tests start them
+//! ([`spawn_server`]), signal, kill and restart them, and the process-level
+//! check of a domain binary (health, reflection, a write kept across a
+//! SIGTERM and a restart).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -8,8 +9,8 @@ use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context};
-use cetrack_shared::proto::*;
-use cetrack_shared::Domain;
+use cetrack_contract::proto::*;
+use cetrack_contract::Domain;
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::task::JoinHandle;
@@ -30,14 +31,16 @@ pub const DOMAIN_SERVICE: &str = "cet.v1.DomainService";
 /// How long a process may take to start serving or to exit after a signal.
 pub const PROCESS_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// A domain binary running as a child process, its standard error collected.
-pub struct ServiceProcess {
+/// A server binary running as a child process: where it serves, its
+/// standard error kept (the lines up to `serving`, and the rest collected
+/// until it exits).
+pub struct ServerProcess {
     /// The child.
     pub child: tokio::process::Child,
-    /// Where it listens.
+    /// Where it serves gRPC (the `addr` of its `serving` line).
     pub addr: SocketAddr,
-    /// The stderr lines read up to the `serving` line.
-    startup_log: Vec<String>,
+    /// Its JSON log lines up to and including the `serving` line.
+    pub startup_log: Vec<String>,
     /// Reads the rest of stderr; ends with every later line at EOF.
     log: JoinHandle<Vec<String>>,
 }
@@ -58,19 +61,23 @@ impl Exited {
     }
 }
 
-/// Starts `exe` (a domain binary) on 127.0.0.1:0 over `dir` with JSON logs
-/// and waits until it logs the address it serves on. Fails if it exits
-/// first, with what it wrote to stderr.
-pub async fn spawn_service(exe: &Path, dir: &Path) -> anyhow::Result<ServiceProcess> {
+/// The one way the tests start a server binary: `exe` with `args` and JSON
+/// logs, the environment's `CETRACK_*` logging, address and metrics
+/// settings removed (so a developer's `CETRACK_LOG=warn` cannot hide the
+/// `serving` line); waits (at most [`PROCESS_TIMEOUT`]) until it logs
+/// `serving`, and fails with its stderr if it exits first.
+pub async fn spawn_server<I, S>(exe: &Path, args: I) -> anyhow::Result<ServerProcess>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
     let mut child = tokio::process::Command::new(exe)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--data-dir",
-        ])
-        .arg(dir)
+        .args(args)
+        .args(["--log-format", "json"])
+        .env_remove("CETRACK_LOG")
+        .env_remove("CETRACK_METRICS_LISTEN")
+        .env_remove("CETRACK_LISTEN")
+        .env_remove("CETRACK_DATA_DIR")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -82,7 +89,7 @@ pub async fn spawn_service(exe: &Path, dir: &Path) -> anyhow::Result<ServiceProc
     let mut startup_log = Vec::new();
     let addr = tokio::time::timeout(PROCESS_TIMEOUT, async {
         while let Some(line) = lines.next_line().await? {
-            let addr = serving_address(&line);
+            let addr = logged(&line, "serving");
             startup_log.push(line);
             if let Some(addr) = addr {
                 return Ok(addr);
@@ -103,7 +110,7 @@ pub async fn spawn_service(exe: &Path, dir: &Path) -> anyhow::Result<ServiceProc
         }
         rest
     });
-    Ok(ServiceProcess {
+    Ok(ServerProcess {
         child,
         addr,
         startup_log,
@@ -111,13 +118,59 @@ pub async fn spawn_service(exe: &Path, dir: &Path) -> anyhow::Result<ServiceProc
     })
 }
 
-/// The `addr` of a JSON log line whose message is `serving`.
-fn serving_address(line: &str) -> Option<SocketAddr> {
+/// The `addr` of a JSON log line whose message is `message`.
+fn logged(line: &str, message: &str) -> Option<SocketAddr> {
     let v: serde_json::Value = serde_json::from_str(line).ok()?;
-    if v.get("message")?.as_str()? != "serving" {
+    if v.get("message")?.as_str()? != message {
         return None;
     }
     v.get("addr")?.as_str()?.parse().ok()
+}
+
+/// Starts the domain binary `exe` on 127.0.0.1:0 over `dir`.
+pub async fn spawn_service(exe: &Path, dir: &Path) -> anyhow::Result<ServerProcess> {
+    spawn_server(
+        exe,
+        [
+            "--listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--data-dir".as_ref(),
+            dir.as_os_str(),
+        ],
+    )
+    .await
+}
+
+/// Starts the binary of `domain` on 127.0.0.1:0 over `dir`.
+pub async fn spawn_domain(domain: Domain, dir: &Path) -> anyhow::Result<ServerProcess> {
+    spawn_service(&crate::binary(&domain.binary())?, dir).await
+}
+
+/// Starts the binary of `domain` over `dir` listening on `addr` (e.g. the
+/// address of a killed instance, to restart it where its clients expect it).
+pub async fn spawn_domain_at(
+    domain: Domain,
+    dir: &Path,
+    addr: SocketAddr,
+) -> anyhow::Result<ServerProcess> {
+    let listen = addr.to_string();
+    let p = spawn_server(
+        &crate::binary(&domain.binary())?,
+        [
+            "--listen".as_ref(),
+            listen.as_ref(),
+            "--data-dir".as_ref(),
+            dir.as_os_str(),
+        ],
+    )
+    .await?;
+    if p.addr != addr {
+        bail!(
+            "asked to listen on {addr}, the process serves on {}",
+            p.addr
+        );
+    }
+    Ok(p)
 }
 
 /// Sends `signal` to the process `id` of a child that has not been reaped.
@@ -139,10 +192,57 @@ pub async fn wait_exit(
         .map_err(Into::into)
 }
 
-impl ServiceProcess {
-    /// Sends `signal` to the process.
+impl ServerProcess {
+    /// The address in the field `addr` of the startup log line whose message
+    /// is `message` (e.g. `serving metrics`).
+    pub fn logged_addr(&self, message: &str) -> anyhow::Result<SocketAddr> {
+        self.startup_log
+            .iter()
+            .find_map(|line| logged(line, message))
+            .with_context(|| {
+                format!(
+                    "no `{message}` line with an address in:\n{}",
+                    self.startup_log.join("\n")
+                )
+            })
+    }
+
+    /// Sends `signal` to the process. For SIGSTOP and SIGCONT, returns once
+    /// the process is really stopped (or running again), as /proc shows it:
+    /// kill(2) returns once the signal is sent, not once it has taken effect,
+    /// and a test must never race it.
     pub fn signal(&self, signal: Signal) -> anyhow::Result<()> {
-        send_signal(&self.child, signal)
+        send_signal(&self.child, signal)?;
+        let id = self.child.id().context("the process has been reaped")?;
+        let want_stopped = match signal {
+            Signal::SIGSTOP => true,
+            Signal::SIGCONT => false,
+            _ => return Ok(()),
+        };
+        let deadline = std::time::Instant::now() + PROCESS_TIMEOUT;
+        loop {
+            let stat = std::fs::read_to_string(format!("/proc/{id}/stat"))?;
+            // The state follows the parenthesised command name.
+            let state = stat
+                .rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next())
+                .context("unreadable /proc stat")?;
+            if (state == 'T') == want_stopped {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("process {id} is still in state {state} after {signal}");
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    /// Kills the process with SIGKILL (no chance to shut down or flush) and
+    /// waits until it is gone.
+    pub async fn kill9(&mut self) -> anyhow::Result<()> {
+        self.child.start_kill()?;
+        wait_exit(&mut self.child, PROCESS_TIMEOUT).await?;
+        Ok(())
     }
 
     /// Sends SIGTERM and waits (at most [`PROCESS_TIMEOUT`]) for the process

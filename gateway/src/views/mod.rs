@@ -10,12 +10,11 @@ pub mod watch;
 
 use std::time::Duration;
 
-use cetrack_shared::core::{DEFAULT_DUE_WITHIN_DAYS, MAX_DUE_WITHIN_DAYS};
-use cetrack_shared::proto::{CalendarDate, Initiative, InitiativeFilter, ListInitiativesRequest};
-use cetrack_shared::validate::Violations;
-use cetrack_shared::{dates, pagination, Domain};
+use cetrack_contract::proto::{Initiative, InitiativeFilter, ListInitiativesRequest};
+use cetrack_contract::validate::Violations;
+use cetrack_contract::{pagination, Domain};
 
-use crate::domains::{request, status_error, Client, DomainError};
+use crate::domains::{request, Client, DomainError};
 
 /// The most initiatives a view reads from one domain.
 pub const MAX_WALK: usize = 100_000;
@@ -41,29 +40,6 @@ pub fn domains_of(v: &mut Violations, values: &[i32], field: &str, all: &[Domain
         }
     }
     out
-}
-
-/// Checks a "due soon" window (0 means the default).
-pub fn due_within(v: &mut Violations, days: i32, field: &str) -> i32 {
-    match days {
-        0 => DEFAULT_DUE_WITHIN_DAYS,
-        n if !(0..=MAX_DUE_WITHIN_DAYS).contains(&n) => {
-            v.add(field, format!("must be 0 to {MAX_DUE_WITHIN_DAYS}, is {n}"));
-            DEFAULT_DUE_WITHIN_DAYS
-        }
-        n => n,
-    }
-}
-
-/// Checks an optional as-of day (unset: today).
-pub fn as_of(v: &mut Violations, d: Option<&CalendarDate>, field: &str) -> time::Date {
-    match d {
-        None => dates::today(),
-        Some(d) => dates::calendar(d, field).unwrap_or_else(|e| {
-            v.extend([e]);
-            dates::today()
-        }),
-    }
 }
 
 /// Reads every initiative of `domain` matching `filter` after `after_id`,
@@ -94,7 +70,7 @@ pub async fn walk(
                 deadline,
             ))
             .await
-            .map_err(|s| status_error(domain, s))?
+            .map_err(|s| DomainError::from_status(domain, s))?
             .into_inner();
         out.extend(page.initiatives);
         if page.next_page_token.is_empty() {

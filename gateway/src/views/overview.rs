@@ -4,14 +4,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cetrack_shared::proto::{
+use cetrack_contract::proto::{
     DomainOverview, GetDomainSummaryRequest, GetOverviewRequest, InstrumentCount, MilestoneCounts,
     OrganizationCount, Overview, OverviewTotals, StatusCount,
 };
-use cetrack_shared::validate::Violations;
-use cetrack_shared::{dates, store, summary, Error};
+use cetrack_contract::validate::Violations;
+use cetrack_contract::{dates, requests, summary, Domain, Error};
 
-use crate::domains::{request, status_error, Domains};
+use crate::domains::{request, DomainError, Domains, FanOut};
 
 /// GetOverview.
 pub async fn overview(
@@ -20,12 +20,15 @@ pub async fn overview(
     deadline: Duration,
 ) -> Result<Overview, Error> {
     let mut v = Violations::default();
-    let due_within_days = super::due_within(&mut v, req.due_within_days, "due_within_days");
-    let as_of = super::as_of(&mut v, req.as_of.as_ref(), "as_of");
+    let due_within_days = requests::due_within(&mut v, req.due_within_days, "due_within_days");
+    let as_of = requests::as_of(&mut v, req.as_of.as_ref(), "as_of");
     v.finish()?;
     let all = domains.all();
-    let answers = domains
-        .each(&all, deadline, |d, mut client, deadline| async move {
+    let FanOut {
+        answers,
+        unavailable,
+    } = domains
+        .fan_out(&all, deadline, |d, mut client, deadline| async move {
             client
                 .get_domain_summary(request(
                     GetDomainSummaryRequest {
@@ -37,7 +40,7 @@ pub async fn overview(
                 ))
                 .await
                 .map(|r| r.into_inner())
-                .map_err(|s| status_error(d, s))
+                .map_err(|s| DomainError::from_status(d, s))
         })
         .await;
 
@@ -51,55 +54,56 @@ pub async fn overview(
     let mut funding = BTreeMap::new();
     let mut orgs: BTreeMap<String, OrganizationCount> = BTreeMap::new();
     let mut out = Vec::new();
-    for (d, answer) in answers {
-        match answer {
-            Ok(s) => {
-                domains.remember_summary(d, &s);
-                totals.initiative_count += s.initiative_count;
-                for c in &s.by_status {
-                    *by_status.entry(c.status).or_default() += c.count;
-                }
-                for c in &s.by_instrument {
-                    *by_instrument.entry(c.instrument).or_default() += c.count;
-                }
-                if let (Some(t), Some(m)) = (totals.milestones.as_mut(), s.milestones.as_ref()) {
-                    t.due_soon += m.due_soon;
-                    t.overdue += m.overdue;
-                    t.met += m.met;
-                    t.total += m.total;
-                }
-                totals.overdue_initiatives += s.overdue_initiatives;
-                summary::add_funding(&mut funding, &s.funding);
-                for o in &s.organizations {
-                    orgs.entry(o.organization_id.clone())
-                        .and_modify(|e| e.initiative_count += o.initiative_count)
-                        .or_insert_with(|| o.clone());
-                }
-                out.push(DomainOverview {
-                    domain: d.to_proto() as i32,
-                    available: true,
-                    summary: Some(s),
-                    summary_age: Some(pbjson_types::Duration::default()),
-                    error: String::new(),
-                });
-            }
-            Err(e) => {
-                totals.complete = false;
-                let last = domains.last_summary(d);
-                tracing::warn!(domain = %d, error = %e, "domain unavailable for the overview");
-                out.push(DomainOverview {
-                    domain: d.to_proto() as i32,
-                    available: false,
-                    summary_age: last.as_ref().map(|(_, age)| pbjson_types::Duration {
-                        seconds: age.as_secs() as i64,
-                        nanos: age.subsec_nanos() as i32,
-                    }),
-                    summary: last.map(|(s, _)| s),
-                    error: e.to_string(),
-                });
-            }
+    for (d, s) in answers {
+        domains.remember_summary(d, &s);
+        totals.initiative_count += s.initiative_count;
+        for c in &s.by_status {
+            *by_status.entry(c.status).or_default() += c.count;
         }
+        for c in &s.by_instrument {
+            *by_instrument.entry(c.instrument).or_default() += c.count;
+        }
+        if let (Some(t), Some(m)) = (totals.milestones.as_mut(), s.milestones.as_ref()) {
+            t.due_soon += m.due_soon;
+            t.overdue += m.overdue;
+            t.met += m.met;
+            t.total += m.total;
+        }
+        totals.overdue_initiatives += s.overdue_initiatives;
+        summary::add_funding(&mut funding, &s.funding);
+        for o in &s.organizations {
+            orgs.entry(o.organization_id.clone())
+                .and_modify(|e| e.initiative_count += o.initiative_count)
+                .or_insert_with(|| o.clone());
+        }
+        out.push(DomainOverview {
+            domain: d.to_proto() as i32,
+            available: true,
+            summary: Some(s),
+            summary_age: Some(pbjson_types::Duration::default()),
+            error: String::new(),
+        });
     }
+    for u in unavailable {
+        totals.complete = false;
+        let last = Domain::from_proto(u.domain).and_then(|d| domains.last_summary(d));
+        out.push(DomainOverview {
+            domain: u.domain,
+            available: false,
+            summary_age: last.as_ref().map(|(_, age)| pbjson_types::Duration {
+                seconds: age.as_secs() as i64,
+                nanos: age.subsec_nanos() as i32,
+            }),
+            summary: last.map(|(s, _)| s),
+            error: u.error,
+        });
+    }
+    // Domains in the order of `Domain::ALL`, answered or not.
+    out.sort_by_key(|o| {
+        Domain::ALL
+            .iter()
+            .position(|d| d.to_proto() as i32 == o.domain)
+    });
     totals.by_status = by_status
         .into_iter()
         .map(|(status, count)| StatusCount { status, count })
@@ -111,7 +115,7 @@ pub async fn overview(
     totals.funding = funding
         .into_iter()
         .map(
-            |((currency, qualifier), (sum, count))| cetrack_shared::proto::FundingTotal {
+            |((currency, qualifier), (sum, count))| cetrack_contract::proto::FundingTotal {
                 total: Some(summary::money(currency, sum)),
                 qualifier,
                 commitment_count: count,
@@ -123,6 +127,6 @@ pub async fn overview(
         domains: out,
         totals: Some(totals),
         as_of: Some(dates::to_calendar(as_of)),
-        generate_time: Some(store::now()),
+        generate_time: Some(dates::now()),
     })
 }

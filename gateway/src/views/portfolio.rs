@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
-use cetrack_shared::proto::{
+use cetrack_contract::proto::{
     GetOrganizationPortfolioRequest, InitiativeFilter, OrganizationPortfolio, PortfolioEntry,
 };
-use cetrack_shared::validate::Violations;
-use cetrack_shared::{dates, rules, Error};
+use cetrack_contract::validate::Violations;
+use cetrack_contract::{dates, requests, rules, Error};
 
-use crate::domains::Domains;
+use crate::domains::{Domains, FanOut};
 
 /// GetOrganizationPortfolio.
 pub async fn portfolio(
@@ -19,8 +19,8 @@ pub async fn portfolio(
 ) -> Result<OrganizationPortfolio, Error> {
     let mut v = Violations::default();
     v.slug("organization_id", &req.organization_id, 2);
-    let within = super::due_within(&mut v, req.due_within_days, "due_within_days");
-    let as_of = super::as_of(&mut v, req.as_of.as_ref(), "as_of");
+    let within = requests::due_within(&mut v, req.due_within_days, "due_within_days");
+    let as_of = requests::as_of(&mut v, req.as_of.as_ref(), "as_of");
     v.finish()?;
     let horizon = as_of.saturating_add(time::Duration::days(within as i64));
     let filter = InitiativeFilter {
@@ -28,20 +28,19 @@ pub async fn portfolio(
         ..Default::default()
     };
     let all = domains.all();
-    let answers = domains
-        .each(&all, deadline, |d, client, deadline| {
+    let FanOut {
+        answers,
+        unavailable,
+    } = domains
+        .fan_out(&all, deadline, |d, client, deadline| {
             let filter = filter.clone();
             async move { super::walk(d, client, filter, None, super::MAX_WALK, deadline).await }
         })
         .await;
-    let mut initiatives = Vec::new();
-    let mut unavailable = Vec::new();
-    for (d, answer) in answers {
-        match answer {
-            Ok((items, _)) => initiatives.extend(items),
-            Err(e) => unavailable.push(e.unavailable(d)),
-        }
-    }
+    let mut initiatives: Vec<_> = answers
+        .into_iter()
+        .flat_map(|(_, (items, _))| items)
+        .collect();
     initiatives.sort_by(|a, b| a.name.cmp(&b.name));
     // The organization as recorded in the initiative that changed last.
     let organization = initiatives

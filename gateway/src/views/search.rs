@@ -4,15 +4,15 @@
 
 use std::time::Duration;
 
-use cetrack_shared::core::DomainCore;
-use cetrack_shared::names::InitiativeName;
-use cetrack_shared::pagination::{self, PageToken};
-use cetrack_shared::proto::{SearchInitiativesRequest, SearchInitiativesResponse};
-use cetrack_shared::validate::Violations;
-use cetrack_shared::{Domain, Error};
+use cetrack_contract::names::InitiativeName;
+use cetrack_contract::pagination::{self, PageToken};
+use cetrack_contract::proto::{SearchInitiativesRequest, SearchInitiativesResponse};
+use cetrack_contract::requests;
+use cetrack_contract::validate::Violations;
+use cetrack_contract::{Domain, Error};
 use prost::Message;
 
-use crate::domains::Domains;
+use crate::domains::{Domains, FanOut};
 
 /// SearchInitiatives.
 pub async fn search(
@@ -23,7 +23,7 @@ pub async fn search(
     let mut v = Violations::default();
     let mut wanted = super::domains_of(&mut v, &req.domains, "domains", &domains.all());
     let filter = req.filter.clone().unwrap_or_default();
-    DomainCore::filter(&mut v, &filter, "filter");
+    requests::filter(&mut v, &filter, "filter");
     let size = pagination::page_size(req.page_size, "page_size").unwrap_or_else(|e| {
         v.extend([e]);
         0
@@ -54,8 +54,11 @@ pub async fn search(
     if let Some(p) = &position {
         wanted.retain(|d| d.slug() >= p.domain.slug());
     }
-    let answers = domains
-        .each(&wanted, deadline, |d, client, deadline| {
+    let FanOut {
+        answers,
+        unavailable,
+    } = domains
+        .fan_out(&wanted, deadline, |d, client, deadline| {
             let filter = filter.clone();
             let after = position
                 .as_ref()
@@ -67,15 +70,9 @@ pub async fn search(
 
     let mut initiatives = Vec::new();
     let mut more = false;
-    let mut unavailable = Vec::new();
-    for (d, answer) in answers {
-        match answer {
-            Ok((items, domain_more)) => {
-                more |= domain_more;
-                initiatives.extend(items);
-            }
-            Err(e) => unavailable.push(e.unavailable(d)),
-        }
+    for (_, (items, domain_more)) in answers {
+        more |= domain_more;
+        initiatives.extend(items);
     }
     if initiatives.len() > size {
         initiatives.truncate(size);

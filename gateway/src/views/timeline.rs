@@ -4,15 +4,15 @@
 
 use std::time::Duration;
 
-use cetrack_shared::pagination::{self, PageToken};
-use cetrack_shared::proto::{
+use cetrack_contract::pagination::{self, PageToken};
+use cetrack_contract::proto::{
     InitiativeFilter, ListMilestoneTimelineRequest, ListMilestoneTimelineResponse, TimelineEntry,
 };
-use cetrack_shared::validate::Violations;
-use cetrack_shared::{dates, rules, Error};
+use cetrack_contract::validate::Violations;
+use cetrack_contract::{dates, requests, rules, Error};
 use prost::Message;
 
-use crate::domains::Domains;
+use crate::domains::{Domains, FanOut};
 
 /// Page size when the caller sends 0.
 const DEFAULT_PAGE: usize = 100;
@@ -24,7 +24,7 @@ pub async fn timeline(
     deadline: Duration,
 ) -> Result<ListMilestoneTimelineResponse, Error> {
     let mut v = Violations::default();
-    let as_of = super::as_of(&mut v, req.as_of.as_ref(), "as_of");
+    let as_of = requests::as_of(&mut v, req.as_of.as_ref(), "as_of");
     let after = match &req.due_after {
         None => Some(as_of),
         Some(d) => dates::calendar(d, "due_after")
@@ -79,8 +79,11 @@ pub async fn timeline(
             ..Default::default()
         });
     }
-    let answers = domains
-        .each(&wanted, deadline, |d, client, deadline| {
+    let FanOut {
+        answers,
+        unavailable,
+    } = domains
+        .fan_out(&wanted, deadline, |d, client, deadline| {
             let filters = filters.clone();
             async move {
                 let mut out = Vec::new();
@@ -95,14 +98,7 @@ pub async fn timeline(
             }
         })
         .await;
-    let mut initiatives = Vec::new();
-    let mut unavailable = Vec::new();
-    for (d, answer) in answers {
-        match answer {
-            Ok(items) => initiatives.extend(items),
-            Err(e) => unavailable.push(e.unavailable(d)),
-        }
-    }
+    let mut initiatives: Vec<_> = answers.into_iter().flat_map(|(_, items)| items).collect();
     initiatives.sort_by(|a, b| a.name.cmp(&b.name));
     initiatives.dedup_by(|a, b| a.name == b.name);
 

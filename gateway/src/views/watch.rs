@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cetrack_shared::pagination::{self, PageToken};
-use cetrack_shared::proto::{Change, DomainChange, WatchAllChangesRequest, WatchChangesRequest};
-use cetrack_shared::validate::Violations;
-use cetrack_shared::{Domain, Error};
+use cetrack_contract::pagination::{self, PageToken};
+use cetrack_contract::proto::{Change, DomainChange, WatchAllChangesRequest, WatchChangesRequest};
+use cetrack_contract::validate::Violations;
+use cetrack_contract::{Domain, Error};
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -39,9 +39,9 @@ pub fn encode_cursor(cursor: &Cursor) -> String {
 }
 
 /// Decodes a cursor; empty is the start of every domain.
-pub fn decode_cursor(text: &str, field: &str) -> Result<Cursor, cetrack_shared::FieldViolation> {
+pub fn decode_cursor(text: &str, field: &str) -> Result<Cursor, cetrack_contract::FieldViolation> {
     let bad =
-        || cetrack_shared::FieldViolation::new(field, "not a cursor returned by WatchAllChanges");
+        || cetrack_contract::FieldViolation::new(field, "not a cursor returned by WatchAllChanges");
     let Some(token) = pagination::decode(text, CURSOR_MARK, field).map_err(|_| bad())? else {
         return Ok(Cursor::new());
     };

@@ -1,5 +1,5 @@
 //! `cetrack-ai`: the ai domain service.
 
 fn main() -> std::process::ExitCode {
-    cetrack_shared::runtime::domain_main(cetrack_shared::Domain::Ai)
+    cetrack_domain_service::domain_main(cetrack_contract::Domain::Ai)
 }

@@ -1,5 +1,5 @@
 //! `cetrack-biotech`: the biotech domain service.
 
 fn main() -> std::process::ExitCode {
-    cetrack_shared::runtime::domain_main(cetrack_shared::Domain::Biotech)
+    cetrack_domain_service::domain_main(cetrack_contract::Domain::Biotech)
 }

@@ -1,5 +1,5 @@
 //! `cetrack-connectivity`: the connectivity domain service.
 
 fn main() -> std::process::ExitCode {
-    cetrack_shared::runtime::domain_main(cetrack_shared::Domain::Connectivity)
+    cetrack_domain_service::domain_main(cetrack_contract::Domain::Connectivity)
 }

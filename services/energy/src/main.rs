@@ -1,5 +1,5 @@
 //! `cetrack-energy`: the energy domain service.
 
 fn main() -> std::process::ExitCode {
-    cetrack_shared::runtime::domain_main(cetrack_shared::Domain::Energy)
+    cetrack_domain_service::domain_main(cetrack_contract::Domain::Energy)
 }

@@ -1,5 +1,5 @@
 //! `cetrack-partnerships`: the partnerships domain service.
 
 fn main() -> std::process::ExitCode {
-    cetrack_shared::runtime::domain_main(cetrack_shared::Domain::Partnerships)
+    cetrack_domain_service::domain_main(cetrack_contract::Domain::Partnerships)
 }

@@ -1,5 +1,5 @@
 //! `cetrack-quantum`: the quantum domain service.
 
 fn main() -> std::process::ExitCode {
-    cetrack_shared::runtime::domain_main(cetrack_shared::Domain::Quantum)
+    cetrack_domain_service::domain_main(cetrack_contract::Domain::Quantum)
 }

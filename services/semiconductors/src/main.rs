@@ -1,5 +1,5 @@
 //! `cetrack-semiconductors`: the semiconductors domain service.
 
 fn main() -> std::process::ExitCode {
-    cetrack_shared::runtime::domain_main(cetrack_shared::Domain::Semiconductors)
+    cetrack_domain_service::domain_main(cetrack_contract::Domain::Semiconductors)
 }

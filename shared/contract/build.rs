@@ -1,0 +1,36 @@
+//! Compiles `proto/cet/v1/*.proto` with protox (no system `protoc`), generates
+//! prost messages, tonic clients and servers, proto3 JSON (pbjson) impls, and
+//! writes the encoded file descriptor set used by server reflection.
+
+use std::path::PathBuf;
+
+use prost::Message;
+
+fn main() -> anyhow::Result<()> {
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
+    let dir = root.join("cet/v1");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "proto"))
+        .collect();
+    files.sort();
+    println!("cargo:rerun-if-changed={}", dir.display());
+    for f in &files {
+        println!("cargo:rerun-if-changed={}", f.display());
+    }
+
+    let fds = protox::compile(&files, [&root])?;
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    let bytes = fds.encode_to_vec();
+    std::fs::write(out.join("cet_v1_descriptor.bin"), &bytes)?;
+
+    tonic_prost_build::configure()
+        .compile_well_known_types(true)
+        .extern_path(".google.protobuf", "::pbjson_types")
+        .compile_fds(fds)?;
+
+    pbjson_build::Builder::new()
+        .register_descriptors(&bytes)?
+        .build(&[".cet.v1"])?;
+    Ok(())
+}

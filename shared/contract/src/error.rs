@@ -1,0 +1,123 @@
+//! Typed errors of cetrack's domain logic and store, and their one mapping to
+//! canonical gRPC status codes with google.rpc details (`From<Error> for
+//! tonic::Status`): the domain code returns these, only the edge sends them.
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// One invalid field of a request: its full path and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    /// Full field path, e.g. `initiative.participants[0].organization.id`.
+    pub field: String,
+    /// What is wrong with it.
+    pub description: String,
+}
+
+impl FieldViolation {
+    /// A violation of `field`.
+    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            description: description.into(),
+        }
+    }
+}
+
+/// Everything that can go wrong in a call.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed: every invalid field is listed.
+    #[error("invalid request: {}", summarize(.0))]
+    InvalidArgument(Vec<FieldViolation>),
+    /// The named resource does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The resource to create exists already.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// A concurrency conflict: the etag is stale.
+    #[error("{0}")]
+    Aborted(String),
+    /// The system is not in a state that allows the operation.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// The caller did not say who it is.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller may not do this.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// The service cannot serve now (shutting down).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The store failed.
+    #[error("storage error: {0}")]
+    Storage(String),
+    /// Stored data could not be read back.
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+}
+
+fn summarize(violations: &[FieldViolation]) -> String {
+    violations
+        .iter()
+        .map(|v| format!("{}: {}", v.field, v.description))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Error {
+    /// An INVALID_ARGUMENT error with one violation.
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Error::InvalidArgument(vec![FieldViolation::new(field, description)])
+    }
+
+    /// `Ok(())` when there is no violation, else INVALID_ARGUMENT with all of them.
+    pub fn check(violations: Vec<FieldViolation>) -> Result<(), Error> {
+        if violations.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(violations))
+        }
+    }
+}
+
+impl From<prost::DecodeError> for Error {
+    fn from(e: prost::DecodeError) -> Self {
+        Error::Corrupt(e.to_string())
+    }
+}
+
+/// The result of cetrack's operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Self {
+        let message = e.to_string();
+        match e {
+            Error::InvalidArgument(violations) => {
+                let details = ErrorDetails::with_bad_request(
+                    violations
+                        .into_iter()
+                        .map(|v| tonic_types::FieldViolation::new(v.field, v.description))
+                        .collect::<Vec<_>>(),
+                );
+                Status::with_error_details(Code::InvalidArgument, message, details)
+            }
+            Error::NotFound(_) => Status::not_found(message),
+            Error::AlreadyExists(_) => Status::already_exists(message),
+            Error::Aborted(_) => Status::aborted(message),
+            Error::FailedPrecondition(m) => {
+                let details =
+                    ErrorDetails::with_precondition_failure_violation("STATE", "initiative", m);
+                Status::with_error_details(Code::FailedPrecondition, message, details)
+            }
+            Error::Unauthenticated(_) => Status::unauthenticated(message),
+            Error::PermissionDenied(_) => Status::permission_denied(message),
+            Error::Unavailable(_) => Status::unavailable(message),
+            Error::Storage(_) => Status::internal(message),
+            Error::Corrupt(_) => Status::data_loss(message),
+        }
+    }
+}

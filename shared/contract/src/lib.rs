@@ -1,0 +1,42 @@
+//! The `cet.v1` contract and its rules, with no I/O: everything a server, a
+//! client or a test needs to speak and check the API.
+//!
+//! - [`proto`]: the code generated from `proto/cet/v1` (messages with their
+//!   proto3 JSON mapping, clients, service traits, the descriptor set);
+//! - [`domain`]: the seven technology domains and their defaults;
+//! - [`names`]: resource names (`domains/{domain}/initiatives/{id}`);
+//! - [`dates`]: approximate dates and their periods, calendar days, today;
+//! - [`validate`]: checks of records and their parts;
+//! - [`requests`]: request checks, returning checked request types;
+//! - [`rules`]: the domain rules (lifecycle, masks, overdue, filters);
+//! - [`summary`]: the incremental summary counters and their assembly;
+//! - [`pagination`]: page sizes and opaque page tokens;
+//! - [`error`]: the typed errors and their one mapping to gRPC status codes.
+//!
+//! The store (`cetrack-store`), the server kit (`cetrack-server`), the
+//! domain service (`cetrack-domain-service`) and the gateway build on it.
+
+pub mod dates;
+pub mod domain;
+pub mod error;
+pub mod names;
+pub mod pagination;
+pub mod requests;
+pub mod rules;
+pub mod summary;
+pub mod validate;
+
+/// Code generated from `proto/cet/v1`: messages (with proto3 JSON mapping),
+/// clients and servers.
+#[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
+pub mod proto {
+    tonic::include_proto!("cet.v1");
+    include!(concat!(env!("OUT_DIR"), "/cet.v1.serde.rs"));
+
+    /// The encoded file descriptor set of `cet.v1`, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/cet_v1_descriptor.bin"));
+}
+
+pub use domain::Domain;
+pub use error::{Error, FieldViolation};

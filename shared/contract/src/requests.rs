@@ -1,0 +1,461 @@
+//! Checked requests: each `cet.v1.DomainService` request checked against the
+//! domain that serves it and returned as a type whose fields are all valid,
+//! so that the service's logic needs no error that cannot fire. Every check
+//! reports all invalid fields at once (INVALID_ARGUMENT with field
+//! violations); a name or parent of another domain is NOT_FOUND.
+//!
+//! The rules the gateway shares (filters, the "as of" day, the "due soon"
+//! window) are here too, once.
+
+use time::Date;
+
+use crate::dates;
+use crate::domain::Domain;
+use crate::error::{Error, FieldViolation, Result};
+use crate::names::{check_resource_id, parse_parent, InitiativeName};
+use crate::pagination;
+use crate::proto::{
+    AddProgressUpdateRequest, CalendarDate, CreateInitiativeRequest, DeleteInitiativeRequest,
+    GetDomainSummaryRequest, GetInitiativeRequest, Initiative, InitiativeFilter, Instrument,
+    LifecycleStatus, ListHistoryRequest, ListInitiativesRequest, Milestone, ProgressUpdate,
+    UpdateInitiativeRequest, UpdateMilestoneRequest, WatchChangesRequest,
+};
+use crate::rules::{self, Filter};
+use crate::summary::SummaryWindow;
+use crate::validate::{self, Violations};
+
+/// Default "due soon" window of a summary, in days.
+pub const DEFAULT_DUE_WITHIN_DAYS: i32 = 90;
+/// Longest "due soon" window, in days.
+pub const MAX_DUE_WITHIN_DAYS: i32 = 3_660;
+
+/// Checks a "due soon" window in days (0 means the default).
+pub fn due_within(v: &mut Violations, days: i32, field: &str) -> i32 {
+    match days {
+        0 => DEFAULT_DUE_WITHIN_DAYS,
+        n if !(0..=MAX_DUE_WITHIN_DAYS).contains(&n) => {
+            v.add(field, format!("must be 0 to {MAX_DUE_WITHIN_DAYS}, is {n}"));
+            DEFAULT_DUE_WITHIN_DAYS
+        }
+        n => n,
+    }
+}
+
+/// Checks an optional "as of" day (unset: today, in UTC).
+pub fn as_of(v: &mut Violations, day: Option<&CalendarDate>, field: &str) -> Date {
+    match day {
+        None => dates::today(),
+        Some(d) => dates::calendar(d, field).unwrap_or_else(|e| {
+            v.extend([e]);
+            dates::today()
+        }),
+    }
+}
+
+/// Checks a filter and makes it ready to apply; `field` is its path.
+pub fn filter(v: &mut Violations, f: &InitiativeFilter, field: &str) -> Filter {
+    let mut out = Filter::default();
+    for (i, s) in f.statuses.iter().enumerate() {
+        v.enum_value::<LifecycleStatus>(&format!("{field}.statuses[{i}]"), *s, false);
+    }
+    out.statuses = f.statuses.clone();
+    for (i, s) in f.instruments.iter().enumerate() {
+        v.enum_value::<Instrument>(&format!("{field}.instruments[{i}]"), *s, false);
+    }
+    out.instruments = f.instruments.clone();
+    if !f.organization_id.is_empty() {
+        v.slug(&format!("{field}.organization_id"), &f.organization_id, 2);
+        out.organization_id = Some(f.organization_id.clone());
+    }
+    if !f.country_code.is_empty() {
+        v.country(&format!("{field}.country_code"), &f.country_code, true);
+        out.country_code = Some(f.country_code.clone());
+    }
+    if !f.topic.is_empty() {
+        v.slug(&format!("{field}.topic"), &f.topic, 1);
+        out.topic = Some(f.topic.clone());
+    }
+    let day = |v: &mut Violations, d: &Option<CalendarDate>, name: &str| {
+        d.as_ref()
+            .and_then(|d| match dates::calendar(d, &format!("{field}.{name}")) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    v.extend([e]);
+                    None
+                }
+            })
+    };
+    out.due_after = day(v, &f.due_after, "due_after");
+    out.due_before = day(v, &f.due_before, "due_before");
+    if let (Some(a), Some(b)) = (out.due_after, out.due_before) {
+        if b < a {
+            v.add(
+                format!("{field}.due_before"),
+                "must not be before due_after",
+            );
+        }
+    }
+    out.as_of = day(v, &f.as_of, "as_of");
+    out.overdue_only = f.overdue_only;
+    v.text(&format!("{field}.text"), &f.text, false, 200);
+    if !f.text.trim().is_empty() {
+        out.text = Some(f.text.trim().to_lowercase());
+    }
+    out
+}
+
+/// The domain whose requests are checked.
+#[derive(Debug, Clone, Copy)]
+pub struct Served(pub Domain);
+
+impl Served {
+    /// Checks that `parent` names this domain: a malformed parent is a
+    /// violation, another domain's NOT_FOUND.
+    fn parent(self, v: &mut Violations, parent: &str, field: &str) -> Result<()> {
+        match parse_parent(parent, field) {
+            Err(e) => v.extend([e]),
+            Ok(d) if d != self.0 => return Err(self.elsewhere(parent)),
+            Ok(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Parses the name of an initiative of this domain. A malformed name is
+    /// a violation (the name returned then is a placeholder the caller never
+    /// sees: the check fails); another domain's name is NOT_FOUND.
+    fn name(self, v: &mut Violations, name: &str, field: &str) -> Result<InitiativeName> {
+        match InitiativeName::parse(name, field) {
+            Err(e) => {
+                v.extend([e]);
+                Ok(InitiativeName::new(self.0, String::new()))
+            }
+            Ok(n) if n.domain != self.0 => Err(self.elsewhere(name)),
+            Ok(n) => Ok(n),
+        }
+    }
+
+    fn elsewhere(self, name: &str) -> Error {
+        Error::NotFound(format!(
+            "`{name}` is not served here: this is the {} service",
+            self.0
+        ))
+    }
+
+    /// CreateInitiativeRequest: the record to create, normalised (name,
+    /// domain, server-set fields cleared, defaults applied).
+    pub fn create(
+        self,
+        req: &CreateInitiativeRequest,
+        generated_id: &str,
+    ) -> Result<CheckedCreate> {
+        let mut v = Violations::default();
+        self.parent(&mut v, &req.parent, "parent")?;
+        let id = if req.initiative_id.is_empty() {
+            generated_id.to_string()
+        } else {
+            if let Err(e) = check_resource_id(&req.initiative_id) {
+                v.add("initiative_id", e);
+            }
+            req.initiative_id.clone()
+        };
+        let name = InitiativeName::new(self.0, id.clone()).to_string();
+        match &req.initiative {
+            None => v.add("initiative", "required"),
+            Some(init) => validate::initiative(&mut v, "initiative", init, self.0, Some(&name)),
+        }
+        validate::write_meta(&mut v, &req.request_id, &req.reporter);
+        v.finish()?;
+        let mut record = req.initiative.clone().unwrap_or_default();
+        record.name = name;
+        record.domain = self.0.to_proto() as i32;
+        record.progress_updates.clear();
+        record.create_time = None;
+        record.update_time = None;
+        record.revision = 0;
+        record.etag.clear();
+        rules::apply_defaults(&mut record);
+        Ok(CheckedCreate { id, record })
+    }
+
+    /// GetInitiativeRequest: the name.
+    pub fn get(self, req: &GetInitiativeRequest) -> Result<InitiativeName> {
+        let mut v = Violations::default();
+        let name = self.name(&mut v, &req.name, "name")?;
+        v.finish()?;
+        Ok(name)
+    }
+
+    /// ListInitiativesRequest: filter, page size and position.
+    pub fn list(self, req: &ListInitiativesRequest) -> Result<CheckedList> {
+        let mut v = Violations::default();
+        self.parent(&mut v, &req.parent, "parent")?;
+        let page_size = checked(&mut v, pagination::page_size(req.page_size, "page_size"), 0);
+        let filter_msg = req.filter.clone().unwrap_or_default();
+        let filter = filter(&mut v, &filter_msg, "filter");
+        let fingerprint = pagination::list_fingerprint(&req.parent, &filter_msg);
+        let token = checked(
+            &mut v,
+            pagination::decode(&req.page_token, fingerprint, "page_token"),
+            None,
+        );
+        v.finish()?;
+        Ok(CheckedList {
+            filter,
+            page_size,
+            after_id: token.map(|t| t.last_id),
+            fingerprint,
+        })
+    }
+
+    /// UpdateInitiativeRequest: the name, the values sent and the mask. The
+    /// values of the masked fields are checked now, so that a request with a
+    /// bad mask and bad values hears of both at once; the merged record is
+    /// checked again against the stored one when it is written.
+    pub fn update(self, req: &UpdateInitiativeRequest) -> Result<CheckedUpdate> {
+        let mut v = Violations::default();
+        let Some(input) = req.initiative.clone() else {
+            v.add("initiative", "required");
+            return Err(Error::InvalidArgument(v.0));
+        };
+        let name = self.name(&mut v, &input.name, "initiative.name")?;
+        let paths = req.update_mask.clone().map(|m| m.paths).unwrap_or_default();
+        v.extend(rules::check_mask(
+            &paths,
+            rules::WRITABLE_FIELDS,
+            rules::OUTPUT_ONLY_FIELDS,
+            "update_mask",
+        ));
+        let masked = |field: &str| {
+            paths.iter().any(|p| {
+                p == "*"
+                    || field == format!("initiative.{p}")
+                    || field.starts_with(&format!("initiative.{p}."))
+                    || field.starts_with(&format!("initiative.{p}["))
+            })
+        };
+        let mut values = Violations::default();
+        validate::initiative(&mut values, "initiative", &input, self.0, Some(&input.name));
+        v.extend(values.0.into_iter().filter(|x| masked(&x.field)));
+        validate::write_meta(&mut v, &req.request_id, &req.reporter);
+        v.finish()?;
+        Ok(CheckedUpdate { name, input, paths })
+    }
+
+    /// DeleteInitiativeRequest: the name.
+    pub fn delete(self, req: &DeleteInitiativeRequest) -> Result<InitiativeName> {
+        let mut v = Violations::default();
+        let name = self.name(&mut v, &req.name, "name")?;
+        validate::write_meta(&mut v, &req.request_id, &req.reporter);
+        v.finish()?;
+        Ok(name)
+    }
+
+    /// AddProgressUpdateRequest: the name and the update.
+    pub fn add_progress_update(self, req: &AddProgressUpdateRequest) -> Result<CheckedProgress> {
+        let mut v = Violations::default();
+        let name = self.name(&mut v, &req.name, "name")?;
+        match &req.progress_update {
+            None => v.add("progress_update", "required"),
+            Some(p) => validate::progress_update(&mut v, "progress_update", p),
+        }
+        validate::write_meta(&mut v, &req.request_id, &req.reporter);
+        v.finish()?;
+        Ok(CheckedProgress {
+            name,
+            update: req.progress_update.clone().unwrap_or_default(),
+        })
+    }
+
+    /// UpdateMilestoneRequest: the name, the milestone's values and the mask.
+    pub fn update_milestone(self, req: &UpdateMilestoneRequest) -> Result<CheckedMilestone> {
+        let mut v = Violations::default();
+        let name = self.name(&mut v, &req.name, "name")?;
+        match &req.milestone {
+            None => v.add("milestone", "required"),
+            Some(m) => v.slug("milestone.id", &m.id, 1),
+        }
+        let paths = req.update_mask.clone().map(|m| m.paths).unwrap_or_default();
+        v.extend(rules::check_mask(
+            &paths,
+            rules::MILESTONE_FIELDS,
+            &["id"],
+            "update_mask",
+        ));
+        validate::write_meta(&mut v, &req.request_id, &req.reporter);
+        v.finish()?;
+        Ok(CheckedMilestone {
+            name,
+            input: req.milestone.clone().unwrap_or_default(),
+            paths,
+        })
+    }
+
+    /// GetDomainSummaryRequest: the window counted.
+    pub fn summary(self, req: &GetDomainSummaryRequest) -> Result<SummaryWindow> {
+        let mut v = Violations::default();
+        self.parent(&mut v, &req.parent, "parent")?;
+        let due_within_days = due_within(&mut v, req.due_within_days, "due_within_days");
+        let as_of = as_of(&mut v, req.as_of.as_ref(), "as_of");
+        v.finish()?;
+        Ok(SummaryWindow {
+            as_of,
+            due_within_days,
+        })
+    }
+
+    /// ListHistoryRequest: the name, page size and position.
+    pub fn history(self, req: &ListHistoryRequest) -> Result<CheckedHistory> {
+        let mut v = Violations::default();
+        let name = self.name(&mut v, &req.name, "name")?;
+        let page_size = checked(&mut v, pagination::page_size(req.page_size, "page_size"), 0);
+        let fingerprint = pagination::fingerprint(&[req.name.as_bytes()]);
+        let token = checked(
+            &mut v,
+            pagination::decode(&req.page_token, fingerprint, "page_token"),
+            None,
+        );
+        v.finish()?;
+        Ok(CheckedHistory {
+            name,
+            page_size,
+            after_revision: token.as_ref().map(|t| t.last_revision),
+            fingerprint,
+        })
+    }
+
+    /// WatchChangesRequest: the revision to follow from.
+    pub fn watch(self, req: &WatchChangesRequest) -> Result<u64> {
+        let mut v = Violations::default();
+        self.parent(&mut v, &req.parent, "parent")?;
+        if req.after_revision < 0 {
+            v.add("after_revision", "must not be negative");
+        }
+        v.finish()?;
+        Ok(req.after_revision.unsigned_abs())
+    }
+
+    /// BackupStoreRequest: its parent.
+    pub fn backup(self, parent: &str) -> Result<()> {
+        let mut v = Violations::default();
+        self.parent(&mut v, parent, "parent")?;
+        v.finish()
+    }
+}
+
+/// Records the violation of `r`, if any, and goes on with `placeholder`
+/// (never seen by a caller: the check then fails).
+fn checked<T>(v: &mut Violations, r: std::result::Result<T, FieldViolation>, placeholder: T) -> T {
+    r.unwrap_or_else(|e| {
+        v.extend([e]);
+        placeholder
+    })
+}
+
+/// A checked CreateInitiativeRequest.
+#[derive(Debug, Clone)]
+pub struct CheckedCreate {
+    /// The initiative id (the caller's, or generated).
+    pub id: String,
+    /// The record to store, normalised.
+    pub record: Initiative,
+}
+
+/// A checked ListInitiativesRequest.
+#[derive(Debug, Clone)]
+pub struct CheckedList {
+    /// The filter, ready to apply.
+    pub filter: Filter,
+    /// The page size, defaulted and capped.
+    pub page_size: usize,
+    /// The last id of the previous page.
+    pub after_id: Option<String>,
+    /// The fingerprint the next page token carries.
+    pub fingerprint: u64,
+}
+
+/// A checked UpdateInitiativeRequest.
+#[derive(Debug, Clone)]
+pub struct CheckedUpdate {
+    /// The initiative's name.
+    pub name: InitiativeName,
+    /// The values sent.
+    pub input: Initiative,
+    /// The mask's paths (checked against the writable fields).
+    pub paths: Vec<String>,
+}
+
+/// A checked AddProgressUpdateRequest.
+#[derive(Debug, Clone)]
+pub struct CheckedProgress {
+    /// The initiative's name.
+    pub name: InitiativeName,
+    /// The update to append.
+    pub update: ProgressUpdate,
+}
+
+/// A checked UpdateMilestoneRequest.
+#[derive(Debug, Clone)]
+pub struct CheckedMilestone {
+    /// The initiative's name.
+    pub name: InitiativeName,
+    /// The milestone's values (its id names the milestone).
+    pub input: Milestone,
+    /// The mask's paths (checked against the milestone's fields).
+    pub paths: Vec<String>,
+}
+
+/// A checked ListHistoryRequest.
+#[derive(Debug, Clone)]
+pub struct CheckedHistory {
+    /// The initiative's name.
+    pub name: InitiativeName,
+    /// The page size, defaulted and capped.
+    pub page_size: usize,
+    /// The last revision of the previous page; `None` on the first page.
+    pub after_revision: Option<u64>,
+    /// The fingerprint the next page token carries.
+    pub fingerprint: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_name_and_a_bad_page_are_reported_together() {
+        let served = Served(Domain::Ai);
+        let err = served
+            .history(&ListHistoryRequest {
+                name: "nope".into(),
+                page_size: -1,
+                page_token: "garbage".into(),
+            })
+            .err();
+        let Some(Error::InvalidArgument(v)) = err else {
+            panic!("expected INVALID_ARGUMENT, got {err:?}");
+        };
+        let fields: Vec<_> = v.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["name", "page_size", "page_token"]);
+    }
+
+    #[test]
+    fn another_domains_name_is_not_found() {
+        let err = Served(Domain::Ai)
+            .get(&GetInitiativeRequest {
+                name: "domains/quantum/initiatives/x".into(),
+            })
+            .err();
+        assert!(matches!(err, Some(Error::NotFound(_))), "{err:?}");
+    }
+
+    #[test]
+    fn windows_default_and_are_bounded() {
+        let mut v = Violations::default();
+        assert_eq!(due_within(&mut v, 0, "d"), DEFAULT_DUE_WITHIN_DAYS);
+        assert_eq!(due_within(&mut v, 30, "d"), 30);
+        assert!(v.0.is_empty());
+        due_within(&mut v, MAX_DUE_WITHIN_DAYS + 1, "d");
+        due_within(&mut v, -1, "d");
+        assert_eq!(v.0.len(), 2);
+    }
+}

@@ -1,0 +1,395 @@
+//! The domain summary as counters. Every initiative contributes a small set of
+//! counter increments; a write applies the difference between the old and the
+//! new version, so reading a summary costs the number of distinct counters
+//! (statuses, instruments, days, currencies, organizations), never the number
+//! of initiatives.
+
+use std::collections::BTreeMap;
+
+use time::Date;
+
+use crate::dates;
+use crate::domain::Domain;
+use crate::proto::{
+    DomainSummary, FundingTotal, Initiative, InstrumentCount, MilestoneCounts, Money,
+    OrganizationCount, StatusCount,
+};
+use crate::rules;
+
+const NANOS: i128 = 1_000_000_000;
+
+/// Counter keys, as stored.
+mod key {
+    pub(super) const COUNT: &[u8] = b"n";
+    pub(super) const STATUS: &[u8] = b"s/";
+    pub(super) const INSTRUMENT: &[u8] = b"i/";
+    pub(super) const MILESTONES: &[u8] = b"m/total";
+    pub(super) const MET: &[u8] = b"m/met";
+    pub(super) const MILESTONE_DUE: &[u8] = b"md/";
+    pub(super) const PLANNED_END: &[u8] = b"pe/";
+    pub(super) const FUNDING_COUNT: &[u8] = b"fc/";
+    pub(super) const FUNDING_SUM: &[u8] = b"fs/";
+    pub(super) const ORGANIZATION: &[u8] = b"o/";
+}
+
+/// The key of the counter of initiatives.
+pub const INITIATIVE_COUNT_KEY: &[u8] = key::COUNT;
+
+fn with(prefix: &[u8], rest: &[u8]) -> Vec<u8> {
+    let mut k = prefix.to_vec();
+    k.extend_from_slice(rest);
+    k
+}
+
+fn day(prefix: &[u8], d: Date) -> Vec<u8> {
+    with(prefix, &(dates::day_key(d) as u32).to_be_bytes())
+}
+
+fn funding_key(prefix: &[u8], currency: &str, qualifier: i32) -> Vec<u8> {
+    let mut k = with(prefix, currency.as_bytes());
+    k.push(b'/');
+    k.extend_from_slice(&qualifier.to_be_bytes());
+    k
+}
+
+/// The counter increments one initiative contributes.
+pub fn contributions(init: &Initiative) -> BTreeMap<Vec<u8>, i128> {
+    let mut c: BTreeMap<Vec<u8>, i128> = BTreeMap::new();
+    let mut add = |k: Vec<u8>, n: i128| *c.entry(k).or_default() += n;
+    add(key::COUNT.to_vec(), 1);
+    add(with(key::STATUS, &init.status.to_be_bytes()), 1);
+    add(with(key::INSTRUMENT, &init.instrument.to_be_bytes()), 1);
+    add(key::MILESTONES.to_vec(), init.milestones.len() as i128);
+    add(
+        key::MET.to_vec(),
+        init.milestones
+            .iter()
+            .filter(|m| rules::milestone_met(m))
+            .count() as i128,
+    );
+    if rules::is_open(init) {
+        for due in init.milestones.iter().filter_map(rules::open_milestone_due) {
+            add(day(key::MILESTONE_DUE, due), 1);
+        }
+    }
+    if let Some(end) = rules::open_planned_end(init) {
+        add(day(key::PLANNED_END, end), 1);
+    }
+    for f in &init.funding {
+        if let Some(m) = &f.amount {
+            add(
+                funding_key(key::FUNDING_COUNT, &m.currency_code, f.qualifier),
+                1,
+            );
+            add(
+                funding_key(key::FUNDING_SUM, &m.currency_code, f.qualifier),
+                m.units as i128 * NANOS + m.nanos as i128,
+            );
+        }
+    }
+    for p in &init.participants {
+        if let Some(o) = &p.organization {
+            add(with(key::ORGANIZATION, o.id.as_bytes()), 1);
+        }
+    }
+    c.retain(|_, v| *v != 0);
+    c
+}
+
+/// The change of every counter when `old` becomes `new`.
+pub fn delta(old: Option<&Initiative>, new: Option<&Initiative>) -> BTreeMap<Vec<u8>, i128> {
+    let mut d = new.map(contributions).unwrap_or_default();
+    for (k, v) in old.map(contributions).unwrap_or_default() {
+        *d.entry(k).or_default() -= v;
+    }
+    d.retain(|_, v| *v != 0);
+    d
+}
+
+/// The name and country last recorded for an organization.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OrganizationLabel {
+    /// Its name.
+    pub name: String,
+    /// Its country.
+    pub country_code: String,
+}
+
+/// The organizations an initiative names, with their labels.
+pub fn organization_labels(init: &Initiative) -> Vec<(String, OrganizationLabel)> {
+    init.participants
+        .iter()
+        .filter_map(|p| p.organization.as_ref())
+        .map(|o| {
+            (
+                o.id.clone(),
+                OrganizationLabel {
+                    name: o.name.clone(),
+                    country_code: o.country_code.clone(),
+                },
+            )
+        })
+        .collect()
+}
+
+/// What a summary is asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct SummaryWindow {
+    /// The day due soon and overdue are judged against.
+    pub as_of: Date,
+    /// How many days ahead count as due soon.
+    pub due_within_days: i32,
+}
+
+/// The last change of a domain.
+#[derive(Debug, Clone, Default)]
+pub struct LastChange {
+    /// Its revision; 0 when nothing changed.
+    pub revision: u64,
+    /// When it was made.
+    pub time: Option<pbjson_types::Timestamp>,
+}
+
+/// Builds the summary from the counters (in key order) and organization labels.
+pub fn assemble(
+    domain: Domain,
+    counters: impl IntoIterator<Item = (Vec<u8>, i128)>,
+    label: impl Fn(&str) -> OrganizationLabel,
+    window: SummaryWindow,
+    last: LastChange,
+) -> DomainSummary {
+    let today = dates::day_key(window.as_of) as u32;
+    let horizon = today.saturating_add(window.due_within_days.max(0) as u32);
+    let mut s = DomainSummary {
+        parent: domain.parent(),
+        domain: domain.to_proto() as i32,
+        milestones: Some(MilestoneCounts::default()),
+        last_revision: last.revision as i64,
+        last_change_time: last.time,
+        as_of: Some(dates::to_calendar(window.as_of)),
+        due_within_days: window.due_within_days,
+        ..Default::default()
+    };
+    let mut funding: BTreeMap<(String, i32), (i128, i64)> = BTreeMap::new();
+    let ms = s.milestones.get_or_insert_with(Default::default);
+    for (k, v) in counters {
+        let n = v as i64;
+        let day_of = |prefix: &[u8]| k[prefix.len()..].try_into().ok().map(u32::from_be_bytes);
+        let i32_of = |prefix: &[u8]| {
+            k[prefix.len()..]
+                .try_into()
+                .ok()
+                .map(i32::from_be_bytes)
+                .unwrap_or(0)
+        };
+        if k == key::COUNT {
+            s.initiative_count = n;
+        } else if k == key::MILESTONES {
+            ms.total = n;
+        } else if k == key::MET {
+            ms.met = n;
+        } else if k.starts_with(key::STATUS) {
+            s.by_status.push(StatusCount {
+                status: i32_of(key::STATUS),
+                count: n,
+            });
+        } else if k.starts_with(key::INSTRUMENT) {
+            s.by_instrument.push(InstrumentCount {
+                instrument: i32_of(key::INSTRUMENT),
+                count: n,
+            });
+        } else if k.starts_with(key::MILESTONE_DUE) {
+            match day_of(key::MILESTONE_DUE) {
+                Some(d) if d < today => ms.overdue += n,
+                Some(d) if d <= horizon => ms.due_soon += n,
+                _ => {}
+            }
+        } else if k.starts_with(key::PLANNED_END) {
+            if day_of(key::PLANNED_END).is_some_and(|d| d < today) {
+                s.overdue_initiatives += n;
+            }
+        } else if let Some((currency, qualifier)) = split_funding(&k, key::FUNDING_COUNT) {
+            funding.entry((currency, qualifier)).or_default().1 += n;
+        } else if let Some((currency, qualifier)) = split_funding(&k, key::FUNDING_SUM) {
+            funding.entry((currency, qualifier)).or_default().0 += v;
+        } else if k.starts_with(key::ORGANIZATION) {
+            let id = String::from_utf8_lossy(&k[key::ORGANIZATION.len()..]).into_owned();
+            let l = label(&id);
+            s.organizations.push(OrganizationCount {
+                organization_id: id,
+                name: l.name,
+                country_code: l.country_code,
+                initiative_count: n,
+            });
+        }
+    }
+    s.funding = funding
+        .into_iter()
+        .map(|((currency_code, qualifier), (sum, count))| FundingTotal {
+            total: Some(money(currency_code, sum)),
+            qualifier,
+            commitment_count: count,
+        })
+        .collect();
+    s
+}
+
+fn split_funding(k: &[u8], prefix: &[u8]) -> Option<(String, i32)> {
+    let rest = k.strip_prefix(prefix)?;
+    let (currency, q) = rest.split_at(rest.len().checked_sub(5)?);
+    let q = q.strip_prefix(b"/")?;
+    Some((
+        String::from_utf8_lossy(currency).into_owned(),
+        i32::from_be_bytes(q.try_into().ok()?),
+    ))
+}
+
+/// A sum in nanos as Money.
+pub fn money(currency_code: String, nanos_total: i128) -> Money {
+    Money {
+        currency_code,
+        units: (nanos_total / NANOS).clamp(i64::MIN as i128, i64::MAX as i128) as i64,
+        nanos: (nanos_total % NANOS) as i32,
+    }
+}
+
+/// A summary computed from scratch over every initiative: the reference the
+/// incremental summary must equal.
+pub fn recount<'a>(
+    domain: Domain,
+    initiatives: impl IntoIterator<Item = &'a Initiative>,
+    window: SummaryWindow,
+    last: LastChange,
+) -> DomainSummary {
+    let mut counters: BTreeMap<Vec<u8>, i128> = BTreeMap::new();
+    let mut labels = BTreeMap::new();
+    for init in initiatives {
+        for (k, v) in contributions(init) {
+            *counters.entry(k).or_default() += v;
+        }
+        labels.extend(organization_labels(init));
+    }
+    counters.retain(|_, v| *v != 0);
+    assemble(
+        domain,
+        counters,
+        |id| labels.get(id).cloned().unwrap_or_default(),
+        window,
+        last,
+    )
+}
+
+/// Adds funding totals into `totals` (keyed by currency and qualifier), for
+/// totals across domains.
+pub fn add_funding(totals: &mut BTreeMap<(String, i32), (i128, i64)>, items: &[FundingTotal]) {
+    for f in items {
+        if let Some(m) = &f.total {
+            let e = totals
+                .entry((m.currency_code.clone(), f.qualifier))
+                .or_default();
+            e.0 += m.units as i128 * NANOS + m.nanos as i128;
+            e.1 += f.commitment_count;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{
+        AmountQualifier, ApproximateDate, DatePrecision, FundingCommitment, LifecycleStatus,
+        Milestone, MilestoneStatus,
+    };
+    use time::macros::date;
+
+    fn init(status: LifecycleStatus, due: Option<ApproximateDate>, usd: i64) -> Initiative {
+        Initiative {
+            status: status as i32,
+            instrument: 1,
+            milestones: vec![Milestone {
+                id: "m".into(),
+                title: "t".into(),
+                due,
+                status: MilestoneStatus::Scheduled as i32,
+                ..Default::default()
+            }],
+            funding: vec![FundingCommitment {
+                amount: Some(Money {
+                    currency_code: "USD".into(),
+                    units: usd,
+                    nanos: 500_000_000,
+                }),
+                qualifier: AmountQualifier::AtLeast as i32,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn delta_of_a_change_is_new_minus_old() {
+        let a = init(LifecycleStatus::Announced, None, 10);
+        let b = init(LifecycleStatus::InProgress, None, 10);
+        let d = delta(Some(&a), Some(&b));
+        assert_eq!(d.len(), 2, "only the two status counters move: {d:?}");
+        assert!(delta(Some(&a), Some(&a)).is_empty());
+    }
+
+    #[test]
+    fn due_soon_and_overdue_follow_the_end_of_the_period() {
+        let q1 = ApproximateDate {
+            precision: DatePrecision::Quarter as i32,
+            year: 2024,
+            quarter: 1,
+            ..Default::default()
+        };
+        let items = [
+            init(LifecycleStatus::Announced, Some(q1), 10),
+            init(LifecycleStatus::Announced, None, 5),
+        ];
+        let at = |as_of| {
+            recount(
+                Domain::Ai,
+                &items,
+                SummaryWindow {
+                    as_of,
+                    due_within_days: 30,
+                },
+                LastChange::default(),
+            )
+        };
+        let s = at(date!(2024 - 03 - 31));
+        assert_eq!(
+            (
+                s.milestones.as_ref().unwrap().due_soon,
+                s.milestones.as_ref().unwrap().overdue
+            ),
+            (1, 0)
+        );
+        let s = at(date!(2024 - 04 - 01));
+        assert_eq!(
+            (
+                s.milestones.as_ref().unwrap().due_soon,
+                s.milestones.as_ref().unwrap().overdue
+            ),
+            (0, 1)
+        );
+        let s = at(date!(2024 - 01 - 01));
+        assert_eq!(
+            s.milestones.as_ref().unwrap().due_soon,
+            0,
+            "90 days away is not within 30"
+        );
+        assert_eq!(s.funding.len(), 1);
+        assert_eq!(
+            s.funding[0].total,
+            Some(Money {
+                currency_code: "USD".into(),
+                units: 16,
+                nanos: 0
+            })
+        );
+        assert_eq!(s.funding[0].commitment_count, 2);
+        assert_eq!(s.initiative_count, 2);
+    }
+}

@@ -1,0 +1,380 @@
+//! The behaviour of a domain service, independent of gRPC: it checks requests,
+//! applies the domain rules and asks the store to write.
+
+use std::sync::Arc;
+
+use futures::Stream;
+use prost::Message;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+
+use cetrack_contract::dates;
+use cetrack_contract::domain::Domain;
+use cetrack_contract::error::{Error, Result};
+use cetrack_contract::names::InitiativeName;
+use cetrack_contract::pagination::{self, PageToken};
+use cetrack_contract::proto::{
+    AddProgressUpdateRequest, Change, ChangeType, CreateInitiativeRequest, DeleteInitiativeRequest,
+    DomainSummary, GetDomainSummaryRequest, GetInitiativeRequest, Initiative, ListHistoryRequest,
+    ListHistoryResponse, ListInitiativesRequest, ListInitiativesResponse, UpdateInitiativeRequest,
+    UpdateMilestoneRequest, WatchChangesRequest,
+};
+use cetrack_contract::requests::Served;
+use cetrack_contract::rules;
+use cetrack_contract::validate::{self, Violations};
+use cetrack_store::{Idempotency, Plan, Store};
+
+/// How many changes a watch reads from the store at a time.
+const WATCH_BATCH: usize = 256;
+
+/// One domain's service logic over its store.
+#[derive(Debug, Clone)]
+pub struct DomainCore {
+    domain: Domain,
+    store: Store,
+}
+
+fn idempotency<M: Message + Clone>(
+    method: &'static str,
+    request_id: &str,
+    request: &M,
+    clear: impl Fn(&mut M),
+) -> Option<Idempotency> {
+    if request_id.is_empty() {
+        return None;
+    }
+    let mut r = request.clone();
+    clear(&mut r);
+    Some(Idempotency {
+        method,
+        request_id: request_id.to_string(),
+        fingerprint: r.encode_to_vec(),
+    })
+}
+
+fn check_etag(current: &Initiative, etag: &str) -> Result<()> {
+    if !etag.is_empty() && etag != current.etag {
+        return Err(Error::Aborted(format!(
+            "etag {etag} is stale: `{}` is now at {}; read it again and retry",
+            current.name, current.etag
+        )));
+    }
+    Ok(())
+}
+
+fn not_found(name: &str) -> Error {
+    Error::NotFound(format!("initiative `{name}` not found"))
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Storage(format!("read task failed: {e}")))?
+}
+
+impl DomainCore {
+    /// The logic of `domain` over `store`.
+    pub fn new(domain: Domain, store: Store) -> Self {
+        Self { domain, store }
+    }
+
+    /// The domain served.
+    pub fn domain(&self) -> Domain {
+        self.domain
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The checks of this domain's requests.
+    fn served(&self) -> Served {
+        Served(self.domain)
+    }
+
+    /// CreateInitiative.
+    pub async fn create(&self, req: CreateInitiativeRequest) -> Result<Initiative> {
+        let generated = format!("i{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+        let checked = self.served().create(&req, &generated)?;
+        let (record, name) = (
+            checked.record,
+            InitiativeName::new(self.domain, checked.id.clone()),
+        );
+        let idem = idempotency("create", &req.request_id, &req, |r| r.request_id.clear());
+        let outcome = self
+            .store
+            .write(
+                &checked.id,
+                idem,
+                &req.reporter,
+                move |current| match current {
+                    Some(_) => Err(Error::AlreadyExists(format!(
+                        "initiative `{name}` already exists"
+                    ))),
+                    None => Ok(Plan::Put {
+                        record: record.clone(),
+                        change_type: ChangeType::Created,
+                    }),
+                },
+            )
+            .await?;
+        Ok(outcome.into_initiative())
+    }
+
+    /// GetInitiative.
+    pub async fn get(&self, req: GetInitiativeRequest) -> Result<Initiative> {
+        let name = self.served().get(&req)?;
+        let store = self.store.clone();
+        blocking(move || store.get(&name.id))
+            .await?
+            .ok_or_else(|| not_found(&req.name))
+    }
+
+    /// ListInitiatives.
+    pub async fn list(&self, req: ListInitiativesRequest) -> Result<ListInitiativesResponse> {
+        let checked = self.served().list(&req)?;
+        let store = self.store.clone();
+        let (filter, after, size) = (checked.filter, checked.after_id, checked.page_size);
+        let page = blocking(move || store.list(&filter, after.as_deref(), size)).await?;
+        let next_page_token = match (page.more, page.items.last()) {
+            (true, Some(last)) => pagination::encode(&PageToken {
+                fingerprint: checked.fingerprint,
+                last_id: InitiativeName::parse(&last.name, "name")
+                    .map(|n| n.id)
+                    .unwrap_or_default(),
+                ..Default::default()
+            }),
+            _ => String::new(),
+        };
+        Ok(ListInitiativesResponse {
+            initiatives: page.items,
+            next_page_token,
+        })
+    }
+
+    /// UpdateInitiative.
+    pub async fn update(&self, req: UpdateInitiativeRequest) -> Result<Initiative> {
+        let checked = self.served().update(&req)?;
+        let (name, input, paths) = (checked.name, checked.input, checked.paths);
+        let domain = self.domain;
+        let idem = idempotency("update", &req.request_id, &req, |r| r.request_id.clear());
+        let full_name = name.to_string();
+        let outcome = self
+            .store
+            .write(&name.id, idem, &req.reporter, move |current| {
+                let current = current.ok_or_else(|| not_found(&full_name))?;
+                let mut merged = current.clone();
+                rules::apply_mask(&mut merged, &input, &paths);
+                let mut v = Violations::default();
+                let names_status = paths.iter().any(|p| p == "*" || p == "status");
+                if names_status && input.status == 0 {
+                    v.add("initiative.status", "required when the mask names it");
+                }
+                rules::apply_defaults(&mut merged);
+                validate::initiative(&mut v, "initiative", &merged, domain, Some(&full_name));
+                v.finish()?;
+                check_etag(current, &input.etag)?;
+                rules::check_transition(current.status, merged.status)?;
+                if rules::changed_fields(Some(current), &merged).is_empty() {
+                    return Ok(Plan::Unchanged(current.clone()));
+                }
+                Ok(Plan::Put {
+                    record: merged,
+                    change_type: ChangeType::Updated,
+                })
+            })
+            .await?;
+        Ok(outcome.into_initiative())
+    }
+
+    /// DeleteInitiative.
+    pub async fn delete(&self, req: DeleteInitiativeRequest) -> Result<()> {
+        let name = self.served().delete(&req)?;
+        let idem = idempotency("delete", &req.request_id, &req, |r| r.request_id.clear());
+        let etag = req.etag.clone();
+        let full = req.name.clone();
+        self.store
+            .write(&name.id, idem, &req.reporter, move |current| {
+                let current = current.ok_or_else(|| not_found(&full))?;
+                check_etag(current, &etag)?;
+                Ok(Plan::Delete)
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// AddProgressUpdate.
+    pub async fn add_progress_update(&self, req: AddProgressUpdateRequest) -> Result<Initiative> {
+        let checked = self.served().add_progress_update(&req)?;
+        let (name, mut update) = (checked.name, checked.update);
+        update.record_time = Some(dates::now());
+        let reporter = if req.reporter.is_empty() {
+            update.reporting_organization_id.clone()
+        } else {
+            req.reporter.clone()
+        };
+        let idem = idempotency("progress", &req.request_id, &req, |r| r.request_id.clear());
+        let etag = req.etag.clone();
+        let full = req.name.clone();
+        let outcome = self
+            .store
+            .write(&name.id, idem, &reporter, move |current| {
+                let current = current.ok_or_else(|| not_found(&full))?;
+                check_etag(current, &etag)?;
+                let mut record = current.clone();
+                let mut update = update.clone();
+                update.id = format!("p{}", record.progress_updates.len() + 1);
+                record.progress_updates.push(update);
+                Ok(Plan::Put {
+                    record,
+                    change_type: ChangeType::ProgressAdded,
+                })
+            })
+            .await?;
+        Ok(outcome.into_initiative())
+    }
+
+    /// UpdateMilestone.
+    pub async fn update_milestone(&self, req: UpdateMilestoneRequest) -> Result<Initiative> {
+        let checked = self.served().update_milestone(&req)?;
+        let (name, input, paths) = (checked.name, checked.input, checked.paths);
+        let milestone_id = input.id.clone();
+        let idem = idempotency("milestone", &req.request_id, &req, |r| r.request_id.clear());
+        let etag = req.etag.clone();
+        let full = req.name.clone();
+        let outcome = self
+            .store
+            .write(&name.id, idem, &req.reporter, move |current| {
+                let current = current.ok_or_else(|| not_found(&full))?;
+                let Some(index) = current.milestones.iter().position(|m| m.id == milestone_id)
+                else {
+                    return Err(Error::NotFound(format!(
+                        "milestone `{milestone_id}` not found in `{full}`"
+                    )));
+                };
+                let mut record = current.clone();
+                let m = &mut record.milestones[index];
+                let named = |f: &str| paths.iter().any(|p| p == "*" || p == f);
+                if named("title") {
+                    m.title = input.title.clone();
+                }
+                if named("due") {
+                    m.due = input.due;
+                }
+                if named("status") {
+                    m.status = input.status;
+                }
+                if named("date_met") {
+                    m.date_met = input.date_met;
+                }
+                if named("evidence_links") {
+                    m.evidence_links = input.evidence_links.clone();
+                }
+                rules::milestone_defaults(m);
+                let mut v = Violations::default();
+                validate::milestone(&mut v, "milestone", m);
+                v.finish()?;
+                check_etag(current, &etag)?;
+                if record == *current {
+                    return Ok(Plan::Unchanged(current.clone()));
+                }
+                Ok(Plan::Put {
+                    record,
+                    change_type: ChangeType::MilestoneUpdated,
+                })
+            })
+            .await?;
+        Ok(outcome.into_initiative())
+    }
+
+    /// GetDomainSummary.
+    pub async fn summary(&self, req: GetDomainSummaryRequest) -> Result<DomainSummary> {
+        let window = self.served().summary(&req)?;
+        let store = self.store.clone();
+        blocking(move || store.summary(window)).await
+    }
+
+    /// ListHistory.
+    pub async fn history(&self, req: ListHistoryRequest) -> Result<ListHistoryResponse> {
+        let checked = self.served().history(&req)?;
+        let store = self.store.clone();
+        let (id, size) = (checked.name.id.clone(), checked.page_size);
+        let after = checked.after_revision.unwrap_or(0);
+        let page = blocking(move || store.history(&id, after, size)).await?;
+        if page.items.is_empty() && checked.after_revision.is_none() {
+            return Err(not_found(&req.name));
+        }
+        let next_page_token = match (page.more, page.items.last()) {
+            (true, Some(last)) => pagination::encode(&PageToken {
+                fingerprint: checked.fingerprint,
+                last_revision: last.revision.unsigned_abs(),
+                ..Default::default()
+            }),
+            _ => String::new(),
+        };
+        Ok(ListHistoryResponse {
+            changes: page.items,
+            next_page_token,
+        })
+    }
+
+    /// WatchChanges: every durable change after the requested revision, then
+    /// new ones as they become durable, until the caller goes or `shutdown`
+    /// fires.
+    pub fn watch(
+        &self,
+        req: WatchChangesRequest,
+        shutdown: CancellationToken,
+    ) -> Result<impl Stream<Item = Result<Change>> + Send + 'static> {
+        let mut cursor = self.served().watch(&req)?;
+        let store = self.store.clone();
+        let (tx, rx) = mpsc::channel::<Result<Change>>(WATCH_BATCH);
+        let mut durable = store.subscribe();
+        tokio::spawn(async move {
+            loop {
+                durable.borrow_and_update();
+                let s = store.clone();
+                let batch = match blocking(move || s.changes_after(cursor, WATCH_BATCH)).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                };
+                if batch.is_empty() {
+                    tokio::select! {
+                        changed = durable.changed() => if changed.is_err() { return },
+                        _ = shutdown.cancelled() => return,
+                        _ = tx.closed() => return,
+                    }
+                    continue;
+                }
+                for change in batch {
+                    cursor = change.revision as u64;
+                    tokio::select! {
+                        sent = tx.send(Ok(change)) => if sent.is_err() { return },
+                        _ = shutdown.cancelled() => return,
+                    }
+                }
+            }
+        });
+        Ok(ReceiverStream::new(rx))
+    }
+}
+
+impl DomainCore {
+    /// BackupStore: a consistent snapshot of the whole store, in chunks.
+    pub async fn backup(
+        &self,
+        req: cetrack_contract::proto::BackupStoreRequest,
+    ) -> Result<Vec<cetrack_contract::proto::BackupChunk>> {
+        self.served().backup(&req.parent)?;
+        let store = self.store.clone();
+        blocking(move || cetrack_store::backup::snapshot_chunks(&store)).await
+    }
+}
+
+/// Shared handle to a domain's logic.
+pub type SharedCore = Arc<DomainCore>;

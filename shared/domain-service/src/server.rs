@@ -1,0 +1,194 @@
+//! A domain server: its command line, its start-up on the server kit over
+//! the domain's store, the store gauges, and the `main` of a domain binary.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cetrack_contract::proto::domain_service_server::DomainServiceServer;
+use cetrack_contract::proto::store_admin_service_server::StoreAdminServiceServer;
+use cetrack_contract::Domain;
+use cetrack_server::metrics::{self, INITIATIVES, LAST_REVISION, STORE_SIZE};
+use cetrack_server::{
+    init_tracing, serve, serve_main, CommonArgs, RunningServer, Services, MAX_REQUEST_BYTES,
+    MAX_RESPONSE_BYTES,
+};
+use cetrack_store::{OpenError, Store, StoreConfig, StoreStats};
+use clap::Parser;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{DomainApi, StoreAdminApi};
+use crate::core::DomainCore;
+
+/// How often the store gauges are refreshed besides after every write (the
+/// size on disk also changes when sled compacts).
+pub const STORE_GAUGE_PERIOD: Duration = Duration::from_secs(10);
+
+/// How long [`open_store`] waits for the lock of a store that is still being
+/// closed.
+const STORE_LOCK_WAIT: Duration = Duration::from_secs(1);
+
+/// The command line of a domain service.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    version,
+    about = "A cetrack domain service: a gRPC server over its own sled store."
+)]
+pub struct DomainArgs {
+    /// Address to listen on [default: 127.0.0.1 and the domain's port].
+    #[arg(long, env = "CETRACK_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory of the domain's store [default: ./cetrack-data/<domain>].
+    #[arg(long, env = "CETRACK_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// sled page cache, in MiB.
+    #[arg(long, env = "CETRACK_CACHE_MB", default_value_t = 64)]
+    pub cache_mb: u64,
+    /// Address of the Prometheus metrics endpoint (`GET /metrics`), e.g.
+    /// `0.0.0.0:9100` [default: none, no metrics].
+    #[arg(long, env = "CETRACK_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Token that callers of StoreAdminService (backups) must present as
+    /// `authorization: Bearer <token>` [default: none, backups disabled].
+    #[arg(long, env = "CETRACK_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Logging.
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Everything a running domain server needs.
+#[derive(Debug, Clone)]
+pub struct DomainServerConfig {
+    /// The domain.
+    pub domain: Domain,
+    /// The directory of its store.
+    pub data_dir: PathBuf,
+    /// sled page cache, in bytes.
+    pub cache_capacity: u64,
+    /// The token StoreAdminService callers must present; `None` disables it.
+    pub admin_token: Option<String>,
+}
+
+/// Opens a store, waiting a little while its lock is still held: when a
+/// server of this process has just stopped, sled's background threads may
+/// hold the files for a few more milliseconds after the store is dropped.
+async fn open_store(config: &StoreConfig) -> Result<Store, OpenError> {
+    let deadline = tokio::time::Instant::now() + STORE_LOCK_WAIT;
+    loop {
+        match Store::open(config) {
+            Err(OpenError::Locked { .. }) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Opens the domain's store and serves it on `listener` until `shutdown`
+/// fires: then stops accepting, ends watch streams, lets in-flight calls
+/// finish, flushes the store and returns.
+pub async fn start_domain(
+    config: DomainServerConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<RunningServer> {
+    let domain = config.domain;
+    let store = open_store(&StoreConfig {
+        domain,
+        path: config.data_dir.clone(),
+        cache_capacity: config.cache_capacity,
+    })
+    .await?;
+    tracing::info!(%domain, data_dir = %config.data_dir.display(), "store open");
+    let core = Arc::new(DomainCore::new(domain, store.clone()));
+    let services = Services::new(domain.slug())
+        .with(
+            DomainServiceServer::new(DomainApi::new(core.clone(), shutdown.clone()))
+                .max_decoding_message_size(MAX_REQUEST_BYTES)
+                .max_encoding_message_size(MAX_RESPONSE_BYTES),
+        )
+        .with(
+            StoreAdminServiceServer::new(StoreAdminApi::new(core, config.admin_token))
+                .max_encoding_message_size(MAX_RESPONSE_BYTES),
+        );
+    let server = serve(services, listener, shutdown.clone()).await?;
+    let gauges_stop = shutdown.child_token();
+    let gauges = tokio::spawn(track_store(store.clone(), gauges_stop.clone()));
+    let task = tokio::spawn(async move {
+        let served = server.task.await;
+        // The gauges task holds a clone of the store: let it end first.
+        gauges_stop.cancel();
+        let _ = gauges.await;
+        let flushed = store.flush();
+        tracing::info!(%domain, "stopped");
+        served??;
+        flushed?;
+        Ok(())
+    });
+    Ok(RunningServer {
+        addr: server.addr,
+        shutdown,
+        task,
+    })
+}
+
+/// Sets the store gauges of the store's domain now, after every durable
+/// write and every [`STORE_GAUGE_PERIOD`], until `shutdown` fires. Returns at
+/// once when metrics are not enabled in this process.
+async fn track_store(store: Store, shutdown: CancellationToken) {
+    if !metrics::enabled() {
+        return;
+    }
+    let domain = store.domain();
+    let mut durable = store.subscribe();
+    let mut tick = tokio::time::interval(STORE_GAUGE_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let s = store.clone();
+        match tokio::task::spawn_blocking(move || s.stats()).await {
+            Ok(Ok(stats)) => set_store_gauges(domain, stats),
+            Ok(Err(e)) => tracing::warn!(%domain, error = %e, "cannot read the store's metrics"),
+            Err(e) => tracing::warn!(%domain, error = %e, "cannot read the store's metrics"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+            changed = durable.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn set_store_gauges(domain: Domain, stats: StoreStats) {
+    let domain = domain.slug();
+    ::metrics::gauge!(INITIATIVES, "domain" => domain).set(stats.initiatives as f64);
+    ::metrics::gauge!(STORE_SIZE, "domain" => domain).set(stats.size_on_disk as f64);
+    ::metrics::gauge!(LAST_REVISION, "domain" => domain).set(stats.last_revision as f64);
+}
+
+/// The `main` of a domain binary (see [`serve_main`] for exit codes).
+pub fn domain_main(domain: Domain) -> ExitCode {
+    let args = DomainArgs::parse_from(std::env::args_os());
+    init_tracing(&args.common);
+    let listen = args
+        .listen
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], domain.default_port())));
+    let config = DomainServerConfig {
+        domain,
+        data_dir: args
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from("cetrack-data").join(domain.slug())),
+        cache_capacity: args.cache_mb * 1024 * 1024,
+        admin_token: args.admin_token.filter(|t| !t.is_empty()),
+    };
+    serve_main(listen, args.metrics_listen, |listener, shutdown| {
+        start_domain(config, listener, shutdown)
+    })
+}

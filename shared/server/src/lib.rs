@@ -1,0 +1,25 @@
+//! The server kit every cetrack server is built from, the domain services
+//! and the gateway alike:
+//!
+//! - [`serve`]: one function that builds a server from its services
+//!   (listener, TCP_NODELAY, HTTP/2 settings, health, reflection, graceful
+//!   shutdown) with the cross-cutting concerns as tower layers;
+//! - [`run`]: the `main` of a server binary (runtime, signals, metrics
+//!   endpoint, exit codes) and the options every binary shares;
+//! - [`metrics`]: Prometheus metrics, measured by one tower layer;
+//! - [`deadline`]: the caller's deadline (`grpc-timeout`) and what follows
+//!   from it.
+
+pub mod deadline;
+pub mod metrics;
+pub mod run;
+pub mod serve;
+
+pub use run::{cancel_on_signals, init_tracing, serve_main, CommonArgs, LogFormat};
+pub use serve::{serve, RunningServer, Services};
+
+/// Largest request a server decodes, in bytes.
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+/// Largest response a server encodes (and a client of ours decodes), in
+/// bytes.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;

@@ -1,0 +1,452 @@
+//! Prometheus metrics: a process-wide recorder, installed once, served as
+//! Prometheus text over HTTP at `/metrics`, and [`MetricsLayer`], the tower
+//! layer that measures every cet.v1 call a server handles.
+//!
+//! Without [`start_metrics`] nothing is installed and every measurement is a
+//! no-op, so servers started by tests pay nothing and need no configuration.
+//! `cetrack up` starts one endpoint for its eight servers: every series
+//! carries the `service` (a domain's slug or `gateway`) or `domain` label.
+//!
+//! Series:
+//! - `cetrack_grpc_requests_total{service,method,code}`: finished calls by
+//!   gRPC status code (`OK`, `NOT_FOUND`, ...);
+//! - `cetrack_grpc_request_duration_seconds{service,method}`: histogram of
+//!   call latency (for a server stream, until the stream is opened);
+//!   health checks and reflection are not measured;
+//! - `cetrack_grpc_in_flight{service,method}`: calls being handled;
+//! - `cetrack_initiatives{domain}`, `cetrack_store_size_bytes{domain}`,
+//!   `cetrack_last_revision{domain}`: the state of a domain's store.
+
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::Code;
+
+/// Finished calls, by service, method and gRPC status code.
+pub const REQUESTS_TOTAL: &str = "cetrack_grpc_requests_total";
+/// Latency of calls, by service and method.
+pub const REQUEST_DURATION: &str = "cetrack_grpc_request_duration_seconds";
+/// Calls being handled, by service and method.
+pub const IN_FLIGHT: &str = "cetrack_grpc_in_flight";
+/// Initiatives in a domain's store.
+pub const INITIATIVES: &str = "cetrack_initiatives";
+/// Size of a domain's store on disk.
+pub const STORE_SIZE: &str = "cetrack_store_size_bytes";
+/// Last revision written to a domain's store.
+pub const LAST_REVISION: &str = "cetrack_last_revision";
+
+/// Upper bounds of the latency histogram's buckets, in seconds: from half a
+/// millisecond (a read served from cache) to the server's two-minute timeout.
+pub const DURATION_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    120.0,
+];
+
+/// How often histogram samples are folded into their buckets between scrapes.
+const UPKEEP_PERIOD: Duration = Duration::from_secs(5);
+
+/// Why the metrics endpoint could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// The address cannot be listened on.
+    #[error("cannot listen on {addr} for metrics: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The Prometheus recorder cannot be built or installed (another metrics
+    /// recorder was installed in this process first).
+    #[error("cannot install the metrics recorder: {0}")]
+    Recorder(#[from] BuildError),
+}
+
+/// The recorder of this process, once installed.
+static RECORDER: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
+
+/// Installs the Prometheus recorder unless this process already did, and
+/// returns its handle. Safe to call any number of times, from any thread.
+pub fn install_recorder() -> Result<PrometheusHandle, MetricsError> {
+    let mut installed = RECORDER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(handle) = installed.as_ref() {
+        return Ok(handle.clone());
+    }
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), DURATION_BUCKETS)?
+        .install_recorder()?;
+    describe();
+    *installed = Some(handle.clone());
+    Ok(handle)
+}
+
+/// Whether this process records metrics (an endpoint was started).
+pub fn enabled() -> bool {
+    RECORDER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .is_some()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        REQUESTS_TOTAL,
+        "gRPC calls finished, by service, method and status code."
+    );
+    describe_histogram!(
+        REQUEST_DURATION,
+        Unit::Seconds,
+        "Time to handle a gRPC call (for a server stream, until it is opened)."
+    );
+    describe_gauge!(IN_FLIGHT, "gRPC calls being handled.");
+    describe_gauge!(INITIATIVES, "Initiatives in the domain's store.");
+    describe_gauge!(
+        STORE_SIZE,
+        Unit::Bytes,
+        "Size of the domain's store on disk."
+    );
+    describe_gauge!(
+        LAST_REVISION,
+        "Last revision made durable in the domain's store."
+    );
+}
+
+/// A metrics endpoint running in this process.
+#[derive(Debug)]
+pub struct MetricsServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Ends after the shutdown token fires.
+    pub task: JoinHandle<()>,
+}
+
+/// Installs the recorder (once per process) and serves `GET /metrics` on
+/// `listen` until `shutdown` fires. Port 0 picks a free port; the address is
+/// logged (`serving metrics`) and returned.
+pub async fn start_metrics(
+    listen: SocketAddr,
+    shutdown: CancellationToken,
+) -> Result<MetricsServer, MetricsError> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| MetricsError::Listen {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| MetricsError::Listen {
+            addr: listen,
+            source,
+        })?;
+    let handle = install_recorder()?;
+    let render = handle.clone();
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let render = render.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    render.render(),
+                )
+            }
+        }),
+    );
+    tracing::info!(%addr, "serving metrics");
+    let task = tokio::spawn(async move {
+        let stop = shutdown.clone();
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .into_future();
+        let upkeep = async {
+            let mut tick = tokio::time::interval(UPKEEP_PERIOD);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tick.tick() => handle.run_upkeep(),
+                }
+            }
+        };
+        let (served, ()) = tokio::join!(served, upkeep);
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the metrics endpoint failed");
+        }
+    });
+    Ok(MetricsServer { addr, task })
+}
+
+/// The canonical name of a gRPC status code, as in the gRPC specification.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// The path prefix of the calls measured: the cet.v1 API, not health checks
+/// or reflection.
+const MEASURED_PREFIX: &str = "/cet.v1.";
+
+/// One call being handled: counted in flight from its start until it is
+/// dropped; counted as finished with the code it ends with, or CANCELLED
+/// when its future is dropped first (the caller went away or the server's
+/// timeout fired).
+struct Call {
+    service: &'static str,
+    method: String,
+    start: Instant,
+    finished: bool,
+}
+
+impl Call {
+    fn start(service: &'static str, method: String) -> Self {
+        metrics::gauge!(IN_FLIGHT, "service" => service, "method" => method.clone()).increment(1.0);
+        Self {
+            service,
+            method,
+            start: Instant::now(),
+            finished: false,
+        }
+    }
+
+    fn finish(&mut self, code: Code) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
+        let (service, method) = (self.service, self.method.clone());
+        metrics::counter!(
+            REQUESTS_TOTAL,
+            "service" => service,
+            "method" => method.clone(),
+            "code" => code_name(code)
+        )
+        .increment(1);
+        metrics::histogram!(REQUEST_DURATION, "service" => service, "method" => method)
+            .record(self.start.elapsed().as_secs_f64());
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        self.finish(Code::Cancelled);
+        metrics::gauge!(IN_FLIGHT, "service" => self.service, "method" => self.method.clone())
+            .decrement(1.0);
+    }
+}
+
+/// The gRPC code a response carries in its headers: errors are sent as
+/// trailers-only responses with `grpc-status` among the headers; a response
+/// without it has started successfully (its trailers say OK).
+fn response_code<B>(response: &http::Response<B>) -> Code {
+    response
+        .headers()
+        .get("grpc-status")
+        .map(|v| Code::from_bytes(v.as_bytes()))
+        .unwrap_or(Code::Ok)
+}
+
+/// The tower layer that measures every cet.v1 call of a server under the
+/// `service` label it was made with (a domain's slug or `gateway`), and logs
+/// the calls that end INTERNAL or DATA_LOSS (a server's own failures).
+#[derive(Debug, Clone, Copy)]
+pub struct MetricsLayer {
+    service: &'static str,
+}
+
+impl MetricsLayer {
+    /// Measures calls as `service`.
+    pub fn new(service: &'static str) -> Self {
+        Self { service }
+    }
+}
+
+impl<S> tower_layer::Layer<S> for MetricsLayer {
+    type Service = Metered<S>;
+
+    fn layer(&self, inner: S) -> Metered<S> {
+        Metered {
+            inner,
+            service: self.service,
+        }
+    }
+}
+
+/// A service measured by [`MetricsLayer`].
+#[derive(Debug, Clone)]
+pub struct Metered<S> {
+    inner: S,
+    service: &'static str,
+}
+
+impl<S, B, R> tower_service::Service<http::Request<B>> for Metered<S>
+where
+    S: tower_service::Service<http::Request<B>, Response = http::Response<R>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = MeteredFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let call = request
+            .uri()
+            .path()
+            .strip_prefix(MEASURED_PREFIX)
+            .and_then(|rest| rest.split_once('/'))
+            .map(|(_, method)| Call::start(self.service, method.to_string()));
+        MeteredFuture {
+            inner: self.inner.call(request),
+            call,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response of a call measured by [`MetricsLayer`].
+    pub struct MeteredFuture<F> {
+        #[pin]
+        inner: F,
+        call: Option<Call>,
+    }
+}
+
+impl<F, R, E> Future for MeteredFuture<F>
+where
+    F: Future<Output = Result<http::Response<R>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let output = std::task::ready!(this.inner.poll(cx));
+        if let Some(mut call) = this.call.take() {
+            let code = match &output {
+                Ok(response) => response_code(response),
+                Err(_) => Code::Internal,
+            };
+            if matches!(code, Code::Internal | Code::DataLoss) {
+                let message = output
+                    .as_ref()
+                    .ok()
+                    .and_then(|r| r.headers().get("grpc-message"))
+                    .and_then(|m| m.to_str().ok())
+                    .unwrap_or_default();
+                tracing::error!(service = call.service, method = %call.method, code = code_name(code), message, "call failed on the server");
+            }
+            call.finish(code);
+        }
+        Poll::Ready(output)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_its_canonical_name() {
+        for (n, name) in [
+            (0, "OK"),
+            (5, "NOT_FOUND"),
+            (9, "FAILED_PRECONDITION"),
+            (16, "UNAUTHENTICATED"),
+        ] {
+            assert_eq!(code_name(Code::from_i32(n)), name);
+        }
+    }
+
+    #[tokio::test]
+    async fn installing_twice_returns_the_same_recorder() {
+        let first = install_recorder();
+        let second = install_recorder();
+        assert!(first.is_ok() && second.is_ok());
+        assert!(enabled());
+    }
+
+    /// Answers every request with `grpc-status` set to `.0` in its headers
+    /// (an error) or none (a call that started well).
+    #[derive(Clone)]
+    struct Answer(Option<&'static str>);
+
+    impl tower_service::Service<http::Request<()>> for Answer {
+        type Response = http::Response<()>;
+        type Error = std::convert::Infallible;
+        type Future = std::future::Ready<Result<http::Response<()>, Self::Error>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: http::Request<()>) -> Self::Future {
+            let mut response = http::Response::new(());
+            if let Some(code) = self.0 {
+                response
+                    .headers_mut()
+                    .insert("grpc-status", http::HeaderValue::from_static(code));
+            }
+            std::future::ready(Ok(response))
+        }
+    }
+
+    async fn call_through_layer(answer: Answer, path: &str) {
+        use tower_layer::Layer;
+        use tower_service::Service;
+        let mut service = MetricsLayer::new("layer-test").layer(answer);
+        let request = http::Request::builder()
+            .uri(path)
+            .body(())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let _ = service.call(request).await;
+    }
+
+    #[tokio::test]
+    async fn the_layer_counts_cet_calls_by_method_and_code_and_skips_the_rest() {
+        let handle = install_recorder().unwrap_or_else(|e| panic!("{e}"));
+        call_through_layer(Answer(None), "/cet.v1.DomainService/GetInitiative").await;
+        call_through_layer(Answer(Some("5")), "/cet.v1.DomainService/GetInitiative").await;
+        call_through_layer(Answer(Some("5")), "/cet.v1.DomainService/GetInitiative").await;
+        call_through_layer(Answer(None), "/grpc.health.v1.Health/Check").await;
+        let text = handle.render();
+        for line in [
+            r#"cetrack_grpc_requests_total{service="layer-test",method="GetInitiative",code="OK"} 1"#,
+            r#"cetrack_grpc_requests_total{service="layer-test",method="GetInitiative",code="NOT_FOUND"} 2"#,
+            r#"cetrack_grpc_in_flight{service="layer-test",method="GetInitiative"} 0"#,
+        ] {
+            assert!(text.contains(line), "{line} missing in:\n{text}");
+        }
+        assert!(!text.contains(r#"method="Check""#), "{text}");
+    }
+}

@@ -1,0 +1,946 @@
+//! A domain's durable store: the only crate that knows sled. A store is one
+//! sled `Db` with the trees of [`Tree`], all written in one transaction per
+//! change. A write is acknowledged only after a flush that began after its
+//! transaction committed (group commit, see `commit`). [`backup`] takes
+//! consistent snapshots of a running store and restores them.
+
+pub mod backup;
+mod commit;
+mod keys;
+#[cfg(test)]
+mod tests;
+
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use prost::Message;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+use tokio::sync::watch;
+
+use cetrack_contract::dates::now;
+use cetrack_contract::domain::Domain;
+use cetrack_contract::error::{Error, Result};
+use cetrack_contract::proto::{Change, ChangeType, DomainSummary, Initiative};
+use cetrack_contract::rules::Filter;
+use cetrack_contract::summary::{self, LastChange, OrganizationLabel, SummaryWindow};
+
+use commit::GroupCommit;
+
+/// The store layout this build writes. A store with a higher version was
+/// written by a newer cetrack and is refused.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One key of one tree, as stored: (tree, key, value).
+pub type RawEntry = (Tree, Vec<u8>, Vec<u8>);
+
+/// The trees of a store. [`Tree::ALL`] is the one list of them: the store
+/// opens, writes, snapshots and restores exactly these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tree {
+    /// Schema version, domain, last revision and change time.
+    Meta,
+    /// Initiative id -> current `Initiative`.
+    Records,
+    /// Secondary index entries (status, instrument, organization, country,
+    /// topic), see `keys`.
+    Index,
+    /// Id + NUL + revision -> nothing (an index into `changes`).
+    History,
+    /// Revision -> `Change`, the outbox that history and WatchChanges read.
+    Changes,
+    /// Summary counters, see [`cetrack_contract::summary`].
+    Summary,
+    /// Organization id -> its last recorded name and country.
+    Labels,
+    /// Method + request id -> the first response (AIP-155).
+    Requests,
+}
+
+impl Tree {
+    /// Every tree, in the order a backup lists them.
+    pub const ALL: [Tree; 8] = [
+        Tree::Meta,
+        Tree::Records,
+        Tree::Index,
+        Tree::History,
+        Tree::Changes,
+        Tree::Summary,
+        Tree::Labels,
+        Tree::Requests,
+    ];
+
+    /// The sled tree's name, as backups carry it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tree::Meta => "meta",
+            Tree::Records => "records",
+            Tree::Index => "index",
+            Tree::History => "history",
+            Tree::Changes => "changes",
+            Tree::Summary => "summary",
+            Tree::Labels => "labels",
+            Tree::Requests => "requests",
+        }
+    }
+
+    /// The tree named `name`.
+    pub fn from_name(name: &str) -> Option<Tree> {
+        Tree::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
+/// Tree `t` of `trees`, a list made from [`Tree::ALL`] in its order (sled
+/// trees, or the views of one transaction).
+fn at<T>(trees: &[T], t: Tree) -> &T {
+    &trees[t as usize]
+}
+
+const META_SCHEMA: &[u8] = b"schema_version";
+const META_DOMAIN: &[u8] = b"domain";
+const META_REVISION: &[u8] = b"last_revision";
+const META_TIME: &[u8] = b"last_change_time";
+
+/// A file written beside sled's files once a store has been initialised.
+/// sled reads a log it cannot parse as an empty database; the marker tells an
+/// unreadable store from a new one, so that damaged files are refused instead
+/// of being silently replaced by an empty store.
+const MARKER_FILE: &str = "cetrack-store";
+
+/// Writes the marker of an initialised store and makes it durable.
+fn write_marker(dir: &Path, domain: Domain) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(dir.join(MARKER_FILE))?;
+    writeln!(
+        f,
+        "a cetrack store of the {domain} domain, schema version {SCHEMA_VERSION}"
+    )?;
+    f.sync_all()?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Why a store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Another process (or a store of this process not yet closed) holds the
+    /// store's lock.
+    #[error("the store in {path} is in use by another process: {source}")]
+    Locked {
+        /// The directory.
+        path: PathBuf,
+        /// The cause, as the operating system reported it.
+        source: std::io::Error,
+    },
+    /// The data directory cannot be used.
+    #[error("cannot use data directory {path}: {source}")]
+    Io {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The files are damaged.
+    #[error(
+        "the store in {path} is damaged and cannot be opened: {reason}; restore it from a backup"
+    )]
+    Damaged {
+        /// The directory.
+        path: PathBuf,
+        /// What sled or the check found.
+        reason: String,
+    },
+    /// The store was written by a newer cetrack.
+    #[error("the store in {path} has schema version {found}, newer than this build supports ({supported}); run a newer cetrack")]
+    NewerSchema {
+        /// The directory.
+        path: PathBuf,
+        /// The version found.
+        found: u32,
+        /// The version this build writes.
+        supported: u32,
+    },
+    /// The store belongs to another domain.
+    #[error("the store in {path} holds the {found} domain, not {expected}")]
+    WrongDomain {
+        /// The directory.
+        path: PathBuf,
+        /// The domain found.
+        found: String,
+        /// The domain expected.
+        expected: Domain,
+    },
+}
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// The domain the store holds.
+    pub domain: Domain,
+    /// The directory of the sled files.
+    pub path: PathBuf,
+    /// sled's page cache, in bytes.
+    pub cache_capacity: u64,
+}
+
+/// A request id and what it guards (AIP-155).
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    /// The method, e.g. `create`.
+    pub method: &'static str,
+    /// The caller's request id.
+    pub request_id: String,
+    /// The request as sent, request id cleared: a retry must match it.
+    pub fingerprint: Vec<u8>,
+}
+
+/// What a write does to the initiative, decided from its current version.
+#[derive(Debug, Clone)]
+pub enum Plan {
+    /// Store this version. The store sets `revision`, `etag`, `update_time`
+    /// (and `create_time` for a new initiative).
+    Put {
+        /// The new version.
+        record: Initiative,
+        /// What kind of change it is.
+        change_type: ChangeType,
+    },
+    /// Remove the initiative; its history stays.
+    Delete,
+    /// Nothing changes; the current version is the answer.
+    Unchanged(Initiative),
+}
+
+/// The answer to a write.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// A new revision was written and is durable.
+    Written(Box<Change>),
+    /// Nothing changed.
+    Unchanged(Box<Initiative>),
+    /// A retry of an earlier request: its first answer.
+    Replayed(Box<Initiative>),
+}
+
+impl Outcome {
+    /// The initiative the caller gets back.
+    pub fn into_initiative(self) -> Initiative {
+        match self {
+            Outcome::Written(c) => c.initiative.unwrap_or_default(),
+            Outcome::Unchanged(i) | Outcome::Replayed(i) => *i,
+        }
+    }
+}
+
+/// One page of a scan.
+#[derive(Debug, Clone, Default)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Whether more items may follow the last one.
+    pub more: bool,
+}
+
+/// What the metrics report about a store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Initiatives in the store (from the summary counter, not a scan).
+    pub initiatives: u64,
+    /// The highest durable revision.
+    pub last_revision: u64,
+    /// The size of the store's files, in bytes.
+    pub size_on_disk: u64,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct StoredResponse {
+    #[prost(bytes = "vec", tag = "1")]
+    fingerprint: Vec<u8>,
+    #[prost(bytes = "vec", tag = "2")]
+    response: Vec<u8>,
+}
+
+/// A domain's durable store.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    domain: Domain,
+    path: PathBuf,
+    db: sled::Db,
+    /// Every tree of [`Tree::ALL`], in its order.
+    trees: Vec<sled::Tree>,
+    write_lock: Mutex<()>,
+    committed: Arc<AtomicU64>,
+    durable: watch::Sender<u64>,
+    group_commit: GroupCommit,
+}
+
+impl Inner {
+    fn tree(&self, t: Tree) -> &sled::Tree {
+        at(&self.trees, t)
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("domain", &self.inner.domain)
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+fn storage(e: sled::Error) -> Error {
+    match e {
+        sled::Error::Corruption { .. } => Error::Corrupt(e.to_string()),
+        other => Error::Storage(other.to_string()),
+    }
+}
+
+fn tx_error(e: TransactionError<Error>) -> Error {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => storage(e),
+    }
+}
+
+fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M> {
+    M::decode(bytes).map_err(|e| Error::Corrupt(e.to_string()))
+}
+
+fn counter(bytes: &[u8]) -> i128 {
+    bytes.try_into().map(i128::from_be_bytes).unwrap_or(0)
+}
+
+fn u64_of(bytes: &[u8]) -> u64 {
+    bytes.try_into().map(u64::from_be_bytes).unwrap_or(0)
+}
+
+fn timestamp_bytes(t: &pbjson_types::Timestamp) -> Vec<u8> {
+    let mut v = t.seconds.to_be_bytes().to_vec();
+    v.extend_from_slice(&t.nanos.to_be_bytes());
+    v
+}
+
+fn timestamp_of(bytes: &[u8]) -> Option<pbjson_types::Timestamp> {
+    let seconds = i64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);
+    let nanos = i32::from_be_bytes(bytes.get(8..12)?.try_into().ok()?);
+    Some(pbjson_types::Timestamp { seconds, nanos })
+}
+
+/// The etag of a revision.
+pub fn etag(revision: u64) -> String {
+    format!("\"r{revision}\"")
+}
+
+fn abort<T>(e: Error) -> std::result::Result<T, ConflictableTransactionError<Error>> {
+    Err(ConflictableTransactionError::Abort(e))
+}
+
+impl Store {
+    /// Opens (or creates) the store of a domain. Must be called from inside a
+    /// Tokio runtime only in the sense that its futures are awaited there; the
+    /// committer runs on its own thread.
+    pub fn open(config: &StoreConfig) -> std::result::Result<Store, OpenError> {
+        let path = config.path.clone();
+        std::fs::create_dir_all(&path).map_err(|source| OpenError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let damaged = |reason: String| OpenError::Damaged {
+            path: path.clone(),
+            reason,
+        };
+        let io = |source: std::io::Error| OpenError::Io {
+            path: path.clone(),
+            source,
+        };
+        let initialised = path.join(MARKER_FILE).try_exists().map_err(io)?;
+        let db = sled::Config::new()
+            .path(&path)
+            .cache_capacity(config.cache_capacity)
+            .open()
+            .map_err(|e| match e {
+                // sled 0.34.7 reports its file lock held elsewhere only by
+                // this text (an `ErrorKind::Other` I/O error): this is the one
+                // place that reads it.
+                sled::Error::Io(source)
+                    if source.to_string().contains("could not acquire lock") =>
+                {
+                    OpenError::Locked {
+                        path: path.clone(),
+                        source,
+                    }
+                }
+                sled::Error::Io(source) => OpenError::Io {
+                    path: path.clone(),
+                    source,
+                },
+                other => damaged(other.to_string()),
+            })?;
+        let trees = Tree::ALL
+            .into_iter()
+            .map(|t| db.open_tree(t.name()))
+            .collect::<sled::Result<Vec<_>>>()
+            .map_err(|e| damaged(e.to_string()))?;
+        let meta = at(&trees, Tree::Meta);
+        let get = |k: &[u8]| meta.get(k).map_err(|e| damaged(e.to_string()));
+        match get(META_SCHEMA)? {
+            Some(v) => {
+                let found = v
+                    .as_ref()
+                    .try_into()
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| damaged("unreadable schema version".into()))?;
+                if found > SCHEMA_VERSION {
+                    return Err(OpenError::NewerSchema {
+                        path,
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+                let domain = get(META_DOMAIN)?.unwrap_or_default();
+                if domain.as_ref() != config.domain.slug().as_bytes() {
+                    return Err(OpenError::WrongDomain {
+                        path,
+                        found: String::from_utf8_lossy(&domain).into_owned(),
+                        expected: config.domain,
+                    });
+                }
+                if !initialised {
+                    // A store written before the marker existed.
+                    write_marker(&path, config.domain).map_err(io)?;
+                }
+            }
+            None if initialised => {
+                return Err(damaged(format!(
+                    "its files exist ({MARKER_FILE} is there) but sled reads no cetrack store \
+                     from them: the log is unreadable"
+                )));
+            }
+            None => {
+                let fresh = trees.iter().all(|t| t.is_empty());
+                if !fresh {
+                    return Err(damaged(
+                        "records exist but the schema version is missing".into(),
+                    ));
+                }
+                meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())
+                    .and_then(|_| meta.insert(META_DOMAIN, config.domain.slug().as_bytes()))
+                    .map_err(|e| damaged(e.to_string()))?;
+                db.flush().map_err(|e| damaged(e.to_string()))?;
+                write_marker(&path, config.domain).map_err(io)?;
+            }
+        }
+        let last = get(META_REVISION)?.map(|v| u64_of(&v)).unwrap_or(0);
+        let committed = Arc::new(AtomicU64::new(last));
+        let (durable, _) = watch::channel(last);
+        let group_commit = GroupCommit::start(db.clone(), committed.clone(), durable.clone())
+            .map_err(|source| OpenError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                domain: config.domain,
+                trees,
+                path,
+                db,
+                write_lock: Mutex::new(()),
+                committed,
+                durable,
+                group_commit,
+            }),
+        })
+    }
+
+    /// The domain the store holds.
+    pub fn domain(&self) -> Domain {
+        self.inner.domain
+    }
+
+    /// The directory of the store.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Makes one change to initiative `id`: `plan` decides it from the current
+    /// version; the record, its index entries, history, change log, summary
+    /// counters and request id are written in one transaction, then the call
+    /// waits until a flush has made it durable.
+    pub async fn write<F>(
+        &self,
+        id: &str,
+        idempotency: Option<Idempotency>,
+        reporter: &str,
+        plan: F,
+    ) -> Result<Outcome>
+    where
+        F: Fn(Option<&Initiative>) -> Result<Plan> + Send + 'static,
+    {
+        let store = self.clone();
+        let id = id.to_string();
+        let reporter = reporter.to_string();
+        let outcome = tokio::task::spawn_blocking(move || {
+            store.write_blocking(&id, idempotency.as_ref(), &reporter, &plan)
+        })
+        .await
+        .map_err(|e| Error::Storage(format!("write task failed: {e}")))??;
+        // A replayed answer may belong to a write still waiting for its
+        // flush: it too is acknowledged only once durable.
+        if matches!(outcome, Outcome::Written(_) | Outcome::Replayed(_)) {
+            self.inner
+                .group_commit
+                .wait()
+                .await
+                .map_err(|e| Error::Storage(format!("flush failed: {e}")))?;
+        }
+        Ok(outcome)
+    }
+
+    fn write_blocking(
+        &self,
+        id: &str,
+        idempotency: Option<&Idempotency>,
+        reporter: &str,
+        plan: &dyn Fn(Option<&Initiative>) -> Result<Plan>,
+    ) -> Result<Outcome> {
+        let s = &*self.inner;
+        let _guard = s
+            .write_lock
+            .lock()
+            .map_err(|_| Error::Storage("the write lock is poisoned".into()))?;
+        let now = now();
+        let outcome = s
+            .trees
+            .as_slice()
+            .transaction(|tx| {
+                let t = |tree| at(tx, tree);
+                let (records, index, history, changes) = (
+                    t(Tree::Records),
+                    t(Tree::Index),
+                    t(Tree::History),
+                    t(Tree::Changes),
+                );
+                let (summary, labels, requests, meta) = (
+                    t(Tree::Summary),
+                    t(Tree::Labels),
+                    t(Tree::Requests),
+                    t(Tree::Meta),
+                );
+                let request_key = idempotency.map(|i| keys::request(i.method, &i.request_id));
+                if let (Some(key), Some(i)) = (&request_key, idempotency) {
+                    if let Some(stored) = requests.get(key)? {
+                        let stored: StoredResponse = decode(&stored).or_else(abort)?;
+                        if stored.fingerprint != i.fingerprint {
+                            return abort(Error::FailedPrecondition(format!(
+                                "request_id `{}` was already used for a different request",
+                                i.request_id
+                            )));
+                        }
+                        let first: Initiative = decode(&stored.response).or_else(abort)?;
+                        return Ok(Outcome::Replayed(Box::new(first)));
+                    }
+                }
+                let current: Option<Initiative> = match records.get(id.as_bytes())? {
+                    Some(bytes) => Some(decode(&bytes).or_else(abort)?),
+                    None => None,
+                };
+                let revision = u64_of(&meta.get(META_REVISION)?.unwrap_or_default()) + 1;
+                let (new, change_type) = match plan(current.as_ref()).or_else(abort)? {
+                    Plan::Unchanged(i) => return Ok(Outcome::Unchanged(Box::new(i))),
+                    Plan::Put {
+                        mut record,
+                        change_type,
+                    } => {
+                        record.revision = revision as i64;
+                        record.etag = etag(revision);
+                        record.update_time = Some(now);
+                        if current.is_none() {
+                            record.create_time = Some(now);
+                        }
+                        (Some(record), change_type)
+                    }
+                    Plan::Delete => (None, ChangeType::Deleted),
+                };
+                let Some(old_or_new) = new.as_ref().or(current.as_ref()) else {
+                    return abort(Error::NotFound(format!("initiative `{id}` not found")));
+                };
+
+                // The record and its index entries.
+                let old_keys = current
+                    .as_ref()
+                    .map(|c| keys::index_entries(id, c))
+                    .unwrap_or_default();
+                let new_keys = new
+                    .as_ref()
+                    .map(|n| keys::index_entries(id, n))
+                    .unwrap_or_default();
+                for k in old_keys.difference(&new_keys) {
+                    index.remove(k.as_slice())?;
+                }
+                for k in new_keys.difference(&old_keys) {
+                    index.insert(k.as_slice(), &[] as &[u8])?;
+                }
+                match &new {
+                    Some(n) => records.insert(id.as_bytes(), n.encode_to_vec())?,
+                    None => records.remove(id.as_bytes())?,
+                };
+
+                // History and the change log.
+                let change = Change {
+                    revision: revision as i64,
+                    change_time: Some(now),
+                    r#type: change_type as i32,
+                    name: old_or_new.name.clone(),
+                    changed_fields: match (&current, &new) {
+                        (_, None) => vec![],
+                        (old, Some(n)) => cetrack_contract::rules::changed_fields(old.as_ref(), n),
+                    },
+                    reporter: reporter.to_string(),
+                    initiative: Some(old_or_new.clone()),
+                };
+                history.insert(keys::history(id, revision), &[] as &[u8])?;
+                changes.insert(&keys::revision(revision), change.encode_to_vec())?;
+
+                // Summary counters and organization labels.
+                for (k, d) in summary::delta(current.as_ref(), new.as_ref()) {
+                    let v = summary.get(&k)?.map(|b| counter(&b)).unwrap_or(0) + d;
+                    if v == 0 {
+                        summary.remove(k)?;
+                    } else {
+                        summary.insert(k, &v.to_be_bytes())?;
+                    }
+                }
+                if let Some(n) = &new {
+                    for (org, label) in summary::organization_labels(n) {
+                        let mut bytes = label.country_code.into_bytes();
+                        bytes.push(0);
+                        bytes.extend_from_slice(label.name.as_bytes());
+                        labels.insert(org.as_bytes(), bytes)?;
+                    }
+                }
+
+                // The request id, then the domain's last revision.
+                if let (Some(key), Some(i)) = (&request_key, idempotency) {
+                    let stored = StoredResponse {
+                        fingerprint: i.fingerprint.clone(),
+                        response: old_or_new.encode_to_vec(),
+                    };
+                    requests.insert(key.as_slice(), stored.encode_to_vec())?;
+                }
+                meta.insert(META_REVISION, &revision.to_be_bytes())?;
+                meta.insert(META_TIME, timestamp_bytes(&now))?;
+                Ok(Outcome::Written(Box::new(change)))
+            })
+            .map_err(tx_error)?;
+        if let Outcome::Written(c) = &outcome {
+            s.committed.store(c.revision as u64, Ordering::SeqCst);
+        }
+        Ok(outcome)
+    }
+
+    /// The current version of initiative `id`.
+    pub fn get(&self, id: &str) -> Result<Option<Initiative>> {
+        match self
+            .inner
+            .tree(Tree::Records)
+            .get(id.as_bytes())
+            .map_err(storage)?
+        {
+            Some(b) => Ok(Some(decode(&b)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Up to `limit` initiatives matching `filter`, in id order, after
+    /// `after_id`. Uses the most selective index the filter allows.
+    pub fn list(
+        &self,
+        filter: &Filter,
+        after_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Initiative>> {
+        let s = &*self.inner;
+        let prefix = if let Some(org) = &filter.organization_id {
+            Some(keys::text_prefix(keys::BY_ORGANIZATION, org))
+        } else if let Some(topic) = &filter.topic {
+            Some(keys::text_prefix(keys::BY_TOPIC, topic))
+        } else if let Some(cc) = &filter.country_code {
+            Some(keys::text_prefix(keys::BY_COUNTRY, cc))
+        } else if let [status] = filter.statuses.as_slice() {
+            Some(keys::int_prefix(keys::BY_STATUS, *status))
+        } else if let [instrument] = filter.instruments.as_slice() {
+            Some(keys::int_prefix(keys::BY_INSTRUMENT, *instrument))
+        } else {
+            None
+        };
+        let mut page = Page::default();
+        let take = |init: Initiative, page: &mut Page<Initiative>| {
+            if !filter.matches(&init) {
+                return false;
+            }
+            if page.items.len() == limit {
+                page.more = true;
+                return true;
+            }
+            page.items.push(init);
+            false
+        };
+        match prefix {
+            None => {
+                let start = match after_id {
+                    Some(a) => Bound::Excluded(a.as_bytes().to_vec()),
+                    None => Bound::Unbounded,
+                };
+                for kv in s
+                    .tree(Tree::Records)
+                    .range::<Vec<u8>, _>((start, Bound::Unbounded))
+                {
+                    let (_, v) = kv.map_err(storage)?;
+                    if take(decode(&v)?, &mut page) {
+                        break;
+                    }
+                }
+            }
+            Some(prefix) => {
+                let start = match after_id {
+                    Some(a) => {
+                        let mut k = prefix.clone();
+                        k.extend_from_slice(a.as_bytes());
+                        Bound::Excluded(k)
+                    }
+                    None => Bound::Included(prefix.clone()),
+                };
+                for kv in s
+                    .tree(Tree::Index)
+                    .range::<Vec<u8>, _>((start, Bound::Unbounded))
+                {
+                    let (k, _) = kv.map_err(storage)?;
+                    let Some(id) = k.strip_prefix(prefix.as_slice()) else {
+                        break;
+                    };
+                    // The record may have changed since the index entry was read.
+                    let Some(init) = self.get(&String::from_utf8_lossy(id))? else {
+                        continue;
+                    };
+                    if take(init, &mut page) {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(page)
+    }
+
+    /// Up to `limit` revisions of initiative `id` after revision `after`,
+    /// oldest first.
+    pub fn history(&self, id: &str, after: u64, limit: usize) -> Result<Page<Change>> {
+        let s = &*self.inner;
+        let prefix = keys::history_prefix(id);
+        let start = Bound::Excluded(keys::history(id, after));
+        let mut page = Page::default();
+        for kv in s
+            .tree(Tree::History)
+            .range::<Vec<u8>, _>((start, Bound::Unbounded))
+        {
+            let (k, _) = kv.map_err(storage)?;
+            let Some(rev) = k.strip_prefix(prefix.as_slice()) else {
+                break;
+            };
+            if page.items.len() == limit {
+                page.more = true;
+                break;
+            }
+            let change = s
+                .tree(Tree::Changes)
+                .get(rev)
+                .map_err(storage)?
+                .ok_or_else(|| {
+                    Error::Corrupt(format!("history of `{id}` names a missing revision"))
+                })?;
+            page.items.push(decode(&change)?);
+        }
+        Ok(page)
+    }
+
+    /// Up to `limit` durable changes after revision `after`, oldest first.
+    pub fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Change>> {
+        let durable = *self.inner.durable.borrow();
+        let mut out = Vec::new();
+        if after >= durable {
+            return Ok(out);
+        }
+        let range = (
+            Bound::Excluded(keys::revision(after)),
+            Bound::Included(keys::revision(durable)),
+        );
+        for kv in self.inner.tree(Tree::Changes).range(range).take(limit) {
+            let (_, v) = kv.map_err(storage)?;
+            out.push(decode(&v)?);
+        }
+        Ok(out)
+    }
+
+    /// Follows the highest durable revision.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.inner.durable.subscribe()
+    }
+
+    /// The highest durable revision.
+    pub fn durable_revision(&self) -> u64 {
+        *self.inner.durable.borrow()
+    }
+
+    /// The number of initiatives, the last durable revision and the size on
+    /// disk, for metrics. Cheap: one counter read and a look at the files.
+    pub fn stats(&self) -> Result<StoreStats> {
+        let s = &*self.inner;
+        let initiatives = s
+            .tree(Tree::Summary)
+            .get(summary::INITIATIVE_COUNT_KEY)
+            .map_err(storage)?
+            .map(|v| u64::try_from(counter(&v)).unwrap_or(0))
+            .unwrap_or(0);
+        Ok(StoreStats {
+            initiatives,
+            last_revision: self.durable_revision(),
+            size_on_disk: self.size_on_disk()?,
+        })
+    }
+
+    /// The summary, read from the counters under the write lock so that it
+    /// reflects whole transactions only.
+    pub fn summary(&self, window: SummaryWindow) -> Result<DomainSummary> {
+        let s = &*self.inner;
+        let _guard = s
+            .write_lock
+            .lock()
+            .map_err(|_| Error::Storage("the write lock is poisoned".into()))?;
+        let mut counters = Vec::new();
+        for kv in s.tree(Tree::Summary).iter() {
+            let (k, v) = kv.map_err(storage)?;
+            counters.push((k.to_vec(), counter(&v)));
+        }
+        let last = LastChange {
+            revision: s
+                .tree(Tree::Meta)
+                .get(META_REVISION)
+                .map_err(storage)?
+                .map(|v| u64_of(&v))
+                .unwrap_or(0),
+            time: s
+                .tree(Tree::Meta)
+                .get(META_TIME)
+                .map_err(storage)?
+                .and_then(|v| timestamp_of(&v)),
+        };
+        let label = |id: &str| -> OrganizationLabel {
+            let bytes = s
+                .tree(Tree::Labels)
+                .get(id.as_bytes())
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            let mut parts = bytes.splitn(2, |b| *b == 0);
+            let country_code =
+                String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
+            let name = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
+            OrganizationLabel { name, country_code }
+        };
+        Ok(summary::assemble(s.domain, counters, label, window, last))
+    }
+
+    /// Every record, for checks and exports.
+    pub fn all(&self) -> Result<Vec<Initiative>> {
+        self.inner
+            .tree(Tree::Records)
+            .iter()
+            .map(|kv| kv.map_err(storage).and_then(|(_, v)| decode(&v)))
+            .collect()
+    }
+
+    /// Every key of every tree, read under the write lock so that the copy is
+    /// consistent (writes wait while it is read), with the last revision.
+    pub fn snapshot(&self) -> Result<(u64, Vec<RawEntry>)> {
+        let _guard = self
+            .inner
+            .write_lock
+            .lock()
+            .map_err(|_| Error::Storage("the write lock is poisoned".into()))?;
+        let mut entries = Vec::new();
+        for tree in Tree::ALL {
+            for kv in self.inner.tree(tree).iter() {
+                let (k, v) = kv.map_err(storage)?;
+                entries.push((tree, k.to_vec(), v.to_vec()));
+            }
+        }
+        let revision = self.inner.committed.load(Ordering::SeqCst);
+        Ok((revision, entries))
+    }
+
+    /// Loads a snapshot into this store, which must be empty (no change ever
+    /// made), and flushes it. The snapshot's domain must be this store's.
+    pub fn restore(&self, entries: Vec<RawEntry>) -> Result<u64> {
+        let s = &*self.inner;
+        let _guard = s
+            .write_lock
+            .lock()
+            .map_err(|_| Error::Storage("the write lock is poisoned".into()))?;
+        if s.committed.load(Ordering::SeqCst) != 0 || !s.tree(Tree::Records).is_empty() {
+            return Err(Error::FailedPrecondition(format!(
+                "the store in {} is not empty; restore only into an empty data directory",
+                s.path.display()
+            )));
+        }
+        for (tree, key, value) in &entries {
+            if *tree == Tree::Meta
+                && key.as_slice() == META_DOMAIN
+                && value.as_slice() != s.domain.slug().as_bytes()
+            {
+                return Err(Error::FailedPrecondition(format!(
+                    "the backup holds the {} domain, not {}",
+                    String::from_utf8_lossy(value),
+                    s.domain
+                )));
+            }
+            if *tree == Tree::Meta && key.as_slice() == META_SCHEMA {
+                let found = value
+                    .as_slice()
+                    .try_into()
+                    .map(u32::from_be_bytes)
+                    .unwrap_or(u32::MAX);
+                if found > SCHEMA_VERSION {
+                    return Err(Error::FailedPrecondition(format!(
+                        "the backup has schema version {found}, newer than this build supports ({SCHEMA_VERSION})"
+                    )));
+                }
+            }
+        }
+        let mut revision = 0;
+        for (tree, key, value) in entries {
+            if tree == Tree::Meta && key.as_slice() == META_REVISION {
+                revision = u64_of(&value);
+            }
+            s.tree(tree).insert(key, value).map_err(storage)?;
+        }
+        s.db.flush().map_err(storage)?;
+        s.committed.store(revision, Ordering::SeqCst);
+        s.durable.send_replace(revision);
+        Ok(revision)
+    }
+
+    /// The size of the store's files, in bytes.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        self.inner.db.size_on_disk().map_err(storage)
+    }
+
+    /// Flushes everything to disk (used at shutdown).
+    pub fn flush(&self) -> Result<()> {
+        self.inner.db.flush().map(|_| ()).map_err(storage)
+    }
+}

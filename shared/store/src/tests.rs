@@ -1,0 +1,243 @@
+//! Tests of the store: what `open` refuses, group commit, and that the
+//! change log never shows a revision before it is durable.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::*;
+use cetrack_contract::proto::Initiative;
+
+/// sled's own threads may hold a database's file lock for a moment after
+/// its last handle is dropped; how long an open waits for that.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+fn config(domain: Domain, path: &Path) -> StoreConfig {
+    StoreConfig {
+        domain,
+        path: path.to_path_buf(),
+        cache_capacity: 8 * 1024 * 1024,
+    }
+}
+
+fn lock_held(e: &OpenError) -> bool {
+    matches!(e, OpenError::Locked { .. })
+}
+
+/// Opens a store, retrying while the files are still locked by a handle
+/// that is going away (polling that condition, bounded by [`LOCK_WAIT`]).
+fn open(domain: Domain, path: &Path) -> std::result::Result<Store, OpenError> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match Store::open(&config(domain, path)) {
+            Err(e) if lock_held(&e) && Instant::now() < deadline => std::thread::yield_now(),
+            other => return other,
+        }
+    }
+}
+
+/// Opens sled directly, retrying while the files are still locked.
+fn open_sled(path: &Path) -> sled::Db {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match sled::Config::new().path(path).open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && Instant::now() < deadline =>
+            {
+                std::thread::yield_now()
+            }
+            other => return other.expect("sled opens"),
+        }
+    }
+}
+
+fn put(title: String) -> impl Fn(Option<&Initiative>) -> Result<Plan> + Send + 'static {
+    move |current| {
+        assert!(current.is_none(), "ids are not reused in these tests");
+        Ok(Plan::Put {
+            record: Initiative {
+                title: title.clone(),
+                ..Default::default()
+            },
+            change_type: ChangeType::Created,
+        })
+    }
+}
+
+fn revision_of(outcome: Outcome) -> u64 {
+    match outcome {
+        Outcome::Written(change) => change.revision as u64,
+        other => panic!("expected a written change, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_store_of_a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(Domain::Ai, dir.path()).unwrap();
+        assert_eq!(store.domain(), Domain::Ai);
+    }
+    {
+        let db = open_sled(dir.path());
+        let meta = db.open_tree("meta").unwrap();
+        meta.insert(META_SCHEMA, &(SCHEMA_VERSION + 1).to_be_bytes())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    match open(Domain::Ai, dir.path()) {
+        Err(OpenError::NewerSchema {
+            found, supported, ..
+        }) => {
+            assert_eq!(found, SCHEMA_VERSION + 1);
+            assert_eq!(supported, SCHEMA_VERSION);
+        }
+        other => panic!("expected NewerSchema, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_store_of_another_domain_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(Domain::Energy, dir.path()).unwrap());
+    match open(Domain::Quantum, dir.path()) {
+        Err(OpenError::WrongDomain {
+            found, expected, ..
+        }) => {
+            assert_eq!(found, "energy");
+            assert_eq!(expected, Domain::Quantum);
+        }
+        other => panic!("expected WrongDomain, got {other:?}"),
+    }
+    assert_eq!(
+        open(Domain::Energy, dir.path()).unwrap().domain(),
+        Domain::Energy
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_log_is_refused_not_replaced_by_an_empty_store() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(Domain::Ai, dir.path()).unwrap();
+        store
+            .write("kept", None, "test", put("Kept".into()))
+            .await
+            .unwrap();
+    }
+    let db = dir.path().join("db");
+    let len = std::fs::metadata(&db).unwrap().len() as usize;
+    std::fs::write(&db, vec![0u8; len]).unwrap();
+    match open(Domain::Ai, dir.path()) {
+        Err(OpenError::Damaged { reason, .. }) => assert!(reason.contains("unreadable")),
+        other => panic!("expected Damaged, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_without_a_marker_gets_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join(MARKER_FILE);
+    {
+        let store = open(Domain::Ai, dir.path()).unwrap();
+        store
+            .write("kept", None, "test", put("Kept".into()))
+            .await
+            .unwrap();
+    }
+    assert!(marker.exists());
+    std::fs::remove_file(&marker).unwrap();
+    let store = open(Domain::Ai, dir.path()).unwrap();
+    assert!(marker.exists());
+    assert_eq!(store.get("kept").unwrap().unwrap().title, "Kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writes_are_acknowledged_only_once_durable() {
+    const WRITES: u64 = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(Domain::Partnerships, dir.path()).unwrap();
+    let tasks: Vec<_> = (0..WRITES)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let outcome = store
+                    .write(&format!("w{i}"), None, "test", put(format!("Write {i}")))
+                    .await
+                    .unwrap();
+                let revision = revision_of(outcome);
+                // Acknowledged: a flush covering it has completed.
+                assert!(
+                    store.durable_revision() >= revision,
+                    "revision {revision} acknowledged before it was durable ({})",
+                    store.durable_revision()
+                );
+                revision
+            })
+        })
+        .collect();
+    let mut revisions = BTreeSet::new();
+    for t in tasks {
+        assert!(revisions.insert(t.await.unwrap()));
+    }
+    assert_eq!(revisions, (1..=WRITES).collect());
+    assert_eq!(store.durable_revision(), WRITES);
+    assert_eq!(*store.subscribe().borrow(), WRITES);
+    assert_eq!(store.all().unwrap().len() as u64, WRITES);
+    let changes = store.changes_after(0, 1000).unwrap();
+    assert_eq!(
+        changes
+            .iter()
+            .map(|c| c.revision as u64)
+            .collect::<Vec<_>>(),
+        (1..=WRITES).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_change_log_shows_nothing_above_the_durable_watermark() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(Domain::Biotech, dir.path()).unwrap();
+    for i in 0..3 {
+        store
+            .write(&format!("durable-{i}"), None, "test", put(format!("{i}")))
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.durable_revision(), 3);
+    // Committed but not yet flushed: the transaction without the wait for
+    // the group commit.
+    for i in 0..2 {
+        let plan = put(format!("pending {i}"));
+        let revision = revision_of(
+            store
+                .write_blocking(&format!("pending-{i}"), None, "test", &plan)
+                .unwrap(),
+        );
+        assert_eq!(revision, 4 + i);
+    }
+    assert!(store.get("pending-1").unwrap().is_some(), "committed");
+    assert_eq!(store.durable_revision(), 3);
+    let revisions = |after| -> Vec<u64> {
+        store
+            .changes_after(after, 100)
+            .unwrap()
+            .iter()
+            .map(|c| c.revision as u64)
+            .collect()
+    };
+    assert_eq!(revisions(0), vec![1, 2, 3]);
+    assert_eq!(revisions(2), vec![3]);
+    assert!(revisions(3).is_empty());
+    assert!(revisions(4).is_empty());
+    assert_eq!(store.changes_after(0, 2).unwrap().len(), 2, "the limit");
+
+    // The next flush covers the pending revisions too.
+    store
+        .write("flushes", None, "test", put("Flushes".into()))
+        .await
+        .unwrap();
+    assert_eq!(store.durable_revision(), 6);
+    assert_eq!(revisions(3), vec![4, 5, 6]);
+}

@@ -1,0 +1,406 @@
+//! The `cetrack` command end to end: `up --seed` on real ports, the client
+//! commands against it, import/export and backup/restore.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use cetrack_contract::proto::{FactSheet, Initiative, OrganizationPortfolio, Overview};
+
+/// The `cetrack` binary built beside the tests.
+fn cli_binary() -> std::path::PathBuf {
+    cetrack_tests::binary("cetrack").unwrap_or_else(|e| panic!("{e}"))
+}
+
+const ADMIN_TOKEN: &str = "test-admin-token";
+const DATA: &str = include_str!("../../../cli/data/us-rok-cet-2023-12-08.jsonl");
+
+/// Eight consecutive free ports, the first for the gateway.
+fn free_base_port() -> u16 {
+    for _ in 0..200 {
+        let probe = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let base = probe.local_addr().expect("addr").port();
+        drop(probe);
+        if base > 65_000 {
+            continue;
+        }
+        let all: Vec<_> = (0..8)
+            .filter_map(|i| TcpListener::bind(("127.0.0.1", base + i)).ok())
+            .collect();
+        if all.len() == 8 {
+            return base;
+        }
+    }
+    panic!("no eight free consecutive ports");
+}
+
+/// `cetrack up` running as a child process.
+struct System {
+    child: Child,
+    base: u16,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl System {
+    fn start(data: &Path, seed: bool) -> System {
+        let base = free_base_port();
+        let mut cmd = Command::new(cli_binary());
+        cmd.env("CETRACK_ADMIN_TOKEN", ADMIN_TOKEN)
+            .args(["up", "--base-port", &base.to_string(), "--data-dir"])
+            .arg(data)
+            .args(["--log", "warn"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if seed {
+            cmd.arg("--seed");
+        }
+        let mut child = cmd.spawn().expect("spawn cetrack up");
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut system = System {
+            child,
+            base,
+            stderr: rx,
+        };
+        system.wait_for("cetrack is up");
+        system
+    }
+
+    /// Waits for a line of standard error containing `text`; returns the lines read.
+    fn wait_for(&mut self, text: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        loop {
+            match self.stderr.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) => {
+                    let hit = line.contains(text);
+                    seen.push(line);
+                    if hit {
+                        return seen;
+                    }
+                }
+                Err(e) => panic!("no `{text}` from cetrack up ({e}); it said: {seen:#?}"),
+            }
+        }
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        let domains: Vec<String> = cetrack_contract::Domain::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, d)| format!("{}=127.0.0.1:{}", d.slug(), self.base + 1 + i as u16))
+            .collect();
+        Command::new(cli_binary())
+            .env("CETRACK_ADMIN_TOKEN", ADMIN_TOKEN)
+            .arg("--addr")
+            .arg(format!("127.0.0.1:{}", self.base))
+            .arg("--domain-addr")
+            .arg(domains.join(","))
+            .args(args)
+            .output()
+            .expect("run cetrack")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "cetrack {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn json<T: serde::de::DeserializeOwned>(&self, args: &[&str]) -> T {
+        let mut all = vec!["--output", "json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&all)).expect("json output")
+    }
+
+    /// SIGTERM, then the exit status must be success.
+    fn stop(mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("kill");
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "cetrack up exited with {status}");
+    }
+}
+
+impl Drop for System {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn seed_lines() -> usize {
+    DATA.lines().filter(|l| !l.trim().is_empty()).count()
+}
+
+/// Clears what the server assigns, so records from two systems compare.
+fn comparable(mut i: Initiative) -> Initiative {
+    i.create_time = None;
+    i.update_time = None;
+    i.revision = 0;
+    i.etag.clear();
+    for p in &mut i.progress_updates {
+        p.record_time = None;
+    }
+    i
+}
+
+fn records(jsonl: &str) -> Vec<Initiative> {
+    let mut v: Vec<Initiative> = jsonl
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("initiative line"))
+        .collect();
+    v.sort_by(|a, b| a.name.cmp(&b.name));
+    v
+}
+
+#[test]
+fn up_seeds_serves_every_port_and_a_second_start_duplicates_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let system = System::start(dir.path(), true);
+    for port in system.base..system.base + 8 {
+        let out = system.cli(&["health", "--addr", &format!("127.0.0.1:{port}")]);
+        assert!(out.status.success(), "port {port} is not serving: {out:?}");
+    }
+    let overview: Overview = system.json(&["overview"]);
+    let totals = overview.totals.expect("totals");
+    assert_eq!(totals.initiative_count as usize, seed_lines());
+    assert!(totals.complete);
+    for d in &overview.domains {
+        assert!(
+            d.summary.as_ref().expect("summary").initiative_count > 0,
+            "domain {} is empty",
+            d.domain
+        );
+    }
+
+    // NSF appears in several domains under one id; its portfolio lists all of them.
+    let nsf_records: Vec<&str> = DATA.lines().filter(|l| l.contains("\"us-nsf\"")).collect();
+    let portfolio: OrganizationPortfolio = system.json(&["portfolio", "us-nsf"]);
+    assert_eq!(portfolio.entries.len(), nsf_records.len());
+    let domains: std::collections::BTreeSet<i32> =
+        portfolio.entries.iter().map(|e| e.domain).collect();
+    assert!(domains.len() >= 2, "NSF is in {} domain(s)", domains.len());
+
+    // The regenerated fact sheet has every domain section and every seeded commitment.
+    let sheet: FactSheet = system.json(&["fact-sheet"]);
+    for d in cetrack_contract::Domain::ALL {
+        assert!(
+            sheet.markdown.contains(&format!("## {}", d.title())),
+            "no section for {d}"
+        );
+    }
+    for line in DATA.lines().filter(|l| !l.trim().is_empty()) {
+        let req: cetrack_contract::proto::CreateInitiativeRequest =
+            serde_json::from_str(line).expect("seed line");
+        let title = req.initiative.expect("initiative").title;
+        assert!(
+            sheet.markdown.contains(&format!("**{title}**")),
+            "fact sheet lacks {title}"
+        );
+    }
+    assert_eq!(sheet.initiative_count as usize, seed_lines());
+    system.stop();
+
+    let again = System::start(dir.path(), true);
+    let overview: Overview = again.json(&["overview"]);
+    assert_eq!(
+        overview.totals.expect("totals").initiative_count as usize,
+        seed_lines()
+    );
+    again.stop();
+}
+
+#[test]
+fn export_import_export_is_lossless() {
+    let a_dir = tempfile::tempdir().expect("tempdir");
+    let b_dir = tempfile::tempdir().expect("tempdir");
+    let a = System::start(a_dir.path(), true);
+    // Progress and a met milestone make the records more than the seed.
+    let name = "domains/biotech/initiatives/nsf-msit-bioeconomy-rd";
+    a.ok(&[
+        "progress",
+        name,
+        "--org",
+        "us-nsf",
+        "--as-of",
+        "2024-06",
+        "--text",
+        "First joint call",
+        "--assessment",
+        "limited",
+    ]);
+    a.ok(&[
+        "progress",
+        name,
+        "--org",
+        "kr-msit",
+        "--as-of",
+        "2024-09-30",
+        "--text",
+        "Awards made",
+    ]);
+    let files = tempfile::tempdir().expect("tempdir");
+    let first = files.path().join("a.jsonl");
+    a.ok(&["export", "--out", first.to_str().expect("path")]);
+
+    let b = System::start(b_dir.path(), false);
+    b.ok(&["import", first.to_str().expect("path")]);
+    let second = files.path().join("b.jsonl");
+    b.ok(&["export", "--out", second.to_str().expect("path")]);
+    // A second import changes nothing.
+    b.ok(&["import", first.to_str().expect("path")]);
+    let third = files.path().join("c.jsonl");
+    b.ok(&["export", "--out", third.to_str().expect("path")]);
+
+    let original = records(&std::fs::read_to_string(&first).expect("read"));
+    let copy = records(&std::fs::read_to_string(&second).expect("read"));
+    assert_eq!(original.len(), seed_lines());
+    assert_eq!(
+        original.into_iter().map(comparable).collect::<Vec<_>>(),
+        copy.clone().into_iter().map(comparable).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        copy,
+        records(&std::fs::read_to_string(&third).expect("read"))
+    );
+    a.stop();
+    b.stop();
+}
+
+#[test]
+fn backup_of_a_running_store_restores_into_an_empty_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = tempfile::tempdir().expect("tempdir");
+    let a = System::start(dir.path(), true);
+    let name = "domains/quantum/initiatives/nist-kriss-superconducting-quantum";
+    let exists = a.cli(&["show", name]).status.success();
+    let target = if exists {
+        name.to_string()
+    } else {
+        let listed: cetrack_contract::proto::ListInitiativesResponse = a.json(&["list", "quantum"]);
+        listed.initiatives[0].name.clone()
+    };
+    a.ok(&[
+        "progress",
+        &target,
+        "--org",
+        "us-nist",
+        "--as-of",
+        "2024",
+        "--text",
+        "Joint work began",
+    ]);
+    let backup = files.path().join("quantum.bak");
+    // Backups hold every record: without the admin token there are none.
+    let denied = a.cli(&[
+        "backup",
+        "quantum",
+        "--out",
+        backup.to_str().expect("path"),
+        "--admin-token",
+        "wrong",
+    ]);
+    assert!(!denied.status.success());
+    assert!(
+        String::from_utf8_lossy(&denied.stderr).contains("PermissionDenied"),
+        "{denied:?}"
+    );
+    assert!(!backup.exists());
+    a.ok(&["backup", "quantum", "--out", backup.to_str().expect("path")]);
+    let before = a.ok(&["export", "--in", "quantum"]);
+    let history_before = a.ok(&["--output", "json", "history", &target]);
+    a.stop();
+
+    // Restoring into a store that is not empty is refused.
+    let refused = Command::new(cli_binary())
+        .args([
+            "restore",
+            "quantum",
+            "--from",
+            backup.to_str().expect("path"),
+            "--data-dir",
+        ])
+        .arg(dir.path().join("quantum"))
+        .output()
+        .expect("run");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not empty"));
+
+    let restored_dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(cli_binary())
+        .args([
+            "restore",
+            "quantum",
+            "--from",
+            backup.to_str().expect("path"),
+            "--data-dir",
+        ])
+        .arg(restored_dir.path().join("quantum"))
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b = System::start(restored_dir.path(), false);
+    assert_eq!(
+        b.ok(&["export", "--in", "quantum"]),
+        before,
+        "records, revisions and etags are identical"
+    );
+    assert_eq!(
+        b.ok(&["--output", "json", "history", &target]),
+        history_before
+    );
+    b.stop();
+}
+
+#[test]
+fn errors_exit_nonzero_with_the_servers_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = tempfile::tempdir().expect("tempdir");
+    let s = System::start(dir.path(), false);
+    let out = s.cli(&["show", "domains/quantum/initiatives/nothing-here"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("NotFound"),
+        "{out:?}"
+    );
+
+    let bad = files.path().join("bad.json");
+    std::fs::write(&bad, r#"{"title":"","instrument":"INSTRUMENT_MOU","participants":[{"organization":{"id":"us-nsf","name":"NSF","countryCode":"XX","type":"ORGANIZATION_TYPE_MINISTRY_OR_AGENCY"},"role":"PARTICIPANT_ROLE_LEAD"}]}"#).expect("write");
+    let out = s.cli(&[
+        "create",
+        "--domain",
+        "quantum",
+        "--file",
+        bad.to_str().expect("path"),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("InvalidArgument"), "{err}");
+    assert!(err.contains("initiative.title"), "{err}");
+    assert!(
+        err.contains("initiative.participants[0].organization.country_code"),
+        "{err}"
+    );
+    s.stop();
+}

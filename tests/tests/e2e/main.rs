@@ -1,0 +1,21 @@
+//! The end-to-end tests: real servers on ephemeral ports with temporary data
+//! directories, compiled as modules of one test binary (one link on a
+//! two-core machine instead of one per file). The harness is `tests/src`.
+
+mod binaries;
+mod cli;
+mod crash;
+mod domain_api;
+mod domain_errors;
+mod domain_idempotency;
+mod domain_pagination;
+mod domain_restart;
+mod domain_smoke;
+mod domain_watch;
+mod gateway_binary;
+mod gateway_faults;
+mod gateway_views;
+mod metrics;
+mod seed_data;
+mod shutdown;
+mod store_faults;
