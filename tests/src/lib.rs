@@ -16,8 +16,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
+mod metrics;
 mod process;
+mod stack;
+pub use metrics::*;
 pub use process::*;
+pub use stack::*;
 
 /// A gRPC client of one domain.
 pub type Client = DomainServiceClient<Channel>;
@@ -310,6 +314,13 @@ pub fn mask(paths: &[&str]) -> pbjson_types::FieldMask {
 /// The initiative id at the end of a resource name.
 pub fn id_of(name: &str) -> &str {
     name.rsplit('/').next().unwrap_or_default()
+}
+
+/// The domain of an initiative's resource name.
+pub fn domain_of(name: &str) -> anyhow::Result<Domain> {
+    Ok(cetrack_contract::names::InitiativeName::parse(name, "name")
+        .map_err(|v| anyhow::anyhow!("{}: {}", v.field, v.description))?
+        .domain)
 }
 
 /// The ids of `initiatives`, in their order.

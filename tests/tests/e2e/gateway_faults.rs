@@ -5,12 +5,10 @@
 //! --workspace` (the domain binaries must be built).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use cetrack_contract::proto::*;
 use cetrack_contract::Domain;
-use cetrack_server::RunningServer;
 use cetrack_tests::*;
 use nix::sys::signal::Signal;
 
@@ -23,95 +21,40 @@ const POLL_PAUSE: Duration = Duration::from_millis(50);
 /// How long a change may take to arrive on the merged stream.
 const ARRIVAL: Duration = Duration::from_secs(15);
 
-/// Six domains in this process, one as a child process, and the gateway.
-struct Stack {
-    in_process: Vec<TestDomain>,
-    /// The domain run as a child process.
-    child_domain: Domain,
-    child_dir: tempfile::TempDir,
-    child_addr: SocketAddr,
-    child: ServerProcess,
-    _gateway: RunningServer,
-    gateway: GatewayClient,
+/// Creates a sample initiative `id` directly at `domain`.
+async fn create(s: &Stack, domain: Domain, id: &str) -> anyhow::Result<Initiative> {
+    s.create(domain, id, sample(domain, id, 2027)).await
 }
 
-impl Stack {
-    async fn start(child_domain: Domain) -> anyhow::Result<Self> {
-        let others = Domain::ALL.into_iter().filter(|d| *d != child_domain);
-        let in_process = futures::future::try_join_all(others.map(TestDomain::start)).await?;
-        let child_dir = tempfile::tempdir()?;
-        let child_addr = free_local_addr()?;
-        let child = spawn_domain_at(child_domain, child_dir.path(), child_addr).await?;
-        let addrs = in_process
-            .iter()
-            .map(|t| (t.domain, t.addr()))
-            .chain([(child_domain, child_addr)]);
-        let (server, gateway) = start_test_gateway(addrs).await?;
-        Ok(Self {
-            in_process,
-            child_domain,
-            child_dir,
-            child_addr,
-            child,
-            _gateway: server,
-            gateway,
-        })
-    }
+/// The domain run as a child process.
+fn child_domain(s: &Stack) -> Domain {
+    s.child.as_ref().map(|c| c.domain).expect("a child domain")
+}
 
-    /// A client of `domain` itself (a new connection for the child).
-    async fn domain(&self, domain: Domain) -> anyhow::Result<Client> {
-        if domain == self.child_domain {
-            return connect(self.child_addr).await;
+/// GetOverview under [`CALL_DEADLINE`]; also returns how long it took.
+async fn overview(s: &Stack) -> anyhow::Result<(Overview, Duration)> {
+    let mut req = tonic::Request::new(GetOverviewRequest::default());
+    req.set_timeout(CALL_DEADLINE);
+    let started = Instant::now();
+    let o = s.gateway.clone().get_overview(req).await?.into_inner();
+    Ok((o, started.elapsed()))
+}
+
+/// Polls the overview until the child's domain is available again.
+async fn overview_once_recovered(s: &Stack) -> anyhow::Result<Overview> {
+    let give_up = Instant::now() + RECOVERY;
+    let child = child_domain(s);
+    loop {
+        let (o, _) = overview(s).await?;
+        if entry(&o, child).available {
+            return Ok(o);
         }
-        Ok(self
-            .in_process
-            .iter()
-            .find(|t| t.domain == domain)
-            .map(|t| t.client.clone())
-            .expect("every domain runs"))
-    }
-
-    async fn create(&self, domain: Domain, id: &str) -> anyhow::Result<Initiative> {
-        Ok(self
-            .domain(domain)
-            .await?
-            .create_initiative(create_request(domain, id, sample(domain, id, 2027)))
-            .await?
-            .into_inner())
-    }
-
-    /// Starts the child's binary again over the same data, on the same port.
-    async fn restart_child(&mut self) -> anyhow::Result<()> {
-        self.child =
-            spawn_domain_at(self.child_domain, self.child_dir.path(), self.child_addr).await?;
-        Ok(())
-    }
-
-    /// GetOverview under [`CALL_DEADLINE`]; also returns how long it took.
-    async fn overview(&self) -> anyhow::Result<(Overview, Duration)> {
-        let mut req = tonic::Request::new(GetOverviewRequest::default());
-        req.set_timeout(CALL_DEADLINE);
-        let started = Instant::now();
-        let o = self.gateway.clone().get_overview(req).await?.into_inner();
-        Ok((o, started.elapsed()))
-    }
-
-    /// Polls the overview until the child's domain is available again.
-    async fn overview_once_recovered(&self) -> anyhow::Result<Overview> {
-        let give_up = Instant::now() + RECOVERY;
-        loop {
-            let (o, _) = self.overview().await?;
-            if entry(&o, self.child_domain).available {
-                return Ok(o);
-            }
-            anyhow::ensure!(
-                Instant::now() < give_up,
-                "{} still unavailable after {RECOVERY:?}: {:?}",
-                self.child_domain,
-                entry(&o, self.child_domain)
-            );
-            tokio::time::sleep(POLL_PAUSE).await;
-        }
+        anyhow::ensure!(
+            Instant::now() < give_up,
+            "{child} still unavailable after {RECOVERY:?}: {:?}",
+            entry(&o, child)
+        );
+        tokio::time::sleep(POLL_PAUSE).await;
     }
 }
 
@@ -163,7 +106,7 @@ fn assert_down(o: &Overview, took: Duration, down: Domain, count: i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_domain_is_unavailable_and_the_gateway_recovers_by_itself() -> anyhow::Result<()> {
-    let mut s = Stack::start(Domain::Quantum).await?;
+    let mut s = Stack::with_child_process(Domain::Quantum).await?;
     // KRISS takes part in quantum only.
     let mut q1 = sample(Domain::Quantum, "q1", 2027);
     q1.participants.push(participant(
@@ -178,14 +121,13 @@ async fn a_killed_domain_is_unavailable_and_the_gateway_recovers_by_itself() -> 
     ));
     let q1 = s
         .domain(Domain::Quantum)
-        .await?
         .create_initiative(create_request(Domain::Quantum, "q1", q1))
         .await?
         .into_inner();
-    let a1 = s.create(Domain::Ai, "a1").await?;
+    let a1 = create(&s, Domain::Ai, "a1").await?;
 
     // The gateway sees every domain once.
-    let (o, _) = s.overview().await?;
+    let (o, _) = overview(&s).await?;
     assert!(o.domains.iter().all(|e| e.available), "{o:?}");
     assert_eq!(
         entry(&o, Domain::Quantum).summary.unwrap().initiative_count,
@@ -194,11 +136,11 @@ async fn a_killed_domain_is_unavailable_and_the_gateway_recovers_by_itself() -> 
     assert_eq!(o.totals.as_ref().unwrap().initiative_count, 2);
     assert!(o.totals.unwrap().complete);
 
-    s.child.kill9().await?;
+    s.child()?.process.kill9().await?;
 
     // The overview answers within its deadline: quantum is unavailable, its
     // last summary shown with its age; the totals leave it out.
-    let (o, took) = s.overview().await?;
+    let (o, took) = overview(&s).await?;
     assert_down(&o, took, Domain::Quantum, 1);
     assert_eq!(o.totals.as_ref().unwrap().initiative_count, 1);
 
@@ -291,7 +233,7 @@ async fn a_killed_domain_is_unavailable_and_the_gateway_recovers_by_itself() -> 
     // Quantum comes back on its port over the same data: the gateway, not
     // restarted, answers from it again.
     s.restart_child().await?;
-    let o = s.overview_once_recovered().await?;
+    let o = overview_once_recovered(&s).await?;
     assert_eq!(
         entry(&o, Domain::Quantum).summary.unwrap().initiative_count,
         1
@@ -333,15 +275,15 @@ async fn a_killed_domain_is_unavailable_and_the_gateway_recovers_by_itself() -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_domain_does_not_hold_up_the_views() -> anyhow::Result<()> {
-    let s = Stack::start(Domain::Energy).await?;
-    let e1 = s.create(Domain::Energy, "e1").await?;
-    let b1 = s.create(Domain::Biotech, "b1").await?;
-    let (o, _) = s.overview().await?;
+    let mut s = Stack::with_child_process(Domain::Energy).await?;
+    let e1 = create(&s, Domain::Energy, "e1").await?;
+    let b1 = create(&s, Domain::Biotech, "b1").await?;
+    let (o, _) = overview(&s).await?;
     assert!(o.domains.iter().all(|e| e.available), "{o:?}");
 
     // Frozen: its connections stay open, it answers nothing.
-    s.child.signal(Signal::SIGSTOP)?;
-    let (o, took) = s.overview().await?;
+    s.child()?.process.signal(Signal::SIGSTOP)?;
+    let (o, took) = overview(&s).await?;
     assert_down(&o, took, Domain::Energy, 1);
     assert_eq!(o.totals.unwrap().initiative_count, 1);
     let started = Instant::now();
@@ -359,8 +301,8 @@ async fn a_hanging_domain_does_not_hold_up_the_views() -> anyhow::Result<()> {
     );
 
     // Thawed, it is back in the overview.
-    s.child.signal(Signal::SIGCONT)?;
-    let o = s.overview_once_recovered().await?;
+    s.child()?.process.signal(Signal::SIGCONT)?;
+    let o = overview_once_recovered(&s).await?;
     assert!(o.totals.unwrap().complete);
     let found = s
         .gateway
@@ -375,7 +317,7 @@ async fn a_hanging_domain_does_not_hold_up_the_views() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_merged_stream_survives_a_domain_restart_with_every_change_once() -> anyhow::Result<()>
 {
-    let mut s = Stack::start(Domain::Ai).await?;
+    let mut s = Stack::with_child_process(Domain::Ai).await?;
     let mut stream = s
         .gateway
         .clone()
@@ -386,9 +328,9 @@ async fn the_merged_stream_survives_a_domain_restart_with_every_change_once() ->
     let has = |events: &[DomainChange], d: Domain, r: i64| merged_keys(events).contains(&(d, r));
 
     // Before: ai 1-2, biotech 1.
-    s.create(Domain::Ai, "a1").await?;
-    s.create(Domain::Ai, "a2").await?;
-    s.create(Domain::Biotech, "b1").await?;
+    create(&s, Domain::Ai, "a1").await?;
+    create(&s, Domain::Ai, "a2").await?;
+    create(&s, Domain::Biotech, "b1").await?;
     events.extend(
         read_merged_until(&mut stream, ARRIVAL, |e| {
             has(e, Domain::Ai, 2) && has(e, Domain::Biotech, 1)
@@ -403,13 +345,12 @@ async fn the_merged_stream_survives_a_domain_restart_with_every_change_once() ->
         (2, "domains/ai/initiatives/a2".to_string()),
     ];
     for round in 0..2 {
-        s.child.kill9().await?;
-        s.create(Domain::Biotech, &format!("b-down-{round}"))
-            .await?;
+        s.child()?.process.kill9().await?;
+        create(&s, Domain::Biotech, &format!("b-down-{round}")).await?;
         s.restart_child().await?;
-        let created = s.create(Domain::Ai, &format!("a-back-{round}")).await?;
+        let created = create(&s, Domain::Ai, &format!("a-back-{round}")).await?;
         ai_names.push((created.revision, created.name.clone()));
-        let mut ai = s.domain(Domain::Ai).await?;
+        let mut ai = s.domain(Domain::Ai);
         let updated = ai
             .update_initiative(UpdateInitiativeRequest {
                 initiative: Some(Initiative {
@@ -425,15 +366,15 @@ async fn the_merged_stream_survives_a_domain_restart_with_every_change_once() ->
             .await?
             .into_inner();
         ai_names.push((updated.revision, updated.name.clone()));
-        s.create(Domain::Biotech, &format!("b-up-{round}")).await?;
+        create(&s, Domain::Biotech, &format!("b-up-{round}")).await?;
     }
 
     // A sentinel change in each of the two domains: a change skipped or
     // repeated shows before its domain's sentinel, since each domain's
     // changes arrive in order.
-    let ai_sentinel = s.create(Domain::Ai, "sentinel").await?;
+    let ai_sentinel = create(&s, Domain::Ai, "sentinel").await?;
     ai_names.push((ai_sentinel.revision, ai_sentinel.name.clone()));
-    let bio_sentinel = s.create(Domain::Biotech, "sentinel").await?;
+    let bio_sentinel = create(&s, Domain::Biotech, "sentinel").await?;
     events.extend(
         read_merged_until(&mut stream, ARRIVAL, |e| {
             has(e, Domain::Ai, ai_sentinel.revision)
@@ -474,7 +415,7 @@ async fn the_merged_stream_survives_a_domain_restart_with_every_change_once() ->
         })
         .await?
         .into_inner();
-    let next = s.create(Domain::Ai, "after").await?;
+    let next = create(&s, Domain::Ai, "after").await?;
     let got = read_merged_until(&mut resumed, ARRIVAL, |e| !e.is_empty()).await?;
     assert_eq!(merged_keys(&got), vec![(Domain::Ai, next.revision)]);
     Ok(())

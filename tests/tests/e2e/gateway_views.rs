@@ -8,84 +8,10 @@ use std::time::Duration;
 
 use cetrack_contract::proto::*;
 use cetrack_contract::Domain;
-use cetrack_server::RunningServer;
 use cetrack_tests::*;
 
 /// How long a change may take to arrive on the merged stream.
 const ARRIVAL: Duration = Duration::from_secs(10);
-
-/// The seven domains and the gateway over them.
-struct Stack {
-    domains: Vec<TestDomain>,
-    _gateway: RunningServer,
-    gateway: GatewayClient,
-}
-
-impl Stack {
-    async fn start() -> anyhow::Result<Self> {
-        let domains = start_seven_domains().await?;
-        let (server, gateway) =
-            start_test_gateway(domains.iter().map(|t| (t.domain, t.addr()))).await?;
-        Ok(Self {
-            domains,
-            _gateway: server,
-            gateway,
-        })
-    }
-
-    /// A client of `domain` itself.
-    fn domain(&self, domain: Domain) -> Client {
-        self.domains
-            .iter()
-            .find(|t| t.domain == domain)
-            .map(|t| t.client.clone())
-            .expect("every domain runs")
-    }
-
-    async fn create(
-        &self,
-        domain: Domain,
-        id: &str,
-        init: Initiative,
-    ) -> anyhow::Result<Initiative> {
-        Ok(self
-            .domain(domain)
-            .create_initiative(create_request(domain, id, init))
-            .await?
-            .into_inner())
-    }
-
-    async fn update(&self, init: Initiative, paths: &[&str]) -> anyhow::Result<Initiative> {
-        let domain = domain_of(&init.name);
-        Ok(self
-            .domain(domain)
-            .update_initiative(UpdateInitiativeRequest {
-                initiative: Some(init),
-                update_mask: Some(field_mask(paths)),
-                request_id: String::new(),
-                reporter: "test".into(),
-            })
-            .await?
-            .into_inner())
-    }
-}
-
-fn domain_of(name: &str) -> Domain {
-    name.split('/')
-        .nth(1)
-        .and_then(|d| d.parse().ok())
-        .expect("a resource name")
-}
-
-fn field_mask(paths: &[&str]) -> pbjson_types::FieldMask {
-    pbjson_types::FieldMask {
-        paths: paths.iter().map(|p| p.to_string()).collect(),
-    }
-}
-
-fn cal(year: i32, month: i32, day: i32) -> CalendarDate {
-    CalendarDate { year, month, day }
-}
 
 fn month(y: i32, m: i32) -> ApproximateDate {
     ApproximateDate {
@@ -311,7 +237,7 @@ async fn overview_sums_the_summaries_of_every_domain() -> anyhow::Result<()> {
     let s = Stack::start().await?;
     seed(&s).await?;
     let (y, m, d) = AS_OF;
-    let as_of = cal(y, m, d);
+    let as_of = calendar(y, m, d);
     let o = s
         .gateway
         .clone()
@@ -480,7 +406,7 @@ async fn overview_sums_the_summaries_of_every_domain() -> anyhow::Result<()> {
         .clone()
         .get_overview(GetOverviewRequest {
             due_within_days: 90,
-            as_of: Some(cal(2025, 1, 1)),
+            as_of: Some(calendar(2025, 1, 1)),
         })
         .await?
         .into_inner();
@@ -576,7 +502,7 @@ async fn search_filters_across_domains_in_resource_name_order() -> anyhow::Resul
             vec![],
             InitiativeFilter {
                 overdue_only: true,
-                as_of: Some(cal(2025, 6, 15)),
+                as_of: Some(calendar(2025, 6, 15)),
                 ..Default::default()
             },
             vec![
@@ -607,8 +533,8 @@ async fn search_filters_across_domains_in_resource_name_order() -> anyhow::Resul
             "due window",
             vec![],
             InitiativeFilter {
-                due_after: Some(cal(2025, 7, 1)),
-                due_before: Some(cal(2025, 8, 31)),
+                due_after: Some(calendar(2025, 7, 1)),
+                due_before: Some(calendar(2025, 8, 31)),
                 ..Default::default()
             },
             vec![n("ai", "ai-safety"), n("biotech", "bio-foundry")],
@@ -663,11 +589,11 @@ async fn portfolio_of_an_organization_across_domains() -> anyhow::Result<()> {
     };
     let milestone_ids = |ms: &[Milestone]| ms.iter().map(|m| m.id.clone()).collect::<Vec<_>>();
 
-    let p = portfolio("us-nsf", cal(2025, 6, 15), 60)
+    let p = portfolio("us-nsf", calendar(2025, 6, 15), 60)
         .await?
         .into_inner();
     assert_eq!(p.organization, Some(nsf()));
-    assert_eq!(p.as_of, Some(cal(2025, 6, 15)));
+    assert_eq!(p.as_of, Some(calendar(2025, 6, 15)));
     assert!(p.unavailable.is_empty());
     /// Name, status, role, party status, counterparts, milestones due and
     /// overdue.
@@ -765,7 +691,9 @@ async fn portfolio_of_an_organization_across_domains() -> anyhow::Result<()> {
 
     // Relative to another day: on 2025-01-01 (90 days ahead) the kickoff
     // (2025-03-31) is due, not overdue; the q2 report is not due yet.
-    let p = portfolio("us-nsf", cal(2025, 1, 1), 0).await?.into_inner();
+    let p = portfolio("us-nsf", calendar(2025, 1, 1), 0)
+        .await?
+        .into_inner();
     let due: BTreeMap<String, (Vec<String>, Vec<String>)> = p
         .entries
         .iter()
@@ -790,7 +718,7 @@ async fn portfolio_of_an_organization_across_domains() -> anyhow::Result<()> {
     );
 
     // An organization in a single initiative.
-    let p = portfolio("kr-kiat", cal(2025, 6, 15), 60)
+    let p = portfolio("kr-kiat", calendar(2025, 6, 15), 60)
         .await?
         .into_inner();
     assert_eq!(p.organization, Some(kiat()));
@@ -810,7 +738,7 @@ async fn portfolio_of_an_organization_across_domains() -> anyhow::Result<()> {
     renamed.participants[0].organization.as_mut().unwrap().name =
         "U.S. National Science Foundation".into();
     s.update(renamed, &["participants"]).await?;
-    let p = portfolio("us-nsf", cal(2025, 6, 15), 60)
+    let p = portfolio("us-nsf", calendar(2025, 6, 15), 60)
         .await?
         .into_inner();
     assert_eq!(
@@ -819,7 +747,7 @@ async fn portfolio_of_an_organization_across_domains() -> anyhow::Result<()> {
     );
 
     // An organization that takes part in nothing.
-    let status = portfolio("jp-meti", cal(2025, 6, 15), 60)
+    let status = portfolio("jp-meti", calendar(2025, 6, 15), 60)
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
@@ -922,8 +850,8 @@ async fn timeline_orders_by_the_end_of_the_due_period() -> anyhow::Result<()> {
         async move { anyhow::Ok(g.list_milestone_timeline(req).await?.into_inner()) }
     };
     let base = ListMilestoneTimelineRequest {
-        due_before: Some(cal(2024, 12, 31)),
-        as_of: Some(cal(2024, 1, 15)),
+        due_before: Some(calendar(2024, 12, 31)),
+        as_of: Some(calendar(2024, 1, 15)),
         ..Default::default()
     };
     type Row = (String, String, CalendarDate, bool);
@@ -943,12 +871,18 @@ async fn timeline_orders_by_the_end_of_the_due_period() -> anyhow::Result<()> {
     let row = |domain: &str, id: &str, m: &str, end: CalendarDate, overdue: bool| -> Row {
         (n(domain, id), m.to_string(), end, overdue)
     };
-    let q1 = row("ai", "ai-quarter", "q", cal(2024, 3, 31), false);
-    let june = row("biotech", "bio-month", "m", cal(2024, 6, 30), false);
-    let q3 = row("ai", "ai-quarter", "q3", cal(2024, 9, 30), false);
-    let year2024 = row("quantum", "q-year", "y", cal(2024, 12, 31), false);
-    let dec31 = row("semiconductors", "semi-day", "d", cal(2024, 12, 31), false);
-    let old = row("energy", "energy-old", "old", cal(2023, 12, 31), true);
+    let q1 = row("ai", "ai-quarter", "q", calendar(2024, 3, 31), false);
+    let june = row("biotech", "bio-month", "m", calendar(2024, 6, 30), false);
+    let q3 = row("ai", "ai-quarter", "q3", calendar(2024, 9, 30), false);
+    let year2024 = row("quantum", "q-year", "y", calendar(2024, 12, 31), false);
+    let dec31 = row(
+        "semiconductors",
+        "semi-day",
+        "d",
+        calendar(2024, 12, 31),
+        false,
+    );
+    let old = row("energy", "energy-old", "old", calendar(2023, 12, 31), true);
 
     // From the as-of day to the end of 2024: "2024" sorts at 2024-12-31,
     // after 2024-Q1 and 2024-06; on the same day, by initiative name. Met,
@@ -994,8 +928,8 @@ async fn timeline_orders_by_the_end_of_the_due_period() -> anyhow::Result<()> {
 
     // A window of its own.
     let page = timeline(ListMilestoneTimelineRequest {
-        due_after: Some(cal(2024, 4, 1)),
-        due_before: Some(cal(2024, 9, 30)),
+        due_after: Some(calendar(2024, 4, 1)),
+        due_before: Some(calendar(2024, 9, 30)),
         ..base.clone()
     })
     .await?;
@@ -1213,7 +1147,7 @@ fn civil(days: i64) -> CalendarDate {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    cal(y as i32, m as i32, d as i32)
+    calendar(y as i32, m as i32, d as i32)
 }
 
 fn iso(d: &CalendarDate) -> String {
@@ -1371,7 +1305,7 @@ async fn fact_sheet_lists_every_domain_as_of_a_day() -> anyhow::Result<()> {
     );
 
     // As of the day before the dialogue's fact sheet, nothing was committed.
-    let f = sheet(Some(cal(2023, 12, 7)), "").await?;
+    let f = sheet(Some(calendar(2023, 12, 7)), "").await?;
     assert_eq!(f.initiative_count, 0);
     for i in &written {
         assert!(!f.markdown.contains(&i.title), "{}", f.markdown);
@@ -1435,7 +1369,7 @@ async fn bad_input_is_invalid_argument_with_field_violations() -> anyhow::Result
     assert_invalid(
         "timeline in domain 42",
         g.list_milestone_timeline(ListMilestoneTimelineRequest {
-            due_before: Some(cal(2030, 1, 1)),
+            due_before: Some(calendar(2030, 1, 1)),
             domains: vec![42],
             ..Default::default()
         })
@@ -1505,7 +1439,7 @@ async fn bad_input_is_invalid_argument_with_field_violations() -> anyhow::Result
     assert_invalid(
         "garbage timeline token",
         g.list_milestone_timeline(ListMilestoneTimelineRequest {
-            due_before: Some(cal(2030, 1, 1)),
+            due_before: Some(calendar(2030, 1, 1)),
             page_token: "AAAA".into(),
             ..Default::default()
         })
@@ -1517,8 +1451,8 @@ async fn bad_input_is_invalid_argument_with_field_violations() -> anyhow::Result
     assert_invalid(
         "due_before before due_after",
         g.list_milestone_timeline(ListMilestoneTimelineRequest {
-            due_after: Some(cal(2025, 6, 1)),
-            due_before: Some(cal(2025, 5, 31)),
+            due_after: Some(calendar(2025, 6, 1)),
+            due_before: Some(calendar(2025, 5, 31)),
             ..Default::default()
         })
         .await,
@@ -1527,7 +1461,7 @@ async fn bad_input_is_invalid_argument_with_field_violations() -> anyhow::Result
     assert_invalid(
         "no due_before",
         g.list_milestone_timeline(ListMilestoneTimelineRequest {
-            due_after: Some(cal(2025, 6, 1)),
+            due_after: Some(calendar(2025, 6, 1)),
             ..Default::default()
         })
         .await,
@@ -1536,8 +1470,8 @@ async fn bad_input_is_invalid_argument_with_field_violations() -> anyhow::Result
     assert_invalid(
         "not a day",
         g.list_milestone_timeline(ListMilestoneTimelineRequest {
-            due_after: Some(cal(2025, 2, 30)),
-            due_before: Some(cal(2025, 13, 1)),
+            due_after: Some(calendar(2025, 2, 30)),
+            due_before: Some(calendar(2025, 13, 1)),
             ..Default::default()
         })
         .await,
@@ -1547,8 +1481,8 @@ async fn bad_input_is_invalid_argument_with_field_violations() -> anyhow::Result
         "search window backwards",
         g.search_initiatives(SearchInitiativesRequest {
             filter: Some(InitiativeFilter {
-                due_after: Some(cal(2025, 6, 1)),
-                due_before: Some(cal(2025, 5, 31)),
+                due_after: Some(calendar(2025, 6, 1)),
+                due_before: Some(calendar(2025, 5, 31)),
                 ..Default::default()
             }),
             ..Default::default()
@@ -1583,7 +1517,7 @@ async fn bad_input_is_invalid_argument_with_field_violations() -> anyhow::Result
     assert_invalid(
         "timeline page size -5",
         g.list_milestone_timeline(ListMilestoneTimelineRequest {
-            due_before: Some(cal(2030, 1, 1)),
+            due_before: Some(calendar(2030, 1, 1)),
             page_size: -5,
             ..Default::default()
         })
@@ -1619,7 +1553,7 @@ async fn bad_input_is_invalid_argument_with_field_violations() -> anyhow::Result
         "overview window",
         g.get_overview(GetOverviewRequest {
             due_within_days: -1,
-            as_of: Some(cal(2025, 13, 1)),
+            as_of: Some(calendar(2025, 13, 1)),
         })
         .await,
         &["due_within_days", "as_of.month"],

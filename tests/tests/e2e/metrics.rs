@@ -3,116 +3,20 @@
 //! method and status code, latency histograms, calls in flight and the
 //! store's gauges; in-process servers share one process-wide recorder.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::{bail, ensure, Context};
+use anyhow::{ensure, Context};
 use cetrack_contract::proto::gateway_service_client::GatewayServiceClient;
 use cetrack_contract::proto::*;
 use cetrack_contract::Domain;
 use cetrack_server::metrics::{install_recorder, start_metrics};
 use cetrack_tests::*;
-use nix::sys::signal::Signal;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
-
-/// How long a gauge may take to catch up with a write.
-const GAUGE_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// `GET /metrics` over a plain TCP connection (HTTP/1.0: no chunking, the
-/// server closes the connection after the response); the body.
-async fn scrape(addr: SocketAddr) -> anyhow::Result<String> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .await?;
-    let mut response = String::new();
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        stream.read_to_string(&mut response),
-    )
-    .await
-    .context("no complete response within 10 s")??;
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .context("a response without a header block")?;
-    let status = head.lines().next().unwrap_or_default();
-    ensure!(status.contains(" 200 "), "GET /metrics answered {status}");
-    ensure!(
-        head.to_ascii_lowercase()
-            .contains("content-type: text/plain; version=0.0.4"),
-        "not Prometheus text: {head}"
-    );
-    Ok(body.to_string())
-}
-
-/// The value of the sample `name` whose labels are exactly `labels`.
-fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let wanted: BTreeMap<&str, &str> = labels.iter().copied().collect();
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (series, v) = l.rsplit_once(' ')?;
-            let (n, found) = match series.split_once('{') {
-                None => (series, BTreeMap::new()),
-                Some((n, rest)) => (n, parse_labels(rest.strip_suffix('}')?)?),
-            };
-            (n == name && found == wanted).then(|| v.parse().ok())?
-        })
-        .next()
-}
-
-/// `a="x",b="y"` (values without escapes, as all of ours are).
-fn parse_labels(s: &str) -> Option<BTreeMap<&str, &str>> {
-    s.split(',')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=')?;
-            Some((k, v.strip_prefix('"')?.strip_suffix('"')?))
-        })
-        .collect()
-}
-
-/// `value`, or a failure showing the whole scrape.
-fn require(text: &str, name: &str, labels: &[(&str, &str)]) -> anyhow::Result<f64> {
-    value(text, name, labels).with_context(|| format!("no sample {name}{labels:?} in:\n{text}"))
-}
-
-/// Scrapes until `ready` holds (gauges are refreshed by a task after each
-/// write), for at most [`GAUGE_TIMEOUT`]; the last scrape.
-async fn scrape_until(addr: SocketAddr, ready: impl Fn(&str) -> bool) -> anyhow::Result<String> {
-    let deadline = tokio::time::Instant::now() + GAUGE_TIMEOUT;
-    loop {
-        let text = scrape(addr).await?;
-        if ready(&text) {
-            return Ok(text);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            bail!("the metrics did not catch up within {GAUGE_TIMEOUT:?}:\n{text}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// The code of a failed call, or OK.
 fn code_of<T>(r: Result<T, tonic::Status>) -> Code {
     r.map(|_| Code::Ok).unwrap_or_else(|s| s.code())
-}
-
-/// Sends SIGTERM and waits for a clean exit.
-async fn terminate(child: &mut tokio::process::Child) -> anyhow::Result<()> {
-    let id = child.id().context("the process has been reaped")?;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(i32::try_from(id)?),
-        Signal::SIGTERM,
-    )?;
-    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .context("no exit within 20 s of SIGTERM")??;
-    ensure!(status.success(), "exited with {status}");
-    Ok(())
 }
 
 #[tokio::test]
@@ -120,7 +24,7 @@ async fn domain_binary_serves_request_and_store_metrics() -> anyhow::Result<()> 
     let domain = Domain::Quantum;
     let service = domain.slug();
     let dir = tempfile::tempdir()?;
-    let mut process = spawn_server(
+    let process = spawn_server(
         &binary(&domain.binary())?,
         [
             "--listen".as_ref(),
@@ -264,16 +168,9 @@ async fn domain_binary_serves_request_and_store_metrics() -> anyhow::Result<()> 
     );
 
     // The metrics endpoint does not keep the process from shutting down.
-    terminate(&mut process.child).await?;
+    let exited = process.terminate().await?;
+    ensure!(exited.status.success(), "exited with {}", exited.status);
     Ok(())
-}
-
-fn requests_of(text: &str, service: &str, method: &str, code: &str) -> Option<f64> {
-    value(
-        text,
-        "cetrack_grpc_requests_total",
-        &[("service", service), ("method", method), ("code", code)],
-    )
 }
 
 #[tokio::test]
@@ -290,7 +187,7 @@ async fn gateway_binary_serves_request_metrics() -> anyhow::Result<()> {
         ))
         .await?;
     let domain_url = format!("quantum=http://{}", quantum.addr);
-    let mut gateway = spawn_server(
+    let gateway = spawn_server(
         &binary("cetrack-gateway")?,
         [
             "--listen",
@@ -352,7 +249,8 @@ async fn gateway_binary_serves_request_metrics() -> anyhow::Result<()> {
     // The gateway keeps no store.
     assert!(!text.contains("cetrack_initiatives{"));
 
-    terminate(&mut gateway.child).await?;
+    let exited = gateway.terminate().await?;
+    ensure!(exited.status.success(), "exited with {}", exited.status);
     Ok(())
 }
 
