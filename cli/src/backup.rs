@@ -5,7 +5,6 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
-use cetrack_contract::proto::store_admin_service_client::StoreAdminServiceClient;
 use cetrack_contract::proto::BackupStoreRequest;
 use cetrack_contract::Domain;
 use cetrack_store::backup;
@@ -20,27 +19,11 @@ pub(crate) async fn backup(
     endpoints: &Endpoints,
     domain: Domain,
     out: &Path,
-    token: &str,
 ) -> anyhow::Result<()> {
-    let url = endpoints
-        .domains
-        .get(&domain)
-        .context("no address for this domain")?;
-    let channel = tonic::transport::Endpoint::from_shared(url.clone())?
-        .connect()
-        .await
-        .with_context(|| format!("cannot connect to {url}"))?;
-    let mut client =
-        StoreAdminServiceClient::new(channel).max_decoding_message_size(64 * 1024 * 1024);
-    let mut request = tonic::Request::new(BackupStoreRequest {
+    let mut client = endpoints.store_admin(domain).await?;
+    let request = tonic::Request::new(BackupStoreRequest {
         parent: domain.parent(),
     });
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}")
-            .parse()
-            .context("the admin token holds characters a header cannot carry")?,
-    );
     let mut stream = client
         .backup_store(request)
         .await

@@ -4,6 +4,7 @@ mod backup;
 mod client;
 mod commands;
 mod error;
+mod keys;
 mod output;
 mod seed;
 mod transfer;
@@ -40,6 +41,10 @@ struct Cli {
     /// Output format.
     #[arg(long, short, global = true, value_enum, default_value_t = Format::Table)]
     output: Format,
+    /// The bearer token sent with every call [default: the admin token
+    /// `cetrack up` keeps in ./cetrack-data/auth/admin.token, if any].
+    #[arg(long, global = true, env = "CETRACK_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -95,17 +100,21 @@ enum Command {
         #[arg(long = "in")]
         domains: Vec<Domain>,
     },
-    /// Back up a domain's store while its service runs (a consistent snapshot).
+    /// Back up a domain's store while its service runs (a consistent
+    /// snapshot; the token must grant the admin role).
     Backup {
         /// The domain.
         domain: Domain,
         /// The backup file to write.
         #[arg(long)]
         out: PathBuf,
-        /// The admin token the domain service was started with.
-        #[arg(long, env = "CETRACK_ADMIN_TOKEN", hide_env_values = true)]
-        admin_token: String,
     },
+    /// Sign tokens with a local key (for local use and tests).
+    #[command(subcommand)]
+    Token(keys::TokenCommand),
+    /// Make and rotate the signing keys servers verify tokens with.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Restore a backup into an empty data directory (no service may be using it).
     Restore {
         /// The domain.
@@ -146,7 +155,8 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let endpoints = Endpoints::new(&cli.addr, &cli.domain_addrs)?;
+    let token = cli.token.clone().or_else(client::local_token);
+    let endpoints = Endpoints::new(&cli.addr, &cli.domain_addrs, token)?;
     let out = cli.output;
     let c = &endpoints;
     match cli.command {
@@ -188,11 +198,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             eprintln!("exported {n} initiatives");
         }
-        Command::Backup {
-            domain,
-            out: file,
-            admin_token,
-        } => backup::backup(c, domain, &file, &admin_token).await?,
+        Command::Backup { domain, out: file } => backup::backup(c, domain, &file).await?,
+        Command::Token(command) => keys::token(command)?,
+        Command::Keys(command) => keys::keys(command)?,
         Command::Restore {
             domain,
             from,

@@ -5,10 +5,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::Context;
+use cetrack_contract::auth::{Clearance, Role};
 use cetrack_contract::domain::GATEWAY_DEFAULT_PORT;
 use cetrack_contract::Domain;
 use cetrack_domain_service::{start_domain, DomainServerConfig};
 use cetrack_gateway::{start_gateway, GatewayConfig};
+use cetrack_server::auth::keys::{self, LocalKeys};
+use cetrack_server::auth::{Auth, AuthMode, Authenticator, JwtConfig};
 use cetrack_server::metrics::start_metrics;
 use cetrack_server::{cancel_on_signals, CommonArgs, RunningServer};
 use tokio::net::TcpListener;
@@ -40,13 +43,44 @@ pub(crate) struct UpArgs {
     /// `0.0.0.0:9100` [default: none, no metrics].
     #[arg(long, env = "CETRACK_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
-    /// Token that `cetrack backup` must present to the domain services
-    /// [default: none, backups disabled].
-    #[arg(long, env = "CETRACK_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
+    /// `jwt` (default): callers need a token; on first start a local signing
+    /// key and an admin token are made in <data-dir>/auth (readable only by
+    /// you), which the command line on this machine finds by itself. `off`:
+    /// no authentication (local development only).
+    #[arg(long, env = "CETRACK_AUTH", value_enum, default_value_t = AuthMode::Jwt)]
+    pub auth: AuthMode,
     /// Logging.
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+/// How long the admin token `cetrack up` writes stays valid.
+const ADMIN_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
+/// The authentication of `cetrack up` and the admin token for the command
+/// line: with `jwt`, the local keys in <data-dir>/auth (made on first start)
+/// and a fresh admin token written beside them.
+fn local_auth(args: &UpArgs) -> anyhow::Result<(Auth, Option<String>)> {
+    if args.auth == AuthMode::Off {
+        tracing::warn!("AUTHENTICATION IS OFF: every caller is an admin cleared for restricted records. For local development only.");
+        return Ok((Auth::Off, None));
+    }
+    let local = LocalKeys::open_or_create(&crate::client::key_dir(&args.data_dir))?;
+    let token = local.key.issue(&keys::claims(
+        "local-admin",
+        None,
+        &[Role::Admin],
+        None,
+        Clearance::Restricted,
+        ADMIN_TOKEN_TTL,
+    ))?;
+    keys::write_private(&local.admin_token_path(), token.as_bytes())?;
+    let auth = Authenticator::load(JwtConfig {
+        keys: local.jwks_path(),
+        issuer: keys::DEFAULT_ISSUER.into(),
+        audience: keys::DEFAULT_AUDIENCE.into(),
+    })?;
+    Ok((Auth::Jwt(auth), Some(token)))
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
@@ -57,6 +91,7 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
 
 /// Runs everything until Ctrl-C or SIGTERM, then shuts down cleanly.
 pub(crate) async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let (auth, admin_token) = local_auth(&args)?;
     let shutdown = CancellationToken::new();
     cancel_on_signals(shutdown.clone());
     let metrics = match args.metrics_listen {
@@ -72,7 +107,7 @@ pub(crate) async fn up(args: UpArgs) -> anyhow::Result<()> {
             domain: d,
             data_dir: args.data_dir.join(d.slug()),
             cache_capacity: args.cache_mb * 1024 * 1024,
-            admin_token: args.admin_token.clone().filter(|t| !t.is_empty()),
+            auth: auth.clone(),
         };
         let server = start_domain(config, listener, shutdown.clone()).await?;
         addrs.push((d, server.addr));
@@ -80,7 +115,7 @@ pub(crate) async fn up(args: UpArgs) -> anyhow::Result<()> {
     }
     let gateway_addr = SocketAddr::new(args.host, args.base_port);
     let gateway = start_gateway(
-        GatewayConfig::with_addrs(addrs.clone()),
+        GatewayConfig::with_addrs(addrs.clone(), auth),
         bind(gateway_addr, "the gateway").await?,
         shutdown.clone(),
     )
@@ -94,6 +129,7 @@ pub(crate) async fn up(args: UpArgs) -> anyhow::Result<()> {
                 .iter()
                 .map(|(d, a)| (*d, format!("http://{a}")))
                 .collect::<Vec<_>>(),
+            admin_token.clone(),
         )?;
         let loaded = seed::load(&endpoints, seed::FACT_SHEET_2023_12_08).await?;
         eprintln!(
@@ -101,13 +137,30 @@ pub(crate) async fn up(args: UpArgs) -> anyhow::Result<()> {
             loaded.created, loaded.present
         );
     }
+    let me = std::env::current_exe()
+        .ok()
+        .and_then(|p| {
+            let cwd = std::env::current_dir().ok()?;
+            Some(p.strip_prefix(&cwd).map(|r| r.to_path_buf()).unwrap_or(p))
+        })
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "cetrack".into());
+    let auth_note = match &admin_token {
+        Some(_) => format!(
+            "Authentication is on: the command line on this machine uses the admin token in {}/auth; \
+             `{me} token issue --sub NAME --roles viewer` makes others.",
+            args.data_dir.display()
+        ),
+        None => "AUTHENTICATION IS OFF (--auth off): every caller is an admin.".to_string(),
+    };
     eprintln!(
         "cetrack is up: gateway on {gateway_addr}, domains on ports {}-{}, data in {}.\n\
+         {auth_note}\n\
          Try, in another terminal:\n  \
-         cargo run -p cetrack -- overview\n  \
-         cargo run -p cetrack -- search --org us-nsf\n  \
-         cargo run -p cetrack -- portfolio us-nsf\n  \
-         cargo run -p cetrack -- fact-sheet --out fact-sheet.md\n\
+         {me} overview\n  \
+         {me} search --org us-nsf\n  \
+         {me} portfolio us-nsf\n  \
+         {me} fact-sheet --out fact-sheet.md\n\
          Press Ctrl-C to stop.",
         args.base_port + 1,
         args.base_port + 7,

@@ -10,7 +10,17 @@ fn help_lists_the_commands() {
         .unwrap_or_else(|e| panic!("cannot run the binary: {e}"));
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
-    for command in ["up", "overview", "search", "backup", "restore", "fact-sheet"] {
-        assert!(text.contains(command), "--help does not name {command}:\n{text}");
+    for command in [
+        "up",
+        "overview",
+        "search",
+        "backup",
+        "restore",
+        "fact-sheet",
+    ] {
+        assert!(
+            text.contains(command),
+            "--help does not name {command}:\n{text}"
+        );
     }
 }

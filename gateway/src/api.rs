@@ -8,12 +8,14 @@ use cetrack_contract::names::InitiativeName;
 use cetrack_contract::proto::gateway_service_server::GatewayService;
 use cetrack_contract::proto::*;
 use cetrack_contract::Error;
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+use cetrack_server::auth::caller;
+
 use crate::deadline::domain_deadline;
-use crate::domains::{request, DomainError, Domains};
+use crate::domains::{request, CallCtx, DomainError, Domains};
 use crate::views;
 
 /// The gateway's gRPC service.
@@ -39,8 +41,15 @@ impl GatewayApi {
         }
     }
 
-    fn deadline<T>(&self, r: &Request<T>) -> Duration {
-        domain_deadline(r.metadata(), self.default_deadline)
+    /// What the calls to the domains made for request `r` carry: their
+    /// deadline and the verified caller's credentials.
+    fn ctx<T>(&self, r: &Request<T>) -> Result<CallCtx, Status> {
+        let who = caller(r)?;
+        Ok(CallCtx::new(
+            domain_deadline(r.metadata(), self.default_deadline),
+            r.metadata(),
+            who.cleared(),
+        ))
     }
 }
 
@@ -57,8 +66,8 @@ where
 #[tonic::async_trait]
 impl GatewayService for GatewayApi {
     async fn get_overview(&self, r: Request<GetOverviewRequest>) -> Reply<Overview> {
-        let d = self.deadline(&r);
-        let view = views::overview::overview(&self.domains, r.into_inner(), d);
+        let ctx = self.ctx(&r)?;
+        let view = views::overview::overview(&self.domains, r.into_inner(), &ctx);
         reply(view).await
     }
 
@@ -66,8 +75,8 @@ impl GatewayService for GatewayApi {
         &self,
         r: Request<SearchInitiativesRequest>,
     ) -> Reply<SearchInitiativesResponse> {
-        let d = self.deadline(&r);
-        let view = views::search::search(&self.domains, r.into_inner(), d);
+        let ctx = self.ctx(&r)?;
+        let view = views::search::search(&self.domains, r.into_inner(), &ctx);
         reply(view).await
     }
 
@@ -75,8 +84,8 @@ impl GatewayService for GatewayApi {
         &self,
         r: Request<GetOrganizationPortfolioRequest>,
     ) -> Reply<OrganizationPortfolio> {
-        let d = self.deadline(&r);
-        let view = views::portfolio::portfolio(&self.domains, r.into_inner(), d);
+        let ctx = self.ctx(&r)?;
+        let view = views::portfolio::portfolio(&self.domains, r.into_inner(), &ctx);
         reply(view).await
     }
 
@@ -84,8 +93,8 @@ impl GatewayService for GatewayApi {
         &self,
         r: Request<ListMilestoneTimelineRequest>,
     ) -> Reply<ListMilestoneTimelineResponse> {
-        let d = self.deadline(&r);
-        let view = views::timeline::timeline(&self.domains, r.into_inner(), d);
+        let ctx = self.ctx(&r)?;
+        let view = views::timeline::timeline(&self.domains, r.into_inner(), &ctx);
         reply(view).await
     }
 
@@ -100,14 +109,19 @@ impl GatewayService for GatewayApi {
         &self,
         r: Request<WatchAllChangesRequest>,
     ) -> Reply<Self::WatchAllChangesStream> {
-        let stream =
-            views::watch::watch_all(self.domains.clone(), r.into_inner(), self.shutdown.clone())?;
-        Ok(Response::new(Box::pin(stream.map(Ok))))
+        let ctx = self.ctx(&r)?;
+        let stream = views::watch::watch_all(
+            self.domains.clone(),
+            r.into_inner(),
+            &ctx,
+            self.shutdown.clone(),
+        )?;
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn generate_fact_sheet(&self, r: Request<GenerateFactSheetRequest>) -> Reply<FactSheet> {
-        let d = self.deadline(&r);
-        let view = views::factsheet::fact_sheet(&self.domains, r.into_inner(), d);
+        let ctx = self.ctx(&r)?;
+        let view = views::factsheet::fact_sheet(&self.domains, r.into_inner(), &ctx);
         reply(view).await
     }
 }
@@ -116,14 +130,14 @@ impl GatewayApi {
     /// GetInitiative: asks the initiative's domain; its errors pass through
     /// but for UNKNOWN and INTERNAL, and an unreachable domain is UNAVAILABLE.
     async fn initiative(&self, r: Request<GetInitiativeRequest>) -> Result<Initiative, Status> {
-        let deadline = self.deadline(&r);
+        let ctx = self.ctx(&r)?;
         let req = r.into_inner();
         let name = InitiativeName::parse(&req.name, "name")
             .map_err(|v| Error::InvalidArgument(vec![v]))?;
         let answer = self
             .domains
-            .call(name.domain, deadline, |mut c, d| async move {
-                c.get_initiative(request(req, d)).await
+            .call(name.domain, &ctx, |mut c, ctx| async move {
+                c.get_initiative(request(req, &ctx)).await
             })
             .await;
         match answer {

@@ -89,7 +89,9 @@ impl DomainError {
 
 struct Entry {
     client: Client,
-    last_summary: Mutex<Option<(DomainSummary, Instant)>>,
+    /// The last summary sent, per clearance of the caller it was sent to
+    /// (index 0: public, 1: restricted).
+    last_summary: [Mutex<Option<(DomainSummary, Instant)>>; 2],
 }
 
 /// The domain services the gateway answers from.
@@ -121,7 +123,7 @@ impl Domains {
                 *domain,
                 Entry {
                     client,
-                    last_summary: Mutex::new(None),
+                    last_summary: [Mutex::new(None), Mutex::new(None)],
                 },
             );
         }
@@ -141,22 +143,24 @@ impl Domains {
         self.entries.get(&domain).map(|e| e.client.clone())
     }
 
-    /// Calls `domain` with `f` under `deadline`: the request carries the
-    /// deadline and the call is abandoned when it passes.
+    /// Calls `domain` with `f` under the deadline of `ctx`: the request
+    /// carries the deadline and the caller's credentials, and the call is
+    /// abandoned when the deadline passes.
     pub async fn call<T, F, Fut>(
         &self,
         domain: Domain,
-        deadline: Duration,
+        ctx: &CallCtx,
         f: F,
     ) -> Result<T, DomainError>
     where
-        F: FnOnce(Client, Duration) -> Fut,
+        F: FnOnce(Client, CallCtx) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         let Some(client) = self.client(domain) else {
             return Err(DomainError::not_configured(domain));
         };
-        match tokio::time::timeout(deadline, f(client, deadline)).await {
+        let deadline = ctx.deadline;
+        match tokio::time::timeout(deadline, f(client, ctx.clone())).await {
             Err(_) => Err(DomainError::Timeout {
                 domain,
                 millis: deadline.as_millis(),
@@ -169,14 +173,9 @@ impl Domains {
     /// Runs `f` against each of `domains` in parallel, each under
     /// `deadline`: the answers of the domains that answered, in the order of
     /// `domains`, and the others as unavailable, with why.
-    pub async fn fan_out<T, F, Fut>(
-        &self,
-        domains: &[Domain],
-        deadline: Duration,
-        f: F,
-    ) -> FanOut<T>
+    pub async fn fan_out<T, F, Fut>(&self, domains: &[Domain], ctx: &CallCtx, f: F) -> FanOut<T>
     where
-        F: Fn(Domain, Client, Duration) -> Fut,
+        F: Fn(Domain, Client, CallCtx) -> Fut,
         Fut: Future<Output = Result<T, DomainError>>,
     {
         let calls = domains.iter().map(|d| {
@@ -186,7 +185,8 @@ impl Domains {
                 let Some(client) = self.client(d) else {
                     return (d, Err(DomainError::not_configured(d)));
                 };
-                let r = match tokio::time::timeout(deadline, f(d, client, deadline)).await {
+                let deadline = ctx.deadline;
+                let r = match tokio::time::timeout(deadline, f(d, client, ctx.clone())).await {
                     Err(_) => Err(DomainError::Timeout {
                         domain: d,
                         millis: deadline.as_millis(),
@@ -212,19 +212,21 @@ impl Domains {
         out
     }
 
-    /// Remembers the last summary `domain` sent.
-    pub fn remember_summary(&self, domain: Domain, summary: &DomainSummary) {
+    /// Remembers the last summary `domain` sent to a caller of clearance
+    /// `cleared`.
+    pub fn remember_summary(&self, domain: Domain, cleared: bool, summary: &DomainSummary) {
         if let Some(e) = self.entries.get(&domain) {
-            if let Ok(mut last) = e.last_summary.lock() {
+            if let Ok(mut last) = e.last_summary[usize::from(cleared)].lock() {
                 *last = Some((summary.clone(), Instant::now()));
             }
         }
     }
 
-    /// The last summary `domain` sent and its age.
-    pub fn last_summary(&self, domain: Domain) -> Option<(DomainSummary, Duration)> {
+    /// The last summary `domain` sent to a caller of clearance `cleared`,
+    /// and its age.
+    pub fn last_summary(&self, domain: Domain, cleared: bool) -> Option<(DomainSummary, Duration)> {
         let e = self.entries.get(&domain)?;
-        let last = e.last_summary.lock().ok()?;
+        let last = e.last_summary[usize::from(cleared)].lock().ok()?;
         last.as_ref().map(|(s, at)| (s.clone(), at.elapsed()))
     }
 }
@@ -238,9 +240,39 @@ pub struct FanOut<T> {
     pub unavailable: Vec<DomainUnavailable>,
 }
 
-/// A request carrying `deadline` as its gRPC timeout.
-pub fn request<T>(message: T, deadline: Duration) -> tonic::Request<T> {
+/// What every call to a domain made for one request of the gateway's
+/// caller carries: the deadline, and the caller's own credentials (the
+/// domains enforce what the caller may see and do; the gateway is not
+/// trusted to filter).
+#[derive(Debug, Clone)]
+pub struct CallCtx {
+    /// The deadline of each call to a domain.
+    pub deadline: Duration,
+    /// The caller's `authorization` header, passed on as sent.
+    pub authorization: Option<tonic::metadata::AsciiMetadataValue>,
+    /// Whether the caller may see restricted records (what the gateway
+    /// keeps across callers is kept per clearance).
+    pub cleared: bool,
+}
+
+impl CallCtx {
+    /// The context of a call with `deadline`, on behalf of the caller of
+    /// `metadata` (its `authorization` header) whose clearance is `cleared`.
+    pub fn new(deadline: Duration, metadata: &tonic::metadata::MetadataMap, cleared: bool) -> Self {
+        Self {
+            deadline,
+            authorization: metadata.get("authorization").cloned(),
+            cleared,
+        }
+    }
+}
+
+/// A request carrying the deadline and credentials of `ctx`.
+pub fn request<T>(message: T, ctx: &CallCtx) -> tonic::Request<T> {
     let mut r = tonic::Request::new(message);
-    r.set_timeout(deadline);
+    r.set_timeout(ctx.deadline);
+    if let Some(a) = &ctx.authorization {
+        r.metadata_mut().insert("authorization", a.clone());
+    }
     r
 }

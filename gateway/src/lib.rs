@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use cetrack_contract::proto::gateway_service_server::GatewayServiceServer;
 use cetrack_contract::Domain;
+use cetrack_server::auth::Auth;
 use cetrack_server::{serve, RunningServer, Services, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -40,28 +41,34 @@ pub struct GatewayConfig {
     pub domains: BTreeMap<Domain, String>,
     /// Deadline of a call to a domain when the caller sets none.
     pub domain_deadline: Duration,
+    /// How callers are authenticated.
+    pub auth: Auth,
 }
 
 impl GatewayConfig {
-    /// Every domain on 127.0.0.1 at its default port.
-    pub fn local_defaults() -> Self {
+    /// Every domain on 127.0.0.1 at its default port; callers authenticated
+    /// as `auth` says.
+    pub fn local_defaults(auth: Auth) -> Self {
         Self {
             domains: Domain::ALL
                 .into_iter()
                 .map(|d| (d, format!("http://127.0.0.1:{}", d.default_port())))
                 .collect(),
             domain_deadline: DEFAULT_DOMAIN_DEADLINE,
+            auth,
         }
     }
 
-    /// Every domain at the given addresses.
-    pub fn with_addrs(addrs: impl IntoIterator<Item = (Domain, SocketAddr)>) -> Self {
+    /// Every domain at the given addresses; callers authenticated as `auth`
+    /// says.
+    pub fn with_addrs(addrs: impl IntoIterator<Item = (Domain, SocketAddr)>, auth: Auth) -> Self {
         Self {
             domains: addrs
                 .into_iter()
                 .map(|(d, a)| (d, format!("http://{a}")))
                 .collect(),
             domain_deadline: DEFAULT_DOMAIN_DEADLINE,
+            auth,
         }
     }
 }
@@ -81,5 +88,10 @@ pub async fn start_gateway(
     ))
     .max_decoding_message_size(MAX_REQUEST_BYTES)
     .max_encoding_message_size(MAX_RESPONSE_BYTES);
-    serve(Services::new(SERVICE_LABEL).with(api), listener, shutdown).await
+    serve(
+        Services::new(SERVICE_LABEL, config.auth).with(api),
+        listener,
+        shutdown,
+    )
+    .await
 }

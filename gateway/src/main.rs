@@ -7,6 +7,7 @@ use std::time::Duration;
 use cetrack_contract::domain::parse_domain_url;
 use cetrack_contract::Domain;
 use cetrack_gateway::{start_gateway, GatewayConfig};
+use cetrack_server::auth::AuthArgs;
 use cetrack_server::{init_tracing, serve_main, CommonArgs};
 use clap::Parser;
 
@@ -34,6 +35,9 @@ struct Args {
     /// `0.0.0.0:9100` [default: none, no metrics].
     #[arg(long, env = "CETRACK_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    /// Authentication.
+    #[command(flatten)]
+    auth: AuthArgs,
     /// Logging.
     #[command(flatten)]
     common: CommonArgs,
@@ -42,12 +46,19 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     init_tracing(&args.common);
-    let mut config = GatewayConfig::local_defaults();
-    config.domain_deadline = Duration::from_millis(args.domain_timeout_ms.max(1));
-    for (d, url) in args.domains {
-        config.domains.insert(d, url);
-    }
-    serve_main(args.listen, args.metrics_listen, |listener, shutdown| {
-        start_gateway(config, listener, shutdown)
-    })
+    let (auth, deadline) = (
+        args.auth,
+        Duration::from_millis(args.domain_timeout_ms.max(1)),
+    );
+    let domains = args.domains;
+    serve_main(
+        args.listen,
+        args.metrics_listen,
+        |listener, shutdown| async move {
+            let mut config = GatewayConfig::local_defaults(auth.load()?);
+            config.domain_deadline = deadline;
+            config.domains.extend(domains);
+            start_gateway(config, listener, shutdown).await
+        },
+    )
 }

@@ -10,7 +10,15 @@ fn help_lists_the_options() {
         .unwrap_or_else(|e| panic!("cannot run the binary: {e}"));
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
-    for option in ["--listen", "--domain", "--domain-timeout-ms", "--metrics-listen"] {
-        assert!(text.contains(option), "--help does not name {option}:\n{text}");
+    for option in [
+        "--listen",
+        "--domain",
+        "--domain-timeout-ms",
+        "--metrics-listen",
+    ] {
+        assert!(
+            text.contains(option),
+            "--help does not name {option}:\n{text}"
+        );
     }
 }

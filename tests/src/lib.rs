@@ -16,23 +16,50 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
+mod auth;
 mod metrics;
 mod process;
 mod stack;
+pub use auth::*;
 pub use metrics::*;
 pub use process::*;
 pub use stack::*;
 
 /// A gRPC client of one domain.
-pub type Client = DomainServiceClient<Channel>;
+pub type Client = DomainServiceClient<AuthChannel>;
 
-/// Connects to a server at `addr`.
-pub async fn connect(addr: std::net::SocketAddr) -> anyhow::Result<Client> {
+/// A channel to `addr` whose requests carry `token`.
+pub async fn channel_as(
+    addr: std::net::SocketAddr,
+    token: Option<&str>,
+) -> anyhow::Result<AuthChannel> {
     let channel = Channel::from_shared(format!("http://{addr}"))?
         .connect_timeout(Duration::from_secs(5))
         .connect()
         .await?;
-    Ok(DomainServiceClient::new(channel))
+    Ok(tonic::service::interceptor::InterceptedService::new(
+        channel,
+        Bearer::new(token),
+    ))
+}
+
+/// Connects to a server at `addr` as the test admin (cleared for restricted
+/// records).
+pub async fn connect(addr: std::net::SocketAddr) -> anyhow::Result<Client> {
+    connect_as(addr, Some(&admin_token())).await
+}
+
+/// Connects to a domain server at `addr` sending `token`.
+pub async fn connect_as(addr: std::net::SocketAddr, token: Option<&str>) -> anyhow::Result<Client> {
+    Ok(DomainServiceClient::new(channel_as(addr, token).await?))
+}
+
+/// Connects to a gateway at `addr` sending `token`.
+pub async fn gateway_as(
+    addr: std::net::SocketAddr,
+    token: Option<&str>,
+) -> anyhow::Result<GatewayClient> {
+    Ok(GatewayClient::new(channel_as(addr, token).await?))
 }
 
 /// A domain server running in this test process over a temporary directory.
@@ -92,15 +119,26 @@ impl TestDomain {
     }
 }
 
-/// Serves `domain` over `dir` on 127.0.0.1:0 in this process.
+/// Serves `domain` over `dir` on 127.0.0.1:0 in this process, verifying
+/// tokens with the test key.
 pub async fn serve(domain: Domain, dir: &Path) -> anyhow::Result<RunningServer> {
+    serve_with_auth(domain, dir, test_auth()).await
+}
+
+/// Serves `domain` over `dir` on 127.0.0.1:0 in this process, its callers
+/// authenticated as `auth` says.
+pub async fn serve_with_auth(
+    domain: Domain,
+    dir: &Path,
+    auth: cetrack_server::auth::Auth,
+) -> anyhow::Result<RunningServer> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     start_domain(
         DomainServerConfig {
             domain,
             data_dir: dir.to_path_buf(),
             cache_capacity: 16 * 1024 * 1024,
-            admin_token: None,
+            auth,
         },
         listener,
         CancellationToken::new(),
@@ -501,7 +539,7 @@ pub fn expect_err<T: std::fmt::Debug>(
 
 /// A gRPC client of the gateway.
 pub type GatewayClient =
-    cetrack_contract::proto::gateway_service_client::GatewayServiceClient<Channel>;
+    cetrack_contract::proto::gateway_service_client::GatewayServiceClient<AuthChannel>;
 
 /// Starts the seven domains in this process, each on an ephemeral port over
 /// its own temporary directory, concurrently; in the order of [`Domain::ALL`].
@@ -516,16 +554,13 @@ pub async fn start_test_gateway(
 ) -> anyhow::Result<(RunningServer, GatewayClient)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let server = cetrack_gateway::start_gateway(
-        cetrack_gateway::GatewayConfig::with_addrs(addrs),
+        cetrack_gateway::GatewayConfig::with_addrs(addrs, test_auth()),
         listener,
         CancellationToken::new(),
     )
     .await?;
-    let channel = Channel::from_shared(format!("http://{}", server.addr))?
-        .connect_timeout(Duration::from_secs(5))
-        .connect()
-        .await?;
-    Ok((server, GatewayClient::new(channel)))
+    let client = gateway_as(server.addr, Some(&admin_token())).await?;
+    Ok((server, client))
 }
 
 /// An address on 127.0.0.1 that was free a moment ago: a port the system

@@ -73,6 +73,7 @@ where
 {
     let mut child = tokio::process::Command::new(exe)
         .args(args)
+        .args(crate::jwt_args())
         .args(["--log-format", "json"])
         .env_remove("CETRACK_LOG")
         .env_remove("CETRACK_METRICS_LISTEN")
@@ -270,6 +271,7 @@ impl ServerProcess {
 pub async fn run_to_exit(exe: &Path, args: &[&std::ffi::OsStr]) -> anyhow::Result<ProcessOutput> {
     let child = tokio::process::Command::new(exe)
         .args(args)
+        .args(crate::jwt_args())
         .env("CETRACK_LOG_FORMAT", "json")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

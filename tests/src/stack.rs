@@ -64,9 +64,12 @@ impl Stack {
                 let dir = tempfile::tempdir()?;
                 let addr = free_local_addr()?;
                 let process = spawn_domain_at(domain, dir.path(), addr).await?;
-                let channel = Channel::from_shared(format!("http://{addr}"))?
-                    .connect_timeout(Duration::from_secs(5))
-                    .connect_lazy();
+                let channel = tonic::service::interceptor::InterceptedService::new(
+                    Channel::from_shared(format!("http://{addr}"))?
+                        .connect_timeout(Duration::from_secs(5))
+                        .connect_lazy(),
+                    crate::Bearer::new(Some(&crate::admin_token())),
+                );
                 Some(ChildDomain {
                     domain,
                     dir,

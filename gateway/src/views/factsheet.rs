@@ -4,7 +4,6 @@
 //! as of a given day.
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use cetrack_contract::proto::{
     AmountQualifier, ChangeType, FactSheet, FundingKind, GenerateFactSheetRequest, Initiative,
@@ -16,7 +15,7 @@ use cetrack_contract::{dates, requests};
 use cetrack_contract::{Domain, Error};
 use time::Date;
 
-use crate::domains::{request, Client, DomainError, Domains, FanOut};
+use crate::domains::{request, CallCtx, Client, DomainError, Domains, FanOut};
 
 /// The default title.
 pub const DEFAULT_TITLE: &str =
@@ -26,7 +25,7 @@ pub const DEFAULT_TITLE: &str =
 pub async fn fact_sheet(
     domains: &Domains,
     req: GenerateFactSheetRequest,
-    deadline: Duration,
+    ctx: &CallCtx,
 ) -> Result<FactSheet, Error> {
     let mut v = Violations::default();
     let as_of = requests::as_of(&mut v, req.as_of.as_ref(), "as_of");
@@ -37,17 +36,17 @@ pub async fn fact_sheet(
         answers,
         unavailable,
     } = domains
-        .fan_out(&all, deadline, |d, client, deadline| async move {
+        .fan_out(&all, ctx, |d, client, ctx| async move {
             let (items, _) = super::walk(
                 d,
                 client.clone(),
                 InitiativeFilter::default(),
                 None,
                 super::MAX_WALK,
-                deadline,
+                &ctx,
             )
             .await?;
-            as_of_versions(d, client, items, as_of, deadline).await
+            as_of_versions(d, client, items, as_of, &ctx).await
         })
         .await;
     let title = if req.title.trim().is_empty() {
@@ -117,7 +116,7 @@ async fn as_of_versions(
     client: Client,
     items: Vec<Initiative>,
     as_of: Date,
-    deadline: Duration,
+    ctx: &CallCtx,
 ) -> Result<Vec<Initiative>, DomainError> {
     let end_of_day = as_of
         .next_day()
@@ -145,7 +144,7 @@ async fn as_of_versions(
                         page_size: 1000,
                         page_token: token,
                     },
-                    deadline,
+                    ctx,
                 ))
                 .await
                 .map_err(|s| DomainError::from_status(domain, s))?

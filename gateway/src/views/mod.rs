@@ -8,13 +8,11 @@ pub mod search;
 pub mod timeline;
 pub mod watch;
 
-use std::time::Duration;
-
 use cetrack_contract::proto::{Initiative, InitiativeFilter, ListInitiativesRequest};
 use cetrack_contract::validate::Violations;
 use cetrack_contract::{pagination, Domain};
 
-use crate::domains::{request, Client, DomainError};
+use crate::domains::{request, CallCtx, Client, DomainError};
 
 /// The most initiatives a view reads from one domain.
 pub const MAX_WALK: usize = 100_000;
@@ -50,7 +48,7 @@ pub async fn walk(
     filter: InitiativeFilter,
     after_id: Option<String>,
     limit: usize,
-    deadline: Duration,
+    ctx: &CallCtx,
 ) -> Result<(Vec<Initiative>, bool), DomainError> {
     let parent = domain.parent();
     let mut token = after_id
@@ -67,7 +65,7 @@ pub async fn walk(
                     page_token: token,
                     filter: Some(filter.clone()),
                 },
-                deadline,
+                ctx,
             ))
             .await
             .map_err(|s| DomainError::from_status(domain, s))?

@@ -2,7 +2,6 @@
 //! totals across domains, built from the domain summaries only.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use cetrack_contract::proto::{
     DomainOverview, GetDomainSummaryRequest, GetOverviewRequest, InstrumentCount, MilestoneCounts,
@@ -11,13 +10,13 @@ use cetrack_contract::proto::{
 use cetrack_contract::validate::Violations;
 use cetrack_contract::{dates, requests, summary, Domain, Error};
 
-use crate::domains::{request, DomainError, Domains, FanOut};
+use crate::domains::{request, CallCtx, DomainError, Domains, FanOut};
 
 /// GetOverview.
 pub async fn overview(
     domains: &Domains,
     req: GetOverviewRequest,
-    deadline: Duration,
+    ctx: &CallCtx,
 ) -> Result<Overview, Error> {
     let mut v = Violations::default();
     let due_within_days = requests::due_within(&mut v, req.due_within_days, "due_within_days");
@@ -28,7 +27,7 @@ pub async fn overview(
         answers,
         unavailable,
     } = domains
-        .fan_out(&all, deadline, |d, mut client, deadline| async move {
+        .fan_out(&all, ctx, |d, mut client, ctx| async move {
             client
                 .get_domain_summary(request(
                     GetDomainSummaryRequest {
@@ -36,7 +35,7 @@ pub async fn overview(
                         due_within_days,
                         as_of: Some(dates::to_calendar(as_of)),
                     },
-                    deadline,
+                    &ctx,
                 ))
                 .await
                 .map(|r| r.into_inner())
@@ -55,7 +54,7 @@ pub async fn overview(
     let mut orgs: BTreeMap<String, OrganizationCount> = BTreeMap::new();
     let mut out = Vec::new();
     for (d, s) in answers {
-        domains.remember_summary(d, &s);
+        domains.remember_summary(d, ctx.cleared, &s);
         totals.initiative_count += s.initiative_count;
         for c in &s.by_status {
             *by_status.entry(c.status).or_default() += c.count;
@@ -86,7 +85,7 @@ pub async fn overview(
     }
     for u in unavailable {
         totals.complete = false;
-        let last = Domain::from_proto(u.domain).and_then(|d| domains.last_summary(d));
+        let last = Domain::from_proto(u.domain).and_then(|d| domains.last_summary(d, ctx.cleared));
         out.push(DomainOverview {
             domain: u.domain,
             available: false,

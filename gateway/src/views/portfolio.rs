@@ -1,21 +1,19 @@
 //! An organization's portfolio: every initiative it takes part in across
 //! domains, with its role, its counterparts and its milestones due or overdue.
 
-use std::time::Duration;
-
 use cetrack_contract::proto::{
     GetOrganizationPortfolioRequest, InitiativeFilter, OrganizationPortfolio, PortfolioEntry,
 };
 use cetrack_contract::validate::Violations;
 use cetrack_contract::{dates, requests, rules, Error};
 
-use crate::domains::{Domains, FanOut};
+use crate::domains::{CallCtx, Domains, FanOut};
 
 /// GetOrganizationPortfolio.
 pub async fn portfolio(
     domains: &Domains,
     req: GetOrganizationPortfolioRequest,
-    deadline: Duration,
+    ctx: &CallCtx,
 ) -> Result<OrganizationPortfolio, Error> {
     let mut v = Violations::default();
     v.slug("organization_id", &req.organization_id, 2);
@@ -32,9 +30,9 @@ pub async fn portfolio(
         answers,
         unavailable,
     } = domains
-        .fan_out(&all, deadline, |d, client, deadline| {
+        .fan_out(&all, ctx, |d, client, ctx| {
             let filter = filter.clone();
-            async move { super::walk(d, client, filter, None, super::MAX_WALK, deadline).await }
+            async move { super::walk(d, client, filter, None, super::MAX_WALK, &ctx).await }
         })
         .await;
     let mut initiatives: Vec<_> = answers

@@ -2,8 +2,6 @@
 //! merged in resource-name order (domain id, then initiative id) and paged
 //! with one token holding the last name returned.
 
-use std::time::Duration;
-
 use cetrack_contract::names::InitiativeName;
 use cetrack_contract::pagination::{self, PageToken};
 use cetrack_contract::proto::{SearchInitiativesRequest, SearchInitiativesResponse};
@@ -12,13 +10,13 @@ use cetrack_contract::validate::Violations;
 use cetrack_contract::{Domain, Error};
 use prost::Message;
 
-use crate::domains::{Domains, FanOut};
+use crate::domains::{CallCtx, Domains, FanOut};
 
 /// SearchInitiatives.
 pub async fn search(
     domains: &Domains,
     req: SearchInitiativesRequest,
-    deadline: Duration,
+    ctx: &CallCtx,
 ) -> Result<SearchInitiativesResponse, Error> {
     let mut v = Violations::default();
     let mut wanted = super::domains_of(&mut v, &req.domains, "domains", &domains.all());
@@ -58,13 +56,13 @@ pub async fn search(
         answers,
         unavailable,
     } = domains
-        .fan_out(&wanted, deadline, |d, client, deadline| {
+        .fan_out(&wanted, ctx, |d, client, ctx| {
             let filter = filter.clone();
             let after = position
                 .as_ref()
                 .filter(|p| p.domain == d)
                 .map(|p| p.id.clone());
-            async move { super::walk(d, client, filter, after, size, deadline).await }
+            async move { super::walk(d, client, filter, after, size, &ctx).await }
         })
         .await;
 

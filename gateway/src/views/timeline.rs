@@ -2,8 +2,6 @@
 //! window, and optionally those overdue, ordered by the end of their due
 //! period (so "in 2024" sorts at 2024-12-31, after "2024-Q1").
 
-use std::time::Duration;
-
 use cetrack_contract::pagination::{self, PageToken};
 use cetrack_contract::proto::{
     InitiativeFilter, ListMilestoneTimelineRequest, ListMilestoneTimelineResponse, TimelineEntry,
@@ -12,7 +10,7 @@ use cetrack_contract::validate::Violations;
 use cetrack_contract::{dates, requests, rules, Error};
 use prost::Message;
 
-use crate::domains::{Domains, FanOut};
+use crate::domains::{CallCtx, Domains, FanOut};
 
 /// Page size when the caller sends 0.
 const DEFAULT_PAGE: usize = 100;
@@ -21,7 +19,7 @@ const DEFAULT_PAGE: usize = 100;
 pub async fn timeline(
     domains: &Domains,
     req: ListMilestoneTimelineRequest,
-    deadline: Duration,
+    ctx: &CallCtx,
 ) -> Result<ListMilestoneTimelineResponse, Error> {
     let mut v = Violations::default();
     let as_of = requests::as_of(&mut v, req.as_of.as_ref(), "as_of");
@@ -83,13 +81,13 @@ pub async fn timeline(
         answers,
         unavailable,
     } = domains
-        .fan_out(&wanted, deadline, |d, client, deadline| {
+        .fan_out(&wanted, ctx, |d, client, ctx| {
             let filters = filters.clone();
             async move {
                 let mut out = Vec::new();
                 for f in filters {
                     out.extend(
-                        super::walk(d, client.clone(), f, None, super::MAX_WALK, deadline)
+                        super::walk(d, client.clone(), f, None, super::MAX_WALK, &ctx)
                             .await?
                             .0,
                     );

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::domains::Domains;
+use crate::domains::{CallCtx, Domains};
 
 /// Marks a watch cursor (as opposed to a page token).
 const CURSOR_MARK: u64 = 0x6365_7477_6174_6368;
@@ -58,34 +58,49 @@ pub fn decode_cursor(text: &str, field: &str) -> Result<Cursor, cetrack_contract
         .collect()
 }
 
-/// WatchAllChanges.
+/// A change of one domain, or why the stream ends.
+type Followed = Result<(Domain, Change), tonic::Status>;
+
+/// WatchAllChanges, on behalf of the caller whose credentials `ctx`
+/// carries: each domain's stream holds what the caller may see; a domain
+/// the caller may not read is not followed; when the caller's credentials
+/// are refused (e.g. the token expired) the stream ends with that status.
 pub fn watch_all(
     domains: Arc<Domains>,
     req: WatchAllChangesRequest,
+    ctx: &CallCtx,
     shutdown: CancellationToken,
-) -> Result<impl Stream<Item = DomainChange> + Send + 'static, Error> {
+) -> Result<impl Stream<Item = Result<DomainChange, tonic::Status>> + Send + 'static, Error> {
     let mut v = Violations::default();
     let wanted = super::domains_of(&mut v, &req.domains, "domains", &domains.all());
     let cursor = decode_cursor(&req.cursor, "cursor")
         .map_err(|e| v.extend([e]))
         .unwrap_or_default();
     v.finish()?;
-    let (tx, rx) = mpsc::channel::<(Domain, Change)>(256);
+    let (tx, rx) = mpsc::channel::<Followed>(256);
     let stop = shutdown.child_token();
     for d in wanted {
         let after = cursor.get(&d).copied().unwrap_or(0);
-        tokio::spawn(follow(domains.clone(), d, after, tx.clone(), stop.clone()));
+        tokio::spawn(follow(
+            domains.clone(),
+            d,
+            after,
+            ctx.clone(),
+            tx.clone(),
+            stop.clone(),
+        ));
     }
     let guard = stop.drop_guard();
     let mut position = cursor;
-    Ok(ReceiverStream::new(rx).map(move |(d, change)| {
+    Ok(ReceiverStream::new(rx).map(move |followed| {
         let _keep_followers = &guard;
-        position.insert(d, change.revision as u64);
-        DomainChange {
+        let (d, change) = followed?;
+        position.insert(d, change.revision.unsigned_abs());
+        Ok(DomainChange {
             domain: d.to_proto() as i32,
             change: Some(change),
             cursor: encode_cursor(&position),
-        }
+        })
     }))
 }
 
@@ -96,16 +111,20 @@ async fn follow(
     domains: Arc<Domains>,
     domain: Domain,
     mut after: u64,
-    tx: mpsc::Sender<(Domain, Change)>,
+    ctx: CallCtx,
+    tx: mpsc::Sender<Followed>,
     stop: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(50);
     loop {
         if let Some(mut client) = domains.client(domain) {
-            let req = WatchChangesRequest {
+            let mut req = tonic::Request::new(WatchChangesRequest {
                 parent: domain.parent(),
-                after_revision: after as i64,
-            };
+                after_revision: i64::try_from(after).unwrap_or(i64::MAX),
+            });
+            if let Some(a) = &ctx.authorization {
+                req.metadata_mut().insert("authorization", a.clone());
+            }
             let opened = tokio::select! {
                 r = client.watch_changes(req) => r,
                 _ = stop.cancelled() => return,
@@ -122,9 +141,9 @@ async fn follow(
                             _ = tx.closed() => return,
                         };
                         match next {
-                            Some(Ok(change)) if change.revision as u64 > after => {
-                                after = change.revision as u64;
-                                if tx.send((domain, change)).await.is_err() {
+                            Some(Ok(change)) if change.revision.unsigned_abs() > after => {
+                                after = change.revision.unsigned_abs();
+                                if tx.send(Ok((domain, change))).await.is_err() {
                                     return;
                                 }
                             }
@@ -136,6 +155,14 @@ async fn follow(
                             None => break,
                         }
                     }
+                }
+                Err(e) if e.code() == tonic::Code::Unauthenticated => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+                Err(e) if e.code() == tonic::Code::PermissionDenied => {
+                    tracing::debug!(%domain, "the caller may not read this domain: not followed");
+                    return;
                 }
                 Err(e) => tracing::debug!(%domain, error = %e, "cannot follow changes yet"),
             }

@@ -11,6 +11,9 @@ fn help_lists_the_options() {
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
     for option in ["--listen", "--data-dir", "--log-format", "--metrics-listen"] {
-        assert!(text.contains(option), "--help does not name {option}:\n{text}");
+        assert!(
+            text.contains(option),
+            "--help does not name {option}:\n{text}"
+        );
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! - [`proto`]: the code generated from `proto/cet/v1` (messages with their
 //!   proto3 JSON mapping, clients, service traits, the descriptor set);
+//! - [`auth`]: the verified caller, roles, clearance and what each may do;
 //! - [`domain`]: the seven technology domains and their defaults;
 //! - [`names`]: resource names (`domains/{domain}/initiatives/{id}`);
 //! - [`dates`]: approximate dates and their periods, calendar days, today;
@@ -16,6 +17,7 @@
 //! The store (`cetrack-store`), the server kit (`cetrack-server`), the
 //! domain service (`cetrack-domain-service`) and the gateway build on it.
 
+pub mod auth;
 pub mod dates;
 pub mod domain;
 pub mod error;

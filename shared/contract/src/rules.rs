@@ -283,11 +283,16 @@ pub struct Filter {
     pub text: Option<String>,
     /// The day "overdue" is judged against.
     pub as_of: Option<Date>,
+    /// Leave out records marked RESTRICTED (for callers without clearance).
+    pub hide_restricted: bool,
 }
 
 impl Filter {
     /// Whether the initiative passes every part of the filter.
     pub fn matches(&self, init: &Initiative) -> bool {
+        if self.hide_restricted && crate::auth::is_restricted(init) {
+            return false;
+        }
         if !self.statuses.is_empty() && !self.statuses.contains(&init.status) {
             return false;
         }

@@ -106,6 +106,108 @@ pub fn delta(old: Option<&Initiative>, new: Option<&Initiative>) -> BTreeMap<Vec
     d
 }
 
+/// Whose counters a stored counter belongs to: the public records' or the
+/// restricted records'. The store keeps both sets, so that a summary for a
+/// caller without clearance reads only the public set, in O(1) of the data
+/// size like any other summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Visibility {
+    /// Counters of records anyone may see.
+    Public,
+    /// Counters of records marked RESTRICTED.
+    Restricted,
+}
+
+impl Visibility {
+    /// Both, public first.
+    pub const ALL: [Visibility; 2] = [Visibility::Public, Visibility::Restricted];
+
+    /// The set `init` is counted in.
+    pub fn of(init: &Initiative) -> Self {
+        if crate::auth::is_restricted(init) {
+            Visibility::Restricted
+        } else {
+            Visibility::Public
+        }
+    }
+
+    /// The sets a caller sees: public only, or both when cleared.
+    pub fn seen(cleared: bool) -> &'static [Visibility] {
+        if cleared {
+            &Visibility::ALL
+        } else {
+            &Visibility::ALL[..1]
+        }
+    }
+
+    fn prefix(self) -> u8 {
+        match self {
+            Visibility::Public => b'p',
+            Visibility::Restricted => b'r',
+        }
+    }
+
+    /// `key` as stored in this set.
+    pub fn key(self, key: &[u8]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(key.len() + 1);
+        k.push(self.prefix());
+        k.extend_from_slice(key);
+        k
+    }
+
+    /// The set and the counter key of a stored key.
+    pub fn split(stored: &[u8]) -> Option<(Visibility, &[u8])> {
+        let (first, rest) = stored.split_first()?;
+        Visibility::ALL
+            .into_iter()
+            .find(|v| v.prefix() == *first)
+            .map(|v| (v, rest))
+    }
+}
+
+/// The change of every stored counter (keys prefixed by their
+/// [`Visibility`]) when `old` becomes `new`; a record whose marking changes
+/// moves from one set to the other.
+pub fn visible_delta(
+    old: Option<&Initiative>,
+    new: Option<&Initiative>,
+) -> BTreeMap<Vec<u8>, i128> {
+    let mut d: BTreeMap<Vec<u8>, i128> = BTreeMap::new();
+    if let Some(n) = new {
+        let v = Visibility::of(n);
+        for (k, c) in contributions(n) {
+            *d.entry(v.key(&k)).or_default() += c;
+        }
+    }
+    if let Some(o) = old {
+        let v = Visibility::of(o);
+        for (k, c) in contributions(o) {
+            *d.entry(v.key(&k)).or_default() -= c;
+        }
+    }
+    d.retain(|_, c| *c != 0);
+    d
+}
+
+/// The counters a caller sees, from stored ones (in key order): the public
+/// set, or both sets added up for a cleared caller; keys without prefix.
+pub fn visible_counters(
+    stored: impl IntoIterator<Item = (Vec<u8>, i128)>,
+    cleared: bool,
+) -> BTreeMap<Vec<u8>, i128> {
+    let seen = Visibility::seen(cleared);
+    let mut out: BTreeMap<Vec<u8>, i128> = BTreeMap::new();
+    for (k, v) in stored {
+        if let Some((vis, key)) = Visibility::split(&k) {
+            if seen.contains(&vis) {
+                *out.entry(key.to_vec()).or_default() += v;
+            }
+        }
+    }
+    out.retain(|_, v| *v != 0);
+    out
+}
+
 /// The name and country last recorded for an organization.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OrganizationLabel {

@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
+use cetrack_contract::auth::{Caller, Permission};
 use cetrack_contract::dates;
 use cetrack_contract::domain::Domain;
 use cetrack_contract::error::{Error, Result};
@@ -23,7 +24,7 @@ use cetrack_contract::proto::{
 use cetrack_contract::requests::Served;
 use cetrack_contract::rules;
 use cetrack_contract::validate::{self, Violations};
-use cetrack_store::{Idempotency, Plan, Store};
+use cetrack_store::{Idempotency, Page, Plan, Store};
 
 /// How many changes a watch reads from the store at a time.
 const WATCH_BATCH: usize = 256;
@@ -94,10 +95,17 @@ impl DomainCore {
         Served(self.domain)
     }
 
-    /// CreateInitiative.
-    pub async fn create(&self, req: CreateInitiativeRequest) -> Result<Initiative> {
+    /// CreateInitiative: editors and admins; a RESTRICTED record needs
+    /// clearance.
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        req: CreateInitiativeRequest,
+    ) -> Result<Initiative> {
+        caller.check_edit(self.domain)?;
         let generated = format!("i{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
         let checked = self.served().create(&req, &generated)?;
+        caller.check_marking(&checked.record, self.domain)?;
         let (record, name) = (
             checked.record,
             InitiativeName::new(self.domain, checked.id.clone()),
@@ -108,7 +116,7 @@ impl DomainCore {
             .write(
                 &checked.id,
                 idem,
-                &req.reporter,
+                &caller.signature(),
                 move |current| match current {
                     Some(_) => Err(Error::AlreadyExists(format!(
                         "initiative `{name}` already exists"
@@ -123,20 +131,29 @@ impl DomainCore {
         Ok(outcome.into_initiative())
     }
 
-    /// GetInitiative.
-    pub async fn get(&self, req: GetInitiativeRequest) -> Result<Initiative> {
+    /// GetInitiative: any role; a record the caller may not see does not
+    /// exist for them.
+    pub async fn get(&self, caller: &Caller, req: GetInitiativeRequest) -> Result<Initiative> {
+        caller.check_read(self.domain)?;
         let name = self.served().get(&req)?;
         let store = self.store.clone();
         blocking(move || store.get(&name.id))
             .await?
+            .filter(|i| caller.may_see(i))
             .ok_or_else(|| not_found(&req.name))
     }
 
-    /// ListInitiatives.
-    pub async fn list(&self, req: ListInitiativesRequest) -> Result<ListInitiativesResponse> {
+    /// ListInitiatives: any role; what the caller may see.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        req: ListInitiativesRequest,
+    ) -> Result<ListInitiativesResponse> {
+        caller.check_read(self.domain)?;
         let checked = self.served().list(&req)?;
         let store = self.store.clone();
-        let (filter, after, size) = (checked.filter, checked.after_id, checked.page_size);
+        let (mut filter, after, size) = (checked.filter, checked.after_id, checked.page_size);
+        filter.hide_restricted = !caller.cleared();
         let page = blocking(move || store.list(&filter, after.as_deref(), size)).await?;
         let next_page_token = match (page.more, page.items.last()) {
             (true, Some(last)) => pagination::encode(&PageToken {
@@ -154,17 +171,34 @@ impl DomainCore {
         })
     }
 
-    /// UpdateInitiative.
-    pub async fn update(&self, req: UpdateInitiativeRequest) -> Result<Initiative> {
+    /// UpdateInitiative: editors and admins; a reporter may change only
+    /// their own organization's status and note in its participations.
+    /// Marking a record RESTRICTED, or changing one, needs clearance.
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        req: UpdateInitiativeRequest,
+    ) -> Result<Initiative> {
+        let reporter_org = match (
+            caller.may_edit(self.domain),
+            caller.reporting_org(self.domain),
+        ) {
+            (true, _) => None,
+            (false, Some(org)) => Some(org.to_string()),
+            (false, None) => return Err(caller.denied(Permission::Edit, self.domain)),
+        };
         let checked = self.served().update(&req)?;
         let (name, input, paths) = (checked.name, checked.input, checked.paths);
         let domain = self.domain;
         let idem = idempotency("update", &req.request_id, &req, |r| r.request_id.clear());
         let full_name = name.to_string();
+        let who = caller.clone();
         let outcome = self
             .store
-            .write(&name.id, idem, &req.reporter, move |current| {
-                let current = current.ok_or_else(|| not_found(&full_name))?;
+            .write(&name.id, idem, &caller.signature(), move |current| {
+                let current = current
+                    .filter(|c| who.may_see(c))
+                    .ok_or_else(|| not_found(&full_name))?;
                 let mut merged = current.clone();
                 rules::apply_mask(&mut merged, &input, &paths);
                 let mut v = Violations::default();
@@ -176,6 +210,15 @@ impl DomainCore {
                 validate::initiative(&mut v, "initiative", &merged, domain, Some(&full_name));
                 v.finish()?;
                 check_etag(current, &input.etag)?;
+                who.check_marking(&merged, domain)?;
+                if let Some(org) = &reporter_org {
+                    if !only_own_participation(current, &merged, org) {
+                        return Err(Error::PermissionDenied(format!(
+                            "`{}` lacks the permission initiatives.edit (role editor or admin) in the {domain} domain: as a reporter they may change only the status and note of {org}'s own participation",
+                            who.sub
+                        )));
+                    }
+                }
                 rules::check_transition(current.status, merged.status)?;
                 if rules::changed_fields(Some(current), &merged).is_empty() {
                     return Ok(Plan::Unchanged(current.clone()));
@@ -189,15 +232,19 @@ impl DomainCore {
         Ok(outcome.into_initiative())
     }
 
-    /// DeleteInitiative.
-    pub async fn delete(&self, req: DeleteInitiativeRequest) -> Result<()> {
+    /// DeleteInitiative: editors and admins.
+    pub async fn delete(&self, caller: &Caller, req: DeleteInitiativeRequest) -> Result<()> {
+        caller.check_edit(self.domain)?;
         let name = self.served().delete(&req)?;
         let idem = idempotency("delete", &req.request_id, &req, |r| r.request_id.clear());
         let etag = req.etag.clone();
         let full = req.name.clone();
+        let who = caller.clone();
         self.store
-            .write(&name.id, idem, &req.reporter, move |current| {
-                let current = current.ok_or_else(|| not_found(&full))?;
+            .write(&name.id, idem, &caller.signature(), move |current| {
+                let current = current
+                    .filter(|c| who.may_see(c))
+                    .ok_or_else(|| not_found(&full))?;
                 check_etag(current, &etag)?;
                 Ok(Plan::Delete)
             })
@@ -205,23 +252,31 @@ impl DomainCore {
         Ok(())
     }
 
-    /// AddProgressUpdate.
-    pub async fn add_progress_update(&self, req: AddProgressUpdateRequest) -> Result<Initiative> {
+    /// AddProgressUpdate: editors and admins; a reporter only for their own
+    /// organization (`reporting_organization_id`).
+    pub async fn add_progress_update(
+        &self,
+        caller: &Caller,
+        req: AddProgressUpdateRequest,
+    ) -> Result<Initiative> {
         let checked = self.served().add_progress_update(&req)?;
         let (name, mut update) = (checked.name, checked.update);
+        let own =
+            caller.reporting_org(self.domain) == Some(update.reporting_organization_id.as_str());
+        if !(caller.may_edit(self.domain) || own) {
+            return Err(caller.denied(Permission::Report, self.domain));
+        }
         update.record_time = Some(dates::now());
-        let reporter = if req.reporter.is_empty() {
-            update.reporting_organization_id.clone()
-        } else {
-            req.reporter.clone()
-        };
         let idem = idempotency("progress", &req.request_id, &req, |r| r.request_id.clear());
         let etag = req.etag.clone();
         let full = req.name.clone();
+        let who = caller.clone();
         let outcome = self
             .store
-            .write(&name.id, idem, &reporter, move |current| {
-                let current = current.ok_or_else(|| not_found(&full))?;
+            .write(&name.id, idem, &caller.signature(), move |current| {
+                let current = current
+                    .filter(|c| who.may_see(c))
+                    .ok_or_else(|| not_found(&full))?;
                 check_etag(current, &etag)?;
                 let mut record = current.clone();
                 let mut update = update.clone();
@@ -236,18 +291,34 @@ impl DomainCore {
         Ok(outcome.into_initiative())
     }
 
-    /// UpdateMilestone.
-    pub async fn update_milestone(&self, req: UpdateMilestoneRequest) -> Result<Initiative> {
+    /// UpdateMilestone: editors and admins; a reporter on initiatives their
+    /// organization takes part in.
+    pub async fn update_milestone(
+        &self,
+        caller: &Caller,
+        req: UpdateMilestoneRequest,
+    ) -> Result<Initiative> {
+        let editor = caller.may_edit(self.domain);
+        let reporter_org = caller.reporting_org(self.domain).map(str::to_string);
+        if !editor && reporter_org.is_none() {
+            return Err(caller.denied(Permission::Report, self.domain));
+        }
         let checked = self.served().update_milestone(&req)?;
         let (name, input, paths) = (checked.name, checked.input, checked.paths);
         let milestone_id = input.id.clone();
         let idem = idempotency("milestone", &req.request_id, &req, |r| r.request_id.clear());
         let etag = req.etag.clone();
         let full = req.name.clone();
+        let (who, domain) = (caller.clone(), self.domain);
         let outcome = self
             .store
-            .write(&name.id, idem, &req.reporter, move |current| {
-                let current = current.ok_or_else(|| not_found(&full))?;
+            .write(&name.id, idem, &caller.signature(), move |current| {
+                let current = current
+                    .filter(|c| who.may_see(c))
+                    .ok_or_else(|| not_found(&full))?;
+                if !editor && !takes_part(current, reporter_org.as_deref().unwrap_or_default()) {
+                    return Err(who.denied(Permission::Report, domain));
+                }
                 let Some(index) = current.milestones.iter().position(|m| m.id == milestone_id)
                 else {
                     return Err(Error::NotFound(format!(
@@ -289,20 +360,41 @@ impl DomainCore {
         Ok(outcome.into_initiative())
     }
 
-    /// GetDomainSummary.
-    pub async fn summary(&self, req: GetDomainSummaryRequest) -> Result<DomainSummary> {
+    /// GetDomainSummary: any role; counts what the caller may see.
+    pub async fn summary(
+        &self,
+        caller: &Caller,
+        req: GetDomainSummaryRequest,
+    ) -> Result<DomainSummary> {
+        caller.check_read(self.domain)?;
         let window = self.served().summary(&req)?;
         let store = self.store.clone();
-        blocking(move || store.summary(window)).await
+        let cleared = caller.cleared();
+        blocking(move || store.summary(window, cleared)).await
     }
 
-    /// ListHistory.
-    pub async fn history(&self, req: ListHistoryRequest) -> Result<ListHistoryResponse> {
+    /// ListHistory: any role; a record the caller may not see has no
+    /// history for them, and revisions they may not see are left out.
+    pub async fn history(
+        &self,
+        caller: &Caller,
+        req: ListHistoryRequest,
+    ) -> Result<ListHistoryResponse> {
+        caller.check_read(self.domain)?;
         let checked = self.served().history(&req)?;
         let store = self.store.clone();
         let (id, size) = (checked.name.id.clone(), checked.page_size);
         let after = checked.after_revision.unwrap_or(0);
-        let page = blocking(move || store.history(&id, after, size)).await?;
+        let who = caller.clone();
+        let page = blocking(move || {
+            if store.get(&id)?.is_some_and(|i| !who.may_see(&i)) {
+                return Ok(Page::default());
+            }
+            store.history(&id, after, size, |c| {
+                c.initiative.as_ref().is_some_and(|i| who.may_see(i))
+            })
+        })
+        .await?;
         if page.items.is_empty() && checked.after_revision.is_none() {
             return Err(not_found(&req.name));
         }
@@ -325,10 +417,13 @@ impl DomainCore {
     /// fires.
     pub fn watch(
         &self,
+        caller: &Caller,
         req: WatchChangesRequest,
         shutdown: CancellationToken,
     ) -> Result<impl Stream<Item = Result<Change>> + Send + 'static> {
+        caller.check_read(self.domain)?;
         let mut cursor = self.served().watch(&req)?;
+        let who = caller.clone();
         let store = self.store.clone();
         let (tx, rx) = mpsc::channel::<Result<Change>>(WATCH_BATCH);
         let mut durable = store.subscribe();
@@ -352,7 +447,10 @@ impl DomainCore {
                     continue;
                 }
                 for change in batch {
-                    cursor = change.revision as u64;
+                    cursor = change.revision.unsigned_abs();
+                    if !change.initiative.as_ref().is_some_and(|i| who.may_see(i)) {
+                        continue;
+                    }
                     tokio::select! {
                         sent = tx.send(Ok(change)) => if sent.is_err() { return },
                         _ = shutdown.cancelled() => return,
@@ -368,12 +466,37 @@ impl DomainCore {
     /// BackupStore: a consistent snapshot of the whole store, in chunks.
     pub async fn backup(
         &self,
+        caller: &Caller,
         req: cetrack_contract::proto::BackupStoreRequest,
     ) -> Result<Vec<cetrack_contract::proto::BackupChunk>> {
+        caller.check_admin(self.domain)?;
         self.served().backup(&req.parent)?;
         let store = self.store.clone();
         blocking(move || cetrack_store::backup::snapshot_chunks(&store)).await
     }
+}
+
+/// Whether `org` takes part in `init`.
+fn takes_part(init: &Initiative, org: &str) -> bool {
+    init.participants
+        .iter()
+        .any(|p| p.organization.as_ref().is_some_and(|o| o.id == org))
+}
+
+/// Whether `merged` differs from `current` only in the status and note of
+/// `org`'s own participations (what a reporter may change).
+fn only_own_participation(current: &Initiative, merged: &Initiative, org: &str) -> bool {
+    let blank = |init: &Initiative| {
+        let mut i = init.clone();
+        for p in &mut i.participants {
+            if p.organization.as_ref().is_some_and(|o| o.id == org) {
+                p.status = 0;
+                p.note.clear();
+            }
+        }
+        i
+    };
+    blank(current) == blank(merged)
 }
 
 /// Shared handle to a domain's logic.

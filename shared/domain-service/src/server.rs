@@ -10,6 +10,7 @@ use std::time::Duration;
 use cetrack_contract::proto::domain_service_server::DomainServiceServer;
 use cetrack_contract::proto::store_admin_service_server::StoreAdminServiceServer;
 use cetrack_contract::Domain;
+use cetrack_server::auth::{Auth, AuthArgs};
 use cetrack_server::metrics::{self, INITIATIVES, LAST_REVISION, STORE_SIZE};
 use cetrack_server::{
     init_tracing, serve, serve_main, CommonArgs, RunningServer, Services, MAX_REQUEST_BYTES,
@@ -51,10 +52,9 @@ pub struct DomainArgs {
     /// `0.0.0.0:9100` [default: none, no metrics].
     #[arg(long, env = "CETRACK_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
-    /// Token that callers of StoreAdminService (backups) must present as
-    /// `authorization: Bearer <token>` [default: none, backups disabled].
-    #[arg(long, env = "CETRACK_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
+    /// Authentication.
+    #[command(flatten)]
+    pub auth: AuthArgs,
     /// Logging.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -69,8 +69,8 @@ pub struct DomainServerConfig {
     pub data_dir: PathBuf,
     /// sled page cache, in bytes.
     pub cache_capacity: u64,
-    /// The token StoreAdminService callers must present; `None` disables it.
-    pub admin_token: Option<String>,
+    /// How callers are authenticated.
+    pub auth: Auth,
 }
 
 /// Opens a store, waiting a little while its lock is still held: when a
@@ -105,14 +105,14 @@ pub async fn start_domain(
     .await?;
     tracing::info!(%domain, data_dir = %config.data_dir.display(), "store open");
     let core = Arc::new(DomainCore::new(domain, store.clone()));
-    let services = Services::new(domain.slug())
+    let services = Services::new(domain.slug(), config.auth)
         .with(
             DomainServiceServer::new(DomainApi::new(core.clone(), shutdown.clone()))
                 .max_decoding_message_size(MAX_REQUEST_BYTES)
                 .max_encoding_message_size(MAX_RESPONSE_BYTES),
         )
         .with(
-            StoreAdminServiceServer::new(StoreAdminApi::new(core, config.admin_token))
+            StoreAdminServiceServer::new(StoreAdminApi::new(core))
                 .max_encoding_message_size(MAX_RESPONSE_BYTES),
         );
     let server = serve(services, listener, shutdown.clone()).await?;
@@ -180,15 +180,21 @@ pub fn domain_main(domain: Domain) -> ExitCode {
     let listen = args
         .listen
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], domain.default_port())));
-    let config = DomainServerConfig {
-        domain,
-        data_dir: args
-            .data_dir
-            .unwrap_or_else(|| PathBuf::from("cetrack-data").join(domain.slug())),
-        cache_capacity: args.cache_mb * 1024 * 1024,
-        admin_token: args.admin_token.filter(|t| !t.is_empty()),
-    };
-    serve_main(listen, args.metrics_listen, |listener, shutdown| {
-        start_domain(config, listener, shutdown)
-    })
+    let data_dir = args
+        .data_dir
+        .unwrap_or_else(|| PathBuf::from("cetrack-data").join(domain.slug()));
+    let (cache_capacity, auth) = (args.cache_mb * 1024 * 1024, args.auth);
+    serve_main(
+        listen,
+        args.metrics_listen,
+        |listener, shutdown| async move {
+            let config = DomainServerConfig {
+                domain,
+                data_dir,
+                cache_capacity,
+                auth: auth.load()?,
+            };
+            start_domain(config, listener, shutdown).await
+        },
+    )
 }

@@ -7,9 +7,11 @@
 //! - [`run`]: the `main` of a server binary (runtime, signals, metrics
 //!   endpoint, exit codes) and the options every binary shares;
 //! - [`metrics`]: Prometheus metrics, measured by one tower layer;
+//! - [`auth`]: bearer tokens verified by a tower layer, local keys;
 //! - [`deadline`]: the caller's deadline (`grpc-timeout`) and what follows
 //!   from it.
 
+pub mod auth;
 pub mod deadline;
 pub mod metrics;
 pub mod run;

@@ -17,6 +17,7 @@ use tonic::transport::Server;
 use tonic_health::ServingStatus;
 use tower_service::Service;
 
+use crate::auth::{Auth, AuthLayer};
 use crate::metrics::MetricsLayer;
 
 /// Longest any call may run on the server, whatever the caller's deadline.
@@ -31,6 +32,7 @@ const KEEPALIVE: Duration = Duration::from_secs(30);
 /// in the metrics' `service` label (a domain's slug or `gateway`).
 pub struct Services {
     label: &'static str,
+    auth: Auth,
     routes: RoutesBuilder,
     names: Vec<&'static str>,
 }
@@ -45,10 +47,12 @@ impl std::fmt::Debug for Services {
 }
 
 impl Services {
-    /// No services yet, for the server called `label`.
-    pub fn new(label: &'static str) -> Self {
+    /// No services yet, for the server called `label`, whose callers are
+    /// authenticated as `auth` says.
+    pub fn new(label: &'static str, auth: Auth) -> Self {
         Self {
             label,
+            auth,
             routes: RoutesBuilder::default(),
             names: Vec::new(),
         }
@@ -102,8 +106,9 @@ impl RunningServer {
 /// - grpc.health.v1, SERVING for each service and the server (`""`) until
 ///   the shutdown begins, then NOT_SERVING and watches ended;
 /// - server reflection v1 listing exactly what this server serves;
-/// - the metrics layer (`cetrack_grpc_*`, see [`crate::metrics`]); the
-///   authentication layer goes beside it;
+/// - the metrics layer (`cetrack_grpc_*`, see [`crate::metrics`]), then
+///   the authentication layer (see [`crate::auth`]): every cet.v1 call is
+///   measured, refused ones too;
 /// - TCP_NODELAY on accepted sockets, HTTP/2 keepalive, the
 ///   [`SERVER_TIMEOUT`] cap;
 /// - a graceful shutdown: stop accepting, finish calls in flight, close what
@@ -117,9 +122,13 @@ pub async fn serve(
 ) -> anyhow::Result<RunningServer> {
     let Services {
         label,
+        auth,
         mut routes,
         names,
     } = services;
+    if let Auth::Jwt(a) = &auth {
+        a.watch_keys(shutdown.child_token());
+    }
     let addr = listener.local_addr()?;
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in &names {
@@ -167,6 +176,7 @@ pub async fn serve(
             .tcp_nodelay(true)
             .http2_keepalive_interval(Some(KEEPALIVE))
             .layer(MetricsLayer::new(label))
+            .layer(AuthLayer::new(auth))
             .add_routes(routes.routes())
             // `Server::tcp_nodelay` is ignored for an incoming stream: set it
             // on the accepted sockets, or Nagle's algorithm and delayed ACKs

@@ -25,13 +25,19 @@ use cetrack_contract::domain::Domain;
 use cetrack_contract::error::{Error, Result};
 use cetrack_contract::proto::{Change, ChangeType, DomainSummary, Initiative};
 use cetrack_contract::rules::Filter;
-use cetrack_contract::summary::{self, LastChange, OrganizationLabel, SummaryWindow};
+use cetrack_contract::summary::{self, LastChange, OrganizationLabel, SummaryWindow, Visibility};
 
 use commit::GroupCommit;
 
 /// The store layout this build writes. A store with a higher version was
-/// written by a newer cetrack and is refused.
-pub const SCHEMA_VERSION: u32 = 1;
+/// written by a newer cetrack and is refused; an older one is migrated on
+/// open (see [`migrate`]).
+///
+/// - 1: the first release.
+/// - 2: summary counters and organization labels kept per visibility
+///   (public records, restricted records), so that a caller without
+///   clearance is counted only what they may see.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// One key of one tree, as stored: (tree, key, value).
 pub type RawEntry = (Tree, Vec<u8>, Vec<u8>);
@@ -337,6 +343,82 @@ pub fn etag(revision: u64) -> String {
     format!("\"r{revision}\"")
 }
 
+/// The labels tree's entries for the organizations of `init`: key
+/// visibility + organization id, value country code + NUL + name.
+fn label_entries(init: &Initiative) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let v = Visibility::of(init);
+    summary::organization_labels(init)
+        .into_iter()
+        .map(|(org, label)| {
+            let mut bytes = label.country_code.into_bytes();
+            bytes.push(0);
+            bytes.extend_from_slice(label.name.as_bytes());
+            (v.key(org.as_bytes()), bytes)
+        })
+        .collect()
+}
+
+/// Brings a store of schema version `from` to [`SCHEMA_VERSION`], in one
+/// transaction made durable before it returns: a crash leaves the store
+/// either as it was (and the migration runs again at the next open) or
+/// migrated. From 1: the summary counters and organization labels are
+/// computed again from the records, per visibility.
+pub fn migrate(db: &sled::Db, trees: &[sled::Tree], from: u32) -> Result<()> {
+    let records = at(trees, Tree::Records);
+    let (summary_tree, labels_tree) = (at(trees, Tree::Summary), at(trees, Tree::Labels));
+    let mut counters: std::collections::BTreeMap<Vec<u8>, i128> = Default::default();
+    let mut labels: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = Default::default();
+    let mut n = 0u64;
+    for kv in records.iter() {
+        let (_, v) = kv.map_err(storage)?;
+        let init: Initiative = decode(&v)?;
+        for (k, d) in summary::visible_delta(None, Some(&init)) {
+            *counters.entry(k).or_default() += d;
+        }
+        labels.extend(label_entries(&init));
+        n += 1;
+    }
+    counters.retain(|_, v| *v != 0);
+    let old_summary: Vec<sled::IVec> = summary_tree
+        .iter()
+        .keys()
+        .collect::<sled::Result<_>>()
+        .map_err(storage)?;
+    let old_labels: Vec<sled::IVec> = labels_tree
+        .iter()
+        .keys()
+        .collect::<sled::Result<_>>()
+        .map_err(storage)?;
+    let migrating = [
+        summary_tree.clone(),
+        labels_tree.clone(),
+        at(trees, Tree::Meta).clone(),
+    ];
+    migrating
+        .as_slice()
+        .transaction(|tx| {
+            let (summary, labels_tx, meta) = (&tx[0], &tx[1], &tx[2]);
+            for k in &old_summary {
+                summary.remove(k)?;
+            }
+            for k in &old_labels {
+                labels_tx.remove(k)?;
+            }
+            for (k, v) in &counters {
+                summary.insert(k.as_slice(), &v.to_be_bytes())?;
+            }
+            for (k, v) in &labels {
+                labels_tx.insert(k.as_slice(), v.as_slice())?;
+            }
+            meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+            Ok::<_, ConflictableTransactionError<Error>>(())
+        })
+        .map_err(tx_error)?;
+    db.flush().map_err(storage)?;
+    tracing::info!(from, to = SCHEMA_VERSION, records = n, "store migrated");
+    Ok(())
+}
+
 fn abort<T>(e: Error) -> std::result::Result<T, ConflictableTransactionError<Error>> {
     Err(ConflictableTransactionError::Abort(e))
 }
@@ -410,6 +492,10 @@ impl Store {
                         found: String::from_utf8_lossy(&domain).into_owned(),
                         expected: config.domain,
                     });
+                }
+                if found < SCHEMA_VERSION {
+                    migrate(&db, &trees, found).map_err(|e| damaged(e.to_string()))?;
+                    write_marker(&path, config.domain).map_err(io)?;
                 }
                 if !initialised {
                     // A store written before the marker existed.
@@ -608,7 +694,7 @@ impl Store {
                 changes.insert(&keys::revision(revision), change.encode_to_vec())?;
 
                 // Summary counters and organization labels.
-                for (k, d) in summary::delta(current.as_ref(), new.as_ref()) {
+                for (k, d) in summary::visible_delta(current.as_ref(), new.as_ref()) {
                     let v = summary.get(&k)?.map(|b| counter(&b)).unwrap_or(0) + d;
                     if v == 0 {
                         summary.remove(k)?;
@@ -617,11 +703,8 @@ impl Store {
                     }
                 }
                 if let Some(n) = &new {
-                    for (org, label) in summary::organization_labels(n) {
-                        let mut bytes = label.country_code.into_bytes();
-                        bytes.push(0);
-                        bytes.extend_from_slice(label.name.as_bytes());
-                        labels.insert(org.as_bytes(), bytes)?;
+                    for (key, label) in label_entries(n) {
+                        labels.insert(key, label)?;
                     }
                 }
 
@@ -737,9 +820,15 @@ impl Store {
         Ok(page)
     }
 
-    /// Up to `limit` revisions of initiative `id` after revision `after`,
-    /// oldest first.
-    pub fn history(&self, id: &str, after: u64, limit: usize) -> Result<Page<Change>> {
+    /// Up to `limit` revisions of initiative `id` after revision `after`
+    /// that pass `visible`, oldest first.
+    pub fn history(
+        &self,
+        id: &str,
+        after: u64,
+        limit: usize,
+        visible: impl Fn(&Change) -> bool,
+    ) -> Result<Page<Change>> {
         let s = &*self.inner;
         let prefix = keys::history_prefix(id);
         let start = Bound::Excluded(keys::history(id, after));
@@ -763,7 +852,10 @@ impl Store {
                 .ok_or_else(|| {
                     Error::Corrupt(format!("history of `{id}` names a missing revision"))
                 })?;
-            page.items.push(decode(&change)?);
+            let change: Change = decode(&change)?;
+            if visible(&change) {
+                page.items.push(change);
+            }
         }
         Ok(page)
     }
@@ -800,12 +892,15 @@ impl Store {
     /// disk, for metrics. Cheap: one counter read and a look at the files.
     pub fn stats(&self) -> Result<StoreStats> {
         let s = &*self.inner;
-        let initiatives = s
-            .tree(Tree::Summary)
-            .get(summary::INITIATIVE_COUNT_KEY)
-            .map_err(storage)?
-            .map(|v| u64::try_from(counter(&v)).unwrap_or(0))
-            .unwrap_or(0);
+        let mut initiatives = 0;
+        for v in Visibility::ALL {
+            initiatives += s
+                .tree(Tree::Summary)
+                .get(v.key(summary::INITIATIVE_COUNT_KEY))
+                .map_err(storage)?
+                .map(|v| u64::try_from(counter(&v)).unwrap_or(0))
+                .unwrap_or(0);
+        }
         Ok(StoreStats {
             initiatives,
             last_revision: self.durable_revision(),
@@ -813,9 +908,10 @@ impl Store {
         })
     }
 
-    /// The summary, read from the counters under the write lock so that it
-    /// reflects whole transactions only.
-    pub fn summary(&self, window: SummaryWindow) -> Result<DomainSummary> {
+    /// The summary a caller sees (`cleared`: restricted records counted
+    /// too), read from the counters under the write lock so that it reflects
+    /// whole transactions only.
+    pub fn summary(&self, window: SummaryWindow, cleared: bool) -> Result<DomainSummary> {
         let s = &*self.inner;
         let _guard = s
             .write_lock
@@ -839,12 +935,16 @@ impl Store {
                 .map_err(storage)?
                 .and_then(|v| timestamp_of(&v)),
         };
+        let counters = summary::visible_counters(counters, cleared);
         let label = |id: &str| -> OrganizationLabel {
-            let bytes = s
-                .tree(Tree::Labels)
-                .get(id.as_bytes())
-                .ok()
-                .flatten()
+            let bytes = Visibility::seen(cleared)
+                .iter()
+                .find_map(|v| {
+                    s.tree(Tree::Labels)
+                        .get(v.key(id.as_bytes()))
+                        .ok()
+                        .flatten()
+                })
                 .unwrap_or_default();
             let mut parts = bytes.splitn(2, |b| *b == 0);
             let country_code =
@@ -922,13 +1022,24 @@ impl Store {
             }
         }
         let mut revision = 0;
+        let mut schema = SCHEMA_VERSION;
         for (tree, key, value) in entries {
             if tree == Tree::Meta && key.as_slice() == META_REVISION {
                 revision = u64_of(&value);
             }
+            if tree == Tree::Meta && key.as_slice() == META_SCHEMA {
+                schema = value
+                    .as_slice()
+                    .try_into()
+                    .map(u32::from_be_bytes)
+                    .unwrap_or(SCHEMA_VERSION);
+            }
             s.tree(tree).insert(key, value).map_err(storage)?;
         }
         s.db.flush().map_err(storage)?;
+        if schema < SCHEMA_VERSION {
+            migrate(&s.db, &s.trees, schema)?;
+        }
         s.committed.store(revision, Ordering::SeqCst);
         s.durable.send_replace(revision);
         Ok(revision)

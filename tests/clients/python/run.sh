@@ -93,7 +93,7 @@ bash "$here/generate.sh" "$py"
 
 echo "== binaries in $bin"
 missing=0
-for b in "${domains[@]/#/cetrack-}" cetrack-gateway; do
+for b in "${domains[@]/#/cetrack-}" cetrack-gateway cetrack; do
   [[ -x "$bin/$b" ]] || missing=1
 done
 if ((missing)); then
@@ -117,6 +117,13 @@ EOF
 )
 gateway_addr="127.0.0.1:${ports[0]}"
 
+echo "== keys and a token (cetrack keys init, cetrack token issue)"
+"$bin/cetrack" keys init --dir "$work/keys"
+CETRACK_TOKEN="$("$bin/cetrack" token issue --keys "$work/keys" --sub python-scenario \
+  --roles admin --clearance restricted --ttl 1h)"
+export CETRACK_TOKEN
+auth_args=(--jwt-keys "$work/keys/jwks.json")
+
 echo "== starting 7 domain services and the gateway"
 declare -A addr_of
 domain_args=()
@@ -124,7 +131,7 @@ health_targets=("gateway=$gateway_addr")
 for i in "${!domains[@]}"; do
   d="${domains[$i]}"
   addr="127.0.0.1:${ports[$((i + 1))]}"
-  "$bin/cetrack-$d" --listen "$addr" --data-dir "$work/data/$d" --log-format json \
+  "$bin/cetrack-$d" --listen "$addr" --data-dir "$work/data/$d" "${auth_args[@]}" --log-format json \
     >"$work/logs/$d.log" 2>&1 &
   pids+=("$!")
   addr_of[$d]="$addr"
@@ -132,7 +139,7 @@ for i in "${!domains[@]}"; do
   health_targets+=("$d=$addr")
   echo "  $d on $addr (pid $!)"
 done
-"$bin/cetrack-gateway" --listen "$gateway_addr" "${domain_args[@]}" --log-format json \
+"$bin/cetrack-gateway" --listen "$gateway_addr" "${domain_args[@]}" "${auth_args[@]}" --log-format json \
   >"$work/logs/gateway.log" 2>&1 &
 pids+=("$!")
 echo "  gateway on $gateway_addr (pid $!)"

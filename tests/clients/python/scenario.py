@@ -157,19 +157,33 @@ def other_details(domain: str) -> tuple[pb.DomainDetails, str]:
     return details_for(other), other
 
 
+def channel(addr: str) -> grpc.Channel:
+    """A channel to `addr` whose calls carry the bearer token of CETRACK_TOKEN
+    (local TCP credentials: the token may travel in plain text only to this
+    machine)."""
+    token = os.environ.get("CETRACK_TOKEN", "")
+    if not token:
+        return grpc.insecure_channel(addr)
+    creds = grpc.composite_channel_credentials(
+        grpc.local_channel_credentials(grpc.LocalConnectionType.LOCAL_TCP),
+        grpc.access_token_call_credentials(token),
+    )
+    return grpc.secure_channel(addr, creds)
+
+
 class Scenario:
     def __init__(self, gateway: str, domains: list[tuple[str, str]], run_id: str):
         self.run_id = run_id
         self.domain, self.domain_addr = domains[0]
         self.second = domains[1] if len(domains) > 1 else None
         self.parent = f"domains/{self.domain}"
-        self.gw_channel = grpc.insecure_channel(gateway)
-        self.dom_channel = grpc.insecure_channel(self.domain_addr)
+        self.gw_channel = channel(gateway)
+        self.dom_channel = channel(self.domain_addr)
         self.gateway = gw_grpc.GatewayServiceStub(self.gw_channel)
         self.dom = ds_grpc.DomainServiceStub(self.dom_channel)
         self.second_stub = None
         if self.second:
-            self.second_channel = grpc.insecure_channel(self.second[1])
+            self.second_channel = channel(self.second[1])
             self.second_stub = ds_grpc.DomainServiceStub(self.second_channel)
         self.health = {
             "gateway": health_pb2_grpc.HealthStub(self.gw_channel),
@@ -601,7 +615,7 @@ class Scenario:
                 if change.name == got.name and change.revision == got.revision:
                     break
             expect_eq(change.type, ds.CHANGE_TYPE_PROGRESS_ADDED, "change type")
-            expect_eq(change.reporter, self.org_kr, "reporter defaults to the reporting org")
+            expect_eq(change.reporter, "python-scenario", "the history is signed by the verified caller (the token's sub)")
             expect_eq(change.initiative, got, "the change carries the initiative after it")
         finally:
             stop.set()

@@ -15,7 +15,6 @@ fn cli_binary() -> std::path::PathBuf {
     cetrack_tests::binary("cetrack").unwrap_or_else(|e| panic!("{e}"))
 }
 
-const ADMIN_TOKEN: &str = "test-admin-token";
 const DATA: &str = include_str!("../../../cli/data/us-rok-cet-2023-12-08.jsonl");
 
 /// Eight consecutive free ports, the first for the gateway.
@@ -41,6 +40,9 @@ fn free_base_port() -> u16 {
 struct System {
     child: Child,
     base: u16,
+    /// The data directory (its `auth/` holds the admin token the command
+    /// line finds by itself).
+    data: std::path::PathBuf,
     stderr: mpsc::Receiver<String>,
 }
 
@@ -48,7 +50,8 @@ impl System {
     fn start(data: &Path, seed: bool) -> System {
         let base = free_base_port();
         let mut cmd = Command::new(cli_binary());
-        cmd.env("CETRACK_ADMIN_TOKEN", ADMIN_TOKEN)
+        cmd.env_remove("CETRACK_TOKEN")
+            .env_remove("CETRACK_AUTH")
             .args(["up", "--base-port", &base.to_string(), "--data-dir"])
             .arg(data)
             .args(["--log", "warn"])
@@ -71,6 +74,7 @@ impl System {
         let mut system = System {
             child,
             base,
+            data: data.to_path_buf(),
             stderr: rx,
         };
         system.wait_for("cetrack is up");
@@ -101,7 +105,8 @@ impl System {
             .map(|(i, d)| format!("{}=127.0.0.1:{}", d.slug(), self.base + 1 + i as u16))
             .collect();
         Command::new(cli_binary())
-            .env("CETRACK_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env_remove("CETRACK_TOKEN")
+            .env("CETRACK_DATA_DIR", &self.data)
             .arg("--addr")
             .arg(format!("127.0.0.1:{}", self.base))
             .arg("--domain-addr")
@@ -308,14 +313,15 @@ fn backup_of_a_running_store_restores_into_an_empty_one() {
         "Joint work began",
     ]);
     let backup = files.path().join("quantum.bak");
-    // Backups hold every record: without the admin token there are none.
+    // Backups hold every record: a token without the admin role gets none.
+    let viewer = a.ok(&["token", "issue", "--sub", "reader", "--roles", "viewer"]);
     let denied = a.cli(&[
+        "--token",
+        viewer.trim(),
         "backup",
         "quantum",
         "--out",
         backup.to_str().expect("path"),
-        "--admin-token",
-        "wrong",
     ]);
     assert!(!denied.status.success());
     assert!(

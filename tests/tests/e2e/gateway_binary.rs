@@ -2,7 +2,6 @@
 //! reflection, answers the overview with every domain unavailable when none is
 //! running, rejects a malformed `--domain`, and exits 0 on SIGTERM.
 
-use cetrack_contract::proto::gateway_service_client::GatewayServiceClient;
 use cetrack_contract::proto::GetOverviewRequest;
 use cetrack_contract::Domain;
 use cetrack_tests::*;
@@ -34,10 +33,8 @@ async fn gateway_binary_serves_degrades_and_stops_cleanly() -> anyhow::Result<()
         ]
     );
 
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", gateway.addr))?
-        .connect()
-        .await?;
-    let overview = GatewayServiceClient::new(channel)
+    let overview = gateway_as(gateway.addr, Some(&admin_token()))
+        .await?
         .get_overview(GetOverviewRequest::default())
         .await?
         .into_inner();

@@ -19,3 +19,6 @@ mod metrics;
 mod seed_data;
 mod shutdown;
 mod store_faults;
+mod trust_keys;
+mod trust_leak;
+mod trust_matrix;

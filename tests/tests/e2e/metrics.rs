@@ -3,15 +3,10 @@
 //! method and status code, latency histograms, calls in flight and the
 //! store's gauges; in-process servers share one process-wide recorder.
 
-use std::time::Duration;
-
-use anyhow::{ensure, Context};
-use cetrack_contract::proto::gateway_service_client::GatewayServiceClient;
+use anyhow::ensure;
 use cetrack_contract::proto::*;
 use cetrack_contract::Domain;
-use cetrack_server::metrics::{install_recorder, start_metrics};
 use cetrack_tests::*;
-use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
 /// The code of a failed call, or OK.
@@ -200,10 +195,7 @@ async fn gateway_binary_serves_request_metrics() -> anyhow::Result<()> {
     )
     .await?;
     let metrics = gateway.logged_addr("serving metrics")?;
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", gateway.addr))?
-        .connect()
-        .await?;
-    let mut client = GatewayServiceClient::new(channel);
+    let mut client = gateway_as(gateway.addr, Some(&admin_token())).await?;
     let get = |name: &str| GetInitiativeRequest {
         name: name.to_string(),
     };
@@ -251,68 +243,5 @@ async fn gateway_binary_serves_request_metrics() -> anyhow::Result<()> {
 
     let exited = gateway.terminate().await?;
     ensure!(exited.status.success(), "exited with {}", exited.status);
-    Ok(())
-}
-
-#[tokio::test]
-async fn in_process_servers_share_one_recorder() -> anyhow::Result<()> {
-    // Two endpoints and repeated installs in one process: no panic, and both
-    // endpoints show every server of the process, told apart by label.
-    let shutdown = CancellationToken::new();
-    let first = start_metrics(([127, 0, 0, 1], 0).into(), shutdown.clone()).await?;
-    let second = start_metrics(([127, 0, 0, 1], 0).into(), shutdown.clone()).await?;
-    install_recorder()?;
-    let mut energy = TestDomain::start(Domain::Energy).await?;
-    let mut ai = TestDomain::start(Domain::Ai).await?;
-    for (t, ids) in [(&mut energy, &["a", "b"][..]), (&mut ai, &["c"][..])] {
-        for id in ids {
-            t.client
-                .create_initiative(create_request(t.domain, id, sample(t.domain, id, 2026)))
-                .await?;
-        }
-    }
-    for endpoint in [first.addr, second.addr] {
-        let text = scrape_until(endpoint, |t| {
-            value(t, "cetrack_initiatives", &[("domain", "energy")]) == Some(2.0)
-                && value(t, "cetrack_initiatives", &[("domain", "ai")]) == Some(1.0)
-        })
-        .await?;
-        assert_eq!(
-            requests_of(&text, "energy", "CreateInitiative", "OK"),
-            Some(2.0)
-        );
-        assert_eq!(
-            requests_of(&text, "ai", "CreateInitiative", "OK"),
-            Some(1.0)
-        );
-    }
-
-    // A restart on the same data picks the gauges up again.
-    energy.restart().await?;
-    energy
-        .client
-        .create_initiative(create_request(
-            Domain::Energy,
-            "d",
-            sample(Domain::Energy, "d", 2026),
-        ))
-        .await?;
-    scrape_until(first.addr, |t| {
-        value(t, "cetrack_initiatives", &[("domain", "energy")]) == Some(3.0)
-    })
-    .await?;
-
-    for t in [energy, ai] {
-        if let Some(server) = t.server {
-            server.stop().await?;
-        }
-    }
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(10), async {
-        first.task.await?;
-        second.task.await
-    })
-    .await
-    .context("the metrics endpoints did not stop within 10 s")??;
     Ok(())
 }

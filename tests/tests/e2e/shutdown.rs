@@ -147,11 +147,18 @@ async fn sigterm_with_calls_in_flight_and_an_open_watch_exits_0() -> anyhow::Res
     for w in writers {
         if let Some(status) = tokio::time::timeout(WAIT, w).await?? {
             cut_off += 1;
+            // A call the server never accepted: refused while shutting down,
+            // cut off, or sent on the connection after the server's GOAWAY
+            // (tonic reports that transport error as INTERNAL). None of
+            // them was acknowledged.
+            let goaway =
+                status.code() == Code::Internal && status.message().contains("h2 protocol error");
             assert!(
-                matches!(
-                    status.code(),
-                    Code::Unavailable | Code::Unknown | Code::Cancelled
-                ),
+                goaway
+                    || matches!(
+                        status.code(),
+                        Code::Unavailable | Code::Unknown | Code::Cancelled
+                    ),
                 "a write failed with {status:?}"
             );
         }

@@ -1,0 +1,386 @@
+//! Restricted records never leak. System A holds public records and
+//! restricted ones whose titles, ids, organizations, topics and amounts
+//! carry a marker; system B holds the same public records only. A caller
+//! without clearance calls every read RPC, view and stream of A (domain and
+//! gateway, with every filter that could touch the restricted records,
+//! after deletes and while restricted writes go on): no response byte holds
+//! the marker, and every count equals B's. A cleared caller does see the
+//! restricted records (the data is really there).
+
+use std::time::Duration;
+
+use cetrack_contract::auth::{Clearance, Role};
+use cetrack_contract::proto::*;
+use cetrack_contract::Domain;
+use cetrack_tests::*;
+use prost::Message;
+
+/// In every marked string, lower case.
+const MARK: &str = "zqxmark";
+/// The marked organization.
+const MARKED_ORG: &str = "zqxmark-org";
+/// The domains that hold restricted records.
+const MARKED_DOMAINS: [Domain; 3] = [Domain::Quantum, Domain::Ai, Domain::Biotech];
+/// How long a change may take to arrive on a stream.
+const ARRIVAL: Duration = Duration::from_secs(10);
+
+fn marked(domain: Domain, n: usize) -> Initiative {
+    let mut i = sample(domain, &format!("ZQXMARK secret title {n}"), 2025);
+    i.sensitivity = Sensitivity::Restricted as i32;
+    i.summary = "ZQXMARK summary".into();
+    i.topics.push("zqxmark-topic".into());
+    i.participants.push(participant(
+        org(
+            MARKED_ORG,
+            "ZQXMARK Organization",
+            "ZQX",
+            "KR",
+            OrganizationType::Industry,
+        ),
+        ParticipantRole::Partner,
+    ));
+    i.funding.push(FundingCommitment {
+        amount: Some(Money {
+            currency_code: "JPY".into(),
+            units: 777_777_777,
+            nanos: 0,
+        }),
+        qualifier: AmountQualifier::Exact as i32,
+        committing_organization_id: MARKED_ORG.into(),
+        kind: FundingKind::Pledged as i32,
+        note: "zqxmark note".into(),
+    });
+    i.status = LifecycleStatus::InProgress as i32;
+    i
+}
+
+/// Fails when the encoding of `m` holds the marker.
+fn clean<M: Message + std::fmt::Debug>(what: &str, m: &M) {
+    let bytes = m.encode_to_vec().to_ascii_lowercase();
+    let found = bytes.windows(MARK.len()).any(|w| w == MARK.as_bytes());
+    assert!(!found, "{what} leaks a restricted record: {m:?}");
+}
+
+/// The same public records in a system.
+async fn write_public(s: &Stack) -> anyhow::Result<()> {
+    for d in Domain::ALL {
+        for n in 0..2 {
+            s.create(
+                d,
+                &format!("public-{n}"),
+                sample(d, &format!("Public {n}"), 2025 + n),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The summary without what differs between two systems by construction
+/// (revisions and times).
+fn counts(mut s: DomainSummary) -> DomainSummary {
+    s.last_revision = 0;
+    s.last_change_time = None;
+    s
+}
+
+#[tokio::test]
+async fn no_response_of_any_read_holds_a_restricted_record_for_an_uncleared_caller(
+) -> anyhow::Result<()> {
+    let a = Stack::start().await?;
+    let b = Stack::start().await?;
+    write_public(&a).await?;
+    write_public(&b).await?;
+    // The restricted records of A: created, changed, one deleted, one with a
+    // progress update and a met milestone.
+    for d in MARKED_DOMAINS {
+        for n in 0..3 {
+            a.create(d, &format!("zqxmark-{n}"), marked(d, n)).await?;
+        }
+        let name = format!("{}/initiatives/zqxmark-0", d.parent());
+        let mut renamed = marked(d, 0);
+        renamed.name = name.clone();
+        renamed.title = "ZQXMARK renamed".into();
+        a.update(renamed, &["title"]).await?;
+        a.domain(d)
+            .add_progress_update(AddProgressUpdateRequest {
+                name: name.clone(),
+                progress_update: Some(ProgressUpdate {
+                    as_of: Some(year(2025)),
+                    reporting_organization_id: MARKED_ORG.into(),
+                    text: "ZQXMARK progress".into(),
+                    assessment: CompletionAssessment::Substantial as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await?;
+        a.domain(d)
+            .delete_initiative(DeleteInitiativeRequest {
+                name: format!("{}/initiatives/zqxmark-2", d.parent()),
+                ..Default::default()
+            })
+            .await?;
+    }
+    // Restricted writes go on while the uncleared caller reads.
+    let writer = {
+        let mut client = a.domain(Domain::Quantum);
+        tokio::spawn(async move {
+            for n in 0..200 {
+                let r = client
+                    .add_progress_update(AddProgressUpdateRequest {
+                        name: "domains/quantum/initiatives/zqxmark-1".into(),
+                        progress_update: Some(ProgressUpdate {
+                            as_of: Some(year(2025)),
+                            reporting_organization_id: MARKED_ORG.into(),
+                            text: format!("ZQXMARK concurrent {n}"),
+                            assessment: CompletionAssessment::Limited as i32,
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    })
+                    .await;
+                if r.is_err() {
+                    return r.map(|_| ());
+                }
+            }
+            Ok(())
+        })
+    };
+
+    let viewer = token(
+        "uncleared",
+        Some("us-nsf"),
+        &[Role::Viewer],
+        None,
+        Clearance::Public,
+    );
+    let domain_client = |s: &Stack, d: Domain| {
+        let addr = s.domains.iter().find(|t| t.domain == d).map(|t| t.addr());
+        let viewer = viewer.clone();
+        async move { connect_as(addr.expect("every domain runs"), Some(&viewer)).await }
+    };
+
+    // Every domain read, with every filter that could touch the records.
+    let filters = [
+        InitiativeFilter::default(),
+        InitiativeFilter {
+            organization_id: MARKED_ORG.into(),
+            ..Default::default()
+        },
+        InitiativeFilter {
+            organization_id: "us-nsf".into(),
+            ..Default::default()
+        },
+        InitiativeFilter {
+            topic: "zqxmark-topic".into(),
+            ..Default::default()
+        },
+        InitiativeFilter {
+            text: "zqxmark".into(),
+            ..Default::default()
+        },
+        InitiativeFilter {
+            statuses: vec![LifecycleStatus::InProgress as i32],
+            ..Default::default()
+        },
+        InitiativeFilter {
+            country_code: "KR".into(),
+            ..Default::default()
+        },
+        InitiativeFilter {
+            overdue_only: true,
+            as_of: Some(calendar(2030, 1, 1)),
+            ..Default::default()
+        },
+    ];
+    for d in Domain::ALL {
+        let mut ca = domain_client(&a, d).await?;
+        let mut cb = domain_client(&b, d).await?;
+        for f in &filters {
+            let la = list_all(&mut ca, &d.parent(), Some(f.clone()), 1).await?;
+            let lb = list_all(&mut cb, &d.parent(), Some(f.clone()), 1).await?;
+            for i in &la {
+                clean("ListInitiatives", i);
+            }
+            assert_eq!(ids(&la), ids(&lb), "{d} {f:?}");
+        }
+        for as_of in [calendar(2024, 6, 1), calendar(2030, 1, 1)] {
+            let sa = summary_at(&mut ca, &d.parent(), as_of, 3_000).await?;
+            let sb = summary_at(&mut cb, &d.parent(), as_of, 3_000).await?;
+            clean("GetDomainSummary", &sa);
+            assert_eq!(counts(sa), counts(sb), "{d} summary");
+        }
+        for n in 0..3 {
+            let name = format!("{}/initiatives/zqxmark-{n}", d.parent());
+            let got = ca
+                .get_initiative(GetInitiativeRequest { name: name.clone() })
+                .await;
+            assert_eq!(
+                got.map(|_| ()).map_err(|s| s.code()),
+                Err(tonic::Code::NotFound),
+                "{name}"
+            );
+            let h = ca
+                .list_history(ListHistoryRequest {
+                    name: name.clone(),
+                    ..Default::default()
+                })
+                .await;
+            assert_eq!(
+                h.map(|_| ()).map_err(|s| s.code()),
+                Err(tonic::Code::NotFound),
+                "history of {name}"
+            );
+        }
+        for i in list_all(&mut cb, &d.parent(), None, 50).await? {
+            for c in history_all(&mut ca, &i.name, 2).await? {
+                clean("ListHistory", &c);
+            }
+        }
+    }
+
+    // Every gateway view.
+    let mut ga = gateway_as(a.gateway_server.addr, Some(&viewer)).await?;
+    let mut gb = gateway_as(b.gateway_server.addr, Some(&viewer)).await?;
+    for as_of in [None, Some(calendar(2024, 6, 1)), Some(calendar(2030, 1, 1))] {
+        let req = GetOverviewRequest {
+            as_of,
+            due_within_days: 3_000,
+        };
+        let oa = ga.get_overview(req).await?.into_inner();
+        let ob = gb.get_overview(req).await?.into_inner();
+        clean("GetOverview", &oa);
+        assert_eq!(oa.totals, ob.totals, "overview totals as of {as_of:?}");
+        let fa = ga
+            .generate_fact_sheet(GenerateFactSheetRequest {
+                as_of,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        let fb = gb
+            .generate_fact_sheet(GenerateFactSheetRequest {
+                as_of,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        clean("GenerateFactSheet", &fa);
+        assert_eq!(fa.initiative_count, fb.initiative_count);
+        assert_eq!(fa.markdown, fb.markdown);
+    }
+    for f in &filters {
+        let req = SearchInitiativesRequest {
+            filter: Some(f.clone()),
+            page_size: 1_000,
+            ..Default::default()
+        };
+        let sa = ga.search_initiatives(req.clone()).await?.into_inner();
+        let sb = gb.search_initiatives(req).await?.into_inner();
+        clean("SearchInitiatives", &sa);
+        assert_eq!(ids(&sa.initiatives), ids(&sb.initiatives), "search {f:?}");
+    }
+    let pa = ga
+        .get_organization_portfolio(GetOrganizationPortfolioRequest {
+            organization_id: "us-nsf".into(),
+            due_within_days: 3_000,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    clean("GetOrganizationPortfolio", &pa);
+    assert_eq!(pa.entries.len(), Domain::ALL.len() * 2);
+    let hidden = ga
+        .get_organization_portfolio(GetOrganizationPortfolioRequest {
+            organization_id: MARKED_ORG.into(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(
+        hidden.map(|_| ()).map_err(|s| s.code()),
+        Err(tonic::Code::NotFound)
+    );
+    let window = ListMilestoneTimelineRequest {
+        due_after: Some(calendar(2020, 1, 1)),
+        due_before: Some(calendar(2030, 12, 31)),
+        include_overdue: true,
+        as_of: Some(calendar(2030, 1, 1)),
+        page_size: 1_000,
+        ..Default::default()
+    };
+    let ta = ga
+        .list_milestone_timeline(window.clone())
+        .await?
+        .into_inner();
+    let tb = gb.list_milestone_timeline(window).await?.into_inner();
+    clean("ListMilestoneTimeline", &ta);
+    assert_eq!(ta.entries.len(), tb.entries.len());
+    for n in 0..3 {
+        let name = format!("domains/ai/initiatives/zqxmark-{n}");
+        let got = ga.get_initiative(GetInitiativeRequest { name }).await;
+        assert_eq!(
+            got.map(|_| ()).map_err(|s| s.code()),
+            Err(tonic::Code::NotFound)
+        );
+    }
+
+    // The streams: every event up to a public sentinel written after every
+    // restricted write.
+    writer.await??;
+    for d in Domain::ALL {
+        a.create(d, "sentinel", sample(d, "Sentinel", 2027)).await?;
+    }
+    for d in Domain::ALL {
+        let mut ca = domain_client(&a, d).await?;
+        let mut stream = watch(&mut ca, &d.parent(), 0).await?;
+        loop {
+            let c = next_change(&mut stream, ARRIVAL).await?;
+            clean("WatchChanges", &c);
+            if c.name.ends_with("/sentinel") {
+                break;
+            }
+        }
+    }
+    let mut merged = ga
+        .watch_all_changes(WatchAllChangesRequest::default())
+        .await?
+        .into_inner();
+    let events = read_merged_until(&mut merged, ARRIVAL, |events| {
+        events
+            .iter()
+            .filter(|e| {
+                e.change
+                    .as_ref()
+                    .is_some_and(|c| c.name.ends_with("/sentinel"))
+            })
+            .count()
+            == Domain::ALL.len()
+    })
+    .await?;
+    for e in &events {
+        clean("WatchAllChanges", e);
+    }
+
+    // A cleared caller sees them: the data the test hides is really there.
+    let cleared = token(
+        "cleared",
+        None,
+        &[Role::Viewer],
+        None,
+        Clearance::Restricted,
+    );
+    let mut gc = gateway_as(a.gateway_server.addr, Some(&cleared)).await?;
+    let seen = gc
+        .search_initiatives(SearchInitiativesRequest {
+            filter: Some(InitiativeFilter {
+                organization_id: MARKED_ORG.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    assert_eq!(seen.initiatives.len(), MARKED_DOMAINS.len() * 2, "{seen:?}");
+    Ok(())
+}
