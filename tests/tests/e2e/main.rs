@@ -16,6 +16,7 @@ mod gateway_binary;
 mod gateway_faults;
 mod gateway_views;
 mod metrics;
+mod migration;
 mod seed_data;
 mod shutdown;
 mod store_faults;
