@@ -15,7 +15,7 @@ use cetrack_server::auth::keys::ADMIN_TOKEN_FILE;
 use cetrack_server::MAX_RESPONSE_BYTES;
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::{Channel, ClientTlsConfig, Uri};
 
 /// A channel whose every request carries the bearer token.
 pub(crate) type Chan = InterceptedService<Channel, Bearer>;
@@ -43,6 +43,8 @@ pub(crate) struct Endpoints {
     pub(crate) domains: BTreeMap<Domain, String>,
     /// The bearer token sent with every call.
     token: Option<String>,
+    /// TLS towards `https://` addresses.
+    tls: Option<ClientTlsConfig>,
 }
 
 /// The token `cetrack up` keeps for the command line on the same machine:
@@ -87,6 +89,7 @@ impl Endpoints {
         addr: &str,
         overrides: &[(Domain, String)],
         token: Option<String>,
+        tls: Option<ClientTlsConfig>,
     ) -> anyhow::Result<Self> {
         let gateway = normalize_url(addr).map_err(anyhow::Error::msg)?;
         let uri: Uri = gateway
@@ -107,6 +110,7 @@ impl Endpoints {
             gateway,
             domains,
             token: token.filter(|t| !t.is_empty()),
+            tls,
         })
     }
 
@@ -124,7 +128,7 @@ impl Endpoints {
                 )
             }
         };
-        let channel = Endpoint::from_shared(url.to_string())?
+        let channel = cetrack_server::tls::endpoint(url, self.tls.as_ref())?
             .connect_timeout(Duration::from_secs(5))
             .connect()
             .await

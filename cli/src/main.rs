@@ -15,6 +15,7 @@ use std::process::ExitCode;
 
 use cetrack_contract::Domain;
 use cetrack_server::init_tracing;
+use cetrack_server::tls::ClientTlsArgs;
 use clap::{Parser, Subcommand};
 
 use crate::client::Endpoints;
@@ -41,6 +42,9 @@ struct Cli {
     /// Output format.
     #[arg(long, short, global = true, value_enum, default_value_t = Format::Table)]
     output: Format,
+    /// TLS towards `https://` addresses.
+    #[command(flatten)]
+    tls: ClientTlsArgs,
     /// The bearer token sent with every call [default: the admin token
     /// `cetrack up` keeps in ./cetrack-data/auth/admin.token, if any].
     #[arg(long, global = true, env = "CETRACK_TOKEN", hide_env_values = true)]
@@ -115,6 +119,19 @@ enum Command {
     /// Make and rotate the signing keys servers verify tokens with.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Make TLS certificates: a CA, a server certificate for the given hosts
+    /// and a client certificate (for mutual TLS), with no download.
+    Certs {
+        /// Where to write them (keys readable only by you).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Host names and addresses the servers are reached at.
+        #[arg(long, value_delimiter = ',', default_value = "localhost,127.0.0.1")]
+        hosts: Vec<String>,
+        /// Days the certificates stay valid.
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+    },
     /// Restore a backup into an empty data directory (no service may be using it).
     Restore {
         /// The domain.
@@ -156,12 +173,15 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let token = cli.token.clone().or_else(client::local_token);
-    let endpoints = Endpoints::new(&cli.addr, &cli.domain_addrs, token)?;
+    let tls = cli.tls.load()?;
+    let endpoints = Endpoints::new(&cli.addr, &cli.domain_addrs, token, tls.clone())?;
     let out = cli.output;
     let c = &endpoints;
     match cli.command {
         Command::Up(args) => up::up(args).await?,
-        Command::Health(args) => return commands::admin::health(&cli.addr, args).await,
+        Command::Health(args) => {
+            return commands::admin::health(&cli.addr, tls.as_ref(), args).await
+        }
         Command::Overview(args) => commands::views::overview(c, out, args).await?,
         Command::Search(args) => commands::views::search(c, out, args).await?,
         Command::List(args) => commands::records::list(c, out, args).await?,
@@ -201,6 +221,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Backup { domain, out: file } => backup::backup(c, domain, &file).await?,
         Command::Token(command) => keys::token(command)?,
         Command::Keys(command) => keys::keys(command)?,
+        Command::Certs { dir, hosts, days } => {
+            cetrack_server::tls::certs::make(&dir, &hosts, days)?;
+            eprintln!(
+                "made {}: ca.pem (clients trust it: --tls-ca), server.pem and server.key (--tls-cert, --tls-key) for {}, client.pem and client.key (mutual TLS)",
+                dir.display(),
+                hosts.join(", ")
+            );
+        }
         Command::Restore {
             domain,
             from,

@@ -108,6 +108,7 @@ pub(crate) async fn up(args: UpArgs) -> anyhow::Result<()> {
             data_dir: args.data_dir.join(d.slug()),
             cache_capacity: args.cache_mb * 1024 * 1024,
             auth: auth.clone(),
+            tls: None,
         };
         let server = start_domain(config, listener, shutdown.clone()).await?;
         addrs.push((d, server.addr));
@@ -130,6 +131,7 @@ pub(crate) async fn up(args: UpArgs) -> anyhow::Result<()> {
                 .map(|(d, a)| (*d, format!("http://{a}")))
                 .collect::<Vec<_>>(),
             admin_token.clone(),
+            None,
         )?;
         let loaded = seed::load(&endpoints, seed::FACT_SHEET_2023_12_08).await?;
         eprintln!(

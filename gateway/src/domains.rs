@@ -11,7 +11,7 @@ use cetrack_contract::proto::domain_service_client::DomainServiceClient;
 use cetrack_contract::proto::{DomainSummary, DomainUnavailable};
 use cetrack_contract::Domain;
 use futures::future::join_all;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// A client of one domain service.
 pub type Client = DomainServiceClient<Channel>;
@@ -108,10 +108,13 @@ impl std::fmt::Debug for Domains {
 impl Domains {
     /// Lazily connected channels to every domain, by URL
     /// (e.g. `http://127.0.0.1:50051`).
-    pub fn new(urls: &BTreeMap<Domain, String>) -> anyhow::Result<Self> {
+    pub fn new(
+        urls: &BTreeMap<Domain, String>,
+        tls: Option<&tonic::transport::ClientTlsConfig>,
+    ) -> anyhow::Result<Self> {
         let mut entries = BTreeMap::new();
         for (domain, url) in urls {
-            let channel = Endpoint::from_shared(url.clone())?
+            let channel = cetrack_server::tls::endpoint(url, tls)?
                 .connect_timeout(Duration::from_secs(2))
                 .tcp_nodelay(true)
                 .http2_keep_alive_interval(Duration::from_secs(30))

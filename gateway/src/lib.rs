@@ -24,6 +24,7 @@ use cetrack_server::auth::Auth;
 use cetrack_server::{serve, RunningServer, Services, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::{ClientTlsConfig, ServerTlsConfig};
 
 use crate::api::GatewayApi;
 use crate::domains::Domains;
@@ -43,6 +44,11 @@ pub struct GatewayConfig {
     pub domain_deadline: Duration,
     /// How callers are authenticated.
     pub auth: Auth,
+    /// TLS of the gateway's own port (`None`: plaintext).
+    pub tls: Option<ServerTlsConfig>,
+    /// TLS towards `https://` domains (the CA they chain to, a client
+    /// certificate for mutual TLS).
+    pub domain_tls: Option<ClientTlsConfig>,
 }
 
 impl GatewayConfig {
@@ -56,6 +62,8 @@ impl GatewayConfig {
                 .collect(),
             domain_deadline: DEFAULT_DOMAIN_DEADLINE,
             auth,
+            tls: None,
+            domain_tls: None,
         }
     }
 
@@ -69,6 +77,8 @@ impl GatewayConfig {
                 .collect(),
             domain_deadline: DEFAULT_DOMAIN_DEADLINE,
             auth,
+            tls: None,
+            domain_tls: None,
         }
     }
 }
@@ -79,7 +89,7 @@ pub async fn start_gateway(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunningServer> {
-    let domains = Arc::new(Domains::new(&config.domains)?);
+    let domains = Arc::new(Domains::new(&config.domains, config.domain_tls.as_ref())?);
     tracing::info!(domains = ?config.domains, "gateway configured");
     let api = GatewayServiceServer::new(GatewayApi::new(
         domains,
@@ -89,7 +99,9 @@ pub async fn start_gateway(
     .max_decoding_message_size(MAX_REQUEST_BYTES)
     .max_encoding_message_size(MAX_RESPONSE_BYTES);
     serve(
-        Services::new(SERVICE_LABEL, config.auth).with(api),
+        Services::new(SERVICE_LABEL, config.auth)
+            .with_tls(config.tls)
+            .with(api),
         listener,
         shutdown,
     )

@@ -8,6 +8,7 @@ use cetrack_contract::domain::parse_domain_url;
 use cetrack_contract::Domain;
 use cetrack_gateway::{start_gateway, GatewayConfig};
 use cetrack_server::auth::AuthArgs;
+use cetrack_server::tls::{ClientTlsArgs, ServerTlsArgs};
 use cetrack_server::{init_tracing, serve_main, CommonArgs};
 use clap::Parser;
 
@@ -38,6 +39,12 @@ struct Args {
     /// Authentication.
     #[command(flatten)]
     auth: AuthArgs,
+    /// TLS of the gateway's port.
+    #[command(flatten)]
+    tls: ServerTlsArgs,
+    /// TLS towards `https://` domains.
+    #[command(flatten)]
+    domain_tls: ClientTlsArgs,
     /// Logging.
     #[command(flatten)]
     common: CommonArgs,
@@ -51,6 +58,7 @@ fn main() -> ExitCode {
         Duration::from_millis(args.domain_timeout_ms.max(1)),
     );
     let domains = args.domains;
+    let (tls, domain_tls) = (args.tls, args.domain_tls);
     serve_main(
         args.listen,
         args.metrics_listen,
@@ -58,6 +66,8 @@ fn main() -> ExitCode {
             let mut config = GatewayConfig::local_defaults(auth.load()?);
             config.domain_deadline = deadline;
             config.domains.extend(domains);
+            config.tls = tls.load()?;
+            config.domain_tls = domain_tls.load()?;
             start_gateway(config, listener, shutdown).await
         },
     )

@@ -132,6 +132,17 @@ pub async fn serve_with_auth(
     dir: &Path,
     auth: cetrack_server::auth::Auth,
 ) -> anyhow::Result<RunningServer> {
+    serve_with(domain, dir, auth, None).await
+}
+
+/// Serves `domain` over `dir` on 127.0.0.1:0 in this process, its callers
+/// authenticated as `auth` says, over TLS as `tls` says.
+pub async fn serve_with(
+    domain: Domain,
+    dir: &Path,
+    auth: cetrack_server::auth::Auth,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+) -> anyhow::Result<RunningServer> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     start_domain(
         DomainServerConfig {
@@ -139,6 +150,7 @@ pub async fn serve_with_auth(
             data_dir: dir.to_path_buf(),
             cache_capacity: 16 * 1024 * 1024,
             auth,
+            tls,
         },
         listener,
         CancellationToken::new(),

@@ -19,12 +19,14 @@ pub(crate) struct HealthArgs {
 }
 
 /// `cetrack health`: exit 0 when SERVING.
-pub(crate) async fn health(addr: &str, args: HealthArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn health(
+    addr: &str,
+    tls: Option<&tonic::transport::ClientTlsConfig>,
+    args: HealthArgs,
+) -> anyhow::Result<ExitCode> {
     let url = cetrack_contract::domain::normalize_url(addr).map_err(anyhow::Error::msg)?;
     let check = async {
-        let channel = tonic::transport::Endpoint::from_shared(url.clone())?
-            .connect()
-            .await?;
+        let channel = cetrack_server::tls::endpoint(&url, tls)?.connect().await?;
         let answer = HealthClient::new(channel)
             .check(HealthCheckRequest {
                 service: args.service.clone(),

@@ -12,6 +12,7 @@ use cetrack_contract::proto::store_admin_service_server::StoreAdminServiceServer
 use cetrack_contract::Domain;
 use cetrack_server::auth::{Auth, AuthArgs};
 use cetrack_server::metrics::{self, INITIATIVES, LAST_REVISION, STORE_SIZE};
+use cetrack_server::tls::ServerTlsArgs;
 use cetrack_server::{
     init_tracing, serve, serve_main, CommonArgs, RunningServer, Services, MAX_REQUEST_BYTES,
     MAX_RESPONSE_BYTES,
@@ -20,6 +21,7 @@ use cetrack_store::{OpenError, Store, StoreConfig, StoreStats};
 use clap::Parser;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::ServerTlsConfig;
 
 use crate::api::{DomainApi, StoreAdminApi};
 use crate::core::DomainCore;
@@ -55,6 +57,9 @@ pub struct DomainArgs {
     /// Authentication.
     #[command(flatten)]
     pub auth: AuthArgs,
+    /// TLS.
+    #[command(flatten)]
+    pub tls: ServerTlsArgs,
     /// Logging.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -71,6 +76,8 @@ pub struct DomainServerConfig {
     pub cache_capacity: u64,
     /// How callers are authenticated.
     pub auth: Auth,
+    /// TLS (`None`: plaintext).
+    pub tls: Option<ServerTlsConfig>,
 }
 
 /// Opens a store, waiting a little while its lock is still held: when a
@@ -106,6 +113,7 @@ pub async fn start_domain(
     tracing::info!(%domain, data_dir = %config.data_dir.display(), "store open");
     let core = Arc::new(DomainCore::new(domain, store.clone()));
     let services = Services::new(domain.slug(), config.auth)
+        .with_tls(config.tls)
         .with(
             DomainServiceServer::new(DomainApi::new(core.clone(), shutdown.clone()))
                 .max_decoding_message_size(MAX_REQUEST_BYTES)
@@ -183,7 +191,7 @@ pub fn domain_main(domain: Domain) -> ExitCode {
     let data_dir = args
         .data_dir
         .unwrap_or_else(|| PathBuf::from("cetrack-data").join(domain.slug()));
-    let (cache_capacity, auth) = (args.cache_mb * 1024 * 1024, args.auth);
+    let (cache_capacity, auth, tls) = (args.cache_mb * 1024 * 1024, args.auth, args.tls);
     serve_main(
         listen,
         args.metrics_listen,
@@ -193,6 +201,7 @@ pub fn domain_main(domain: Domain) -> ExitCode {
                 data_dir,
                 cache_capacity,
                 auth: auth.load()?,
+                tls: tls.load()?,
             };
             start_domain(config, listener, shutdown).await
         },

@@ -8,6 +8,7 @@
 //!   endpoint, exit codes) and the options every binary shares;
 //! - [`metrics`]: Prometheus metrics, measured by one tower layer;
 //! - [`auth`]: bearer tokens verified by a tower layer, local keys;
+//! - [`tls`]: TLS and mutual TLS for servers and clients, certificates;
 //! - [`deadline`]: the caller's deadline (`grpc-timeout`) and what follows
 //!   from it.
 
@@ -16,6 +17,7 @@ pub mod deadline;
 pub mod metrics;
 pub mod run;
 pub mod serve;
+pub mod tls;
 
 pub use run::{cancel_on_signals, init_tracing, serve_main, CommonArgs, LogFormat};
 pub use serve::{serve, RunningServer, Services};

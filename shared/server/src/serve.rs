@@ -13,7 +13,7 @@ use tonic::body::Body;
 use tonic::server::NamedService;
 use tonic::service::RoutesBuilder;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::Server;
+use tonic::transport::{Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tower_service::Service;
 
@@ -33,6 +33,7 @@ const KEEPALIVE: Duration = Duration::from_secs(30);
 pub struct Services {
     label: &'static str,
     auth: Auth,
+    tls: Option<ServerTlsConfig>,
     routes: RoutesBuilder,
     names: Vec<&'static str>,
 }
@@ -53,6 +54,7 @@ impl Services {
         Self {
             label,
             auth,
+            tls: None,
             routes: RoutesBuilder::default(),
             names: Vec::new(),
         }
@@ -74,6 +76,12 @@ impl Services {
     {
         self.names.push(S::NAME);
         self.routes.add_service(service);
+        self
+    }
+
+    /// Serves over TLS as `tls` says (`None`: plaintext).
+    pub fn with_tls(mut self, tls: Option<ServerTlsConfig>) -> Self {
+        self.tls = tls;
         self
     }
 
@@ -123,9 +131,15 @@ pub async fn serve(
     let Services {
         label,
         auth,
+        tls,
         mut routes,
         names,
     } = services;
+    let mut builder = Server::builder();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
     if let Auth::Jwt(a) = &auth {
         a.watch_keys(shutdown.child_token());
     }
@@ -151,7 +165,7 @@ pub async fn serve(
     routes.add_service(health_service);
     routes.add_service(reflection.build_v1()?);
 
-    tracing::info!(service = label, %addr, services = ?names, "serving");
+    tracing::info!(service = label, %addr, scheme, services = ?names, "serving");
     let stop = shutdown.clone();
     let grace = shutdown.clone();
     let task = tokio::spawn(async move {
@@ -171,7 +185,7 @@ pub async fn serve(
             }
             tracing::info!(service = label, "shutting down: finishing calls in flight");
         };
-        let serving = Server::builder()
+        let serving = builder
             .timeout(SERVER_TIMEOUT)
             .tcp_nodelay(true)
             .http2_keepalive_interval(Some(KEEPALIVE))

@@ -20,6 +20,7 @@ mod migration;
 mod seed_data;
 mod shutdown;
 mod store_faults;
+mod tls;
 mod trust_keys;
 mod trust_leak;
 mod trust_matrix;
