@@ -6,7 +6,10 @@
 //! - CreateInitiative, 1 caller: each write waits for its own flush;
 //! - CreateInitiative, 64 concurrent callers: writes share flushes (group commit).
 //!
-//! Also the resident memory after loading, against the memory before.
+//! Also the resident memory after loading, against the memory before, and
+//! the cost of authentication: GetInitiative with a valid bearer token
+//! against the same on a server with authentication off, measured
+//! alternately in the same run.
 //!
 //! Run: `cargo bench -p cetrack-tests --bench throughput` (CETRACK_BENCH_WRITES
 //! sets how many writes a run makes; default 2000).
@@ -15,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use cetrack_contract::proto::GetInitiativeRequest;
 use cetrack_contract::Domain;
-use cetrack_tests::{create_request, sample, TestDomain};
+use cetrack_server::auth::Auth;
+use cetrack_tests::{connect, create_request, sample, serve_with_auth, Client, TestDomain};
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -52,11 +56,15 @@ async fn creates(t: &TestDomain, writers: usize, total: usize, prefix: &str) -> 
 }
 
 async fn reads(t: &TestDomain, readers: usize, total: usize, id: &str) -> Duration {
+    reads_from(&t.client, t.name(id), readers, total).await
+}
+
+async fn reads_from(client: &Client, name: String, readers: usize, total: usize) -> Duration {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for r in 0..readers {
-        let mut client = t.client.clone();
-        let name = t.name(id);
+        let mut client = client.clone();
+        let name = name.clone();
         tasks.push(tokio::spawn(async move {
             for _ in (r..total).step_by(readers) {
                 client
@@ -114,6 +122,44 @@ async fn main() -> anyhow::Result<()> {
         rss_after as f64 / rss_before.max(1) as f64,
         rss_before
     );
+
+    // Authentication's cost on a read: the same record on a server without
+    // authentication, both measured in turns.
+    let open_dir = tempfile::tempdir()?;
+    let open = serve_with_auth(Domain::Quantum, open_dir.path(), Auth::Off).await?;
+    let mut open_client = connect(open.addr).await?;
+    open_client
+        .create_initiative(create_request(
+            Domain::Quantum,
+            "read-me",
+            sample(Domain::Quantum, "read-me", 2026),
+        ))
+        .await?;
+    let mut authed_client = t.client.clone();
+    authed_client
+        .create_initiative(create_request(
+            Domain::Quantum,
+            "read-me",
+            sample(Domain::Quantum, "read-me", 2026),
+        ))
+        .await?;
+    let name = t.name("read-me");
+    let (mut with_auth, mut without) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..3 {
+        with_auth += reads_from(&authed_client, name.clone(), 64, total * 2).await;
+        without += reads_from(&open_client, name.clone(), 64, total * 2).await;
+    }
+    let (ra, ro) = (
+        per_second(total * 6, with_auth),
+        per_second(total * 6, without),
+    );
+    println!("GetInitiative, 64 callers, no authentication:   {ro:>10.0} calls/s");
+    println!(
+        "GetInitiative, 64 callers, bearer token:        {ra:>10.0} calls/s  = {:.3} x (cost {:.1}%)",
+        ra / ro,
+        (1.0 - ra / ro) * 100.0
+    );
+    open.stop().await?;
     if let Some(s) = t.server {
         s.stop().await?;
     }
