@@ -83,8 +83,9 @@ fn loopback(url: &str) -> bool {
 }
 
 impl Endpoints {
-    /// The gateway at `addr`; each domain at `overrides`, or on the gateway's
-    /// host at its default port; `token` sent with every call.
+    /// The gateway at `addr`; each domain at `overrides`, or through the
+    /// gateway (which routes every domain's calls); `token` sent with every
+    /// call.
     pub(crate) fn new(
         addr: &str,
         overrides: &[(Domain, String)],
@@ -95,13 +96,13 @@ impl Endpoints {
         let uri: Uri = gateway
             .parse()
             .with_context(|| format!("`{addr}` is not a URL"))?;
-        let Some(host) = uri.host() else {
+        if uri.host().is_none() {
             bail!("`{addr}` names no host");
-        };
-        let scheme = uri.scheme_str().unwrap_or("http");
+        }
+        // The gateway serves every domain's API too: one address is enough.
         let mut domains: BTreeMap<Domain, String> = Domain::ALL
             .into_iter()
-            .map(|d| (d, format!("{scheme}://{host}:{}", d.default_port())))
+            .map(|d| (d, gateway.clone()))
             .collect();
         for (d, url) in overrides {
             domains.insert(*d, url.clone());

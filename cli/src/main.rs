@@ -26,8 +26,8 @@ use cetrack_contract::domain::parse_domain_url;
 #[derive(Debug, Parser)]
 #[command(name = "cetrack", version, propagate_version = true)]
 struct Cli {
-    /// The gateway's address (`host:port` or URL); domains default to the same
-    /// host at their default ports.
+    /// The gateway's address (`host:port` or URL): every command goes
+    /// through it (it routes each domain's calls).
     #[arg(
         long,
         global = true,
@@ -35,8 +35,8 @@ struct Cli {
         default_value = "http://127.0.0.1:50050"
     )]
     addr: String,
-    /// A domain service's address as NAME=URL, overriding the default; repeat
-    /// for several.
+    /// A domain service's own address as NAME=URL, to talk to it directly
+    /// instead of through the gateway; repeat for several.
     #[arg(long = "domain-addr", global = true, env = "CETRACK_DOMAIN_ADDRS", value_delimiter = ',', value_parser = parse_domain_url)]
     domain_addrs: Vec<(Domain, String)>,
     /// Output format.

@@ -88,6 +88,7 @@ impl DomainError {
 }
 
 struct Entry {
+    channel: Channel,
     client: Client,
     /// The last summary sent, per clearance of the caller it was sent to
     /// (index 0: public, 1: restricted).
@@ -120,11 +121,12 @@ impl Domains {
                 .http2_keep_alive_interval(Duration::from_secs(30))
                 .keep_alive_while_idle(true)
                 .connect_lazy();
-            let client = DomainServiceClient::new(channel)
+            let client = DomainServiceClient::new(channel.clone())
                 .max_decoding_message_size(cetrack_server::MAX_RESPONSE_BYTES);
             entries.insert(
                 *domain,
                 Entry {
+                    channel,
                     client,
                     last_summary: [Mutex::new(None), Mutex::new(None)],
                 },
@@ -144,6 +146,11 @@ impl Domains {
     /// A client of `domain`, if configured.
     pub fn client(&self, domain: Domain) -> Option<Client> {
         self.entries.get(&domain).map(|e| e.client.clone())
+    }
+
+    /// The channel to `domain` (for its other services), if configured.
+    pub fn channel(&self, domain: Domain) -> Option<Channel> {
+        self.entries.get(&domain).map(|e| e.channel.clone())
     }
 
     /// Calls `domain` with `f` under the deadline of `ctx`: the request

@@ -4,6 +4,8 @@
 //! - [`api`]: the thin gRPC handlers of `cet.v1.GatewayService`;
 //! - [`views`]: one module per view (overview, search, portfolio, timeline,
 //!   fact sheet, merged change stream);
+//! - [`route`]: `cet.v1.DomainService` and `cet.v1.StoreAdminService`
+//!   served at the gateway too, each call routed to its domain;
 //! - [`domains`]: the connections to the domains, calls under a deadline and
 //!   the fan-out every view uses;
 //! - [`deadline`]: the deadline of the calls to the domains.
@@ -11,6 +13,7 @@
 pub mod api;
 pub mod deadline;
 pub mod domains;
+pub mod route;
 pub mod views;
 
 use std::collections::BTreeMap;
@@ -18,7 +21,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cetrack_contract::proto::domain_service_server::DomainServiceServer;
 use cetrack_contract::proto::gateway_service_server::GatewayServiceServer;
+use cetrack_contract::proto::store_admin_service_server::StoreAdminServiceServer;
 use cetrack_contract::Domain;
 use cetrack_server::auth::Auth;
 use cetrack_server::{serve, RunningServer, Services, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES};
@@ -28,6 +33,7 @@ use tonic::transport::{ClientTlsConfig, ServerTlsConfig};
 
 use crate::api::GatewayApi;
 use crate::domains::Domains;
+use crate::route::{DomainRouter, StoreAdminRouter};
 
 /// The gateway's name in logs and in the metrics' `service` label.
 pub const SERVICE_LABEL: &str = "gateway";
@@ -92,16 +98,23 @@ pub async fn start_gateway(
     let domains = Arc::new(Domains::new(&config.domains, config.domain_tls.as_ref())?);
     tracing::info!(domains = ?config.domains, "gateway configured");
     let api = GatewayServiceServer::new(GatewayApi::new(
-        domains,
+        domains.clone(),
         config.domain_deadline,
         shutdown.clone(),
     ))
     .max_decoding_message_size(MAX_REQUEST_BYTES)
     .max_encoding_message_size(MAX_RESPONSE_BYTES);
+    let router = DomainServiceServer::new(DomainRouter::new(domains.clone()))
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
+        .max_encoding_message_size(MAX_RESPONSE_BYTES);
+    let admin = StoreAdminServiceServer::new(StoreAdminRouter::new(domains))
+        .max_encoding_message_size(MAX_RESPONSE_BYTES);
     serve(
         Services::new(SERVICE_LABEL, config.auth)
             .with_tls(config.tls)
-            .with(api),
+            .with(api)
+            .with(router)
+            .with(admin),
         listener,
         shutdown,
     )

@@ -27,7 +27,9 @@ async fn gateway_binary_serves_degrades_and_stops_cleanly() -> anyhow::Result<()
     assert_eq!(
         services,
         [
+            "cet.v1.DomainService",
             "cet.v1.GatewayService",
+            "cet.v1.StoreAdminService",
             "grpc.health.v1.Health",
             "grpc.reflection.v1.ServerReflection"
         ]

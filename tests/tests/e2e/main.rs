@@ -14,6 +14,7 @@ mod domain_smoke;
 mod domain_watch;
 mod gateway_binary;
 mod gateway_faults;
+mod gateway_route;
 mod gateway_views;
 mod metrics;
 mod migration;

@@ -1,0 +1,234 @@
+//! One address for every caller: the gateway serves DomainService too, and
+//! every call through it answers as the same call made to the domain
+//! directly (message; code, message text and error details), for success
+//! and for each error code; a watch through it resumes exactly; an unknown
+//! domain is INVALID_ARGUMENT; a domain that is down is UNAVAILABLE, named.
+
+use std::time::Duration;
+
+use cetrack_contract::auth::{Clearance, Role};
+use cetrack_contract::proto::*;
+use cetrack_contract::Domain;
+use cetrack_tests::*;
+
+const D: Domain = Domain::Energy;
+const WAIT: Duration = Duration::from_secs(10);
+
+/// What a failed call tells its caller.
+fn failure<T: std::fmt::Debug>(
+    r: Result<tonic::Response<T>, tonic::Status>,
+) -> (tonic::Code, String, Vec<u8>) {
+    let s = r.expect_err("the call must fail");
+    (s.code(), s.message().to_string(), s.details().to_vec())
+}
+
+#[tokio::test]
+async fn every_call_through_the_gateway_answers_as_the_domain_does() -> anyhow::Result<()> {
+    let s = Stack::start().await?;
+    let mut direct = s.domain(D);
+    let mut via = connect(s.gateway_server.addr).await?;
+    let name = format!("{}/initiatives/routed", D.parent());
+
+    // Success: a write through the gateway, read back both ways.
+    let mut create = create_request(D, "routed", sample(D, "Routed", 2027));
+    create.request_id = "routed-create".into();
+    let created = via.create_initiative(create.clone()).await?.into_inner();
+    let get = GetInitiativeRequest { name: name.clone() };
+    assert_eq!(
+        direct.get_initiative(get.clone()).await?.into_inner(),
+        created
+    );
+    assert_eq!(via.get_initiative(get.clone()).await?.into_inner(), created);
+    // A retry through the gateway is the domain's replay.
+    assert_eq!(
+        via.create_initiative(create.clone()).await?.into_inner(),
+        created
+    );
+    let list = ListInitiativesRequest {
+        parent: D.parent(),
+        page_size: 1,
+        ..Default::default()
+    };
+    assert_eq!(
+        direct.list_initiatives(list.clone()).await?.into_inner(),
+        via.list_initiatives(list).await?.into_inner()
+    );
+    let summary = GetDomainSummaryRequest {
+        parent: D.parent(),
+        ..Default::default()
+    };
+    assert_eq!(
+        direct
+            .get_domain_summary(summary.clone())
+            .await?
+            .into_inner(),
+        via.get_domain_summary(summary).await?.into_inner()
+    );
+    let history = ListHistoryRequest {
+        name: name.clone(),
+        ..Default::default()
+    };
+    assert_eq!(
+        direct.list_history(history.clone()).await?.into_inner(),
+        via.list_history(history).await?.into_inner()
+    );
+
+    // Each error code, the same both ways.
+    let mut invalid = create_request(D, "Bad Id", sample(D, "", 2027));
+    invalid
+        .initiative
+        .as_mut()
+        .expect("a record")
+        .participants
+        .clear();
+    let stale = UpdateInitiativeRequest {
+        initiative: Some(Initiative {
+            name: name.clone(),
+            etag: "\"r999\"".into(),
+            title: "Stale".into(),
+            ..Default::default()
+        }),
+        update_mask: Some(mask(&["title"])),
+        ..Default::default()
+    };
+    let mut reused = create_request(D, "other", sample(D, "Other", 2027));
+    reused.request_id = "routed-create".into();
+    let bad_page = ListInitiativesRequest {
+        parent: D.parent(),
+        page_token: "not-a-token".into(),
+        ..Default::default()
+    };
+    let missing = GetInitiativeRequest {
+        name: format!("{}/initiatives/missing", D.parent()),
+    };
+    macro_rules! same {
+        ($direct:ident, $via:ident, $what:literal, $method:ident, $req:expr, $code:expr) => {{
+            let a = failure($direct.$method($req.clone()).await);
+            let b = failure($via.$method($req.clone()).await);
+            assert_eq!(a.0, $code, "{}: {a:?}", $what);
+            assert_eq!(a, b, "{}: direct and through the gateway", $what);
+        }};
+    }
+    same!(
+        direct,
+        via,
+        "invalid",
+        create_initiative,
+        invalid,
+        tonic::Code::InvalidArgument
+    );
+    same!(
+        direct,
+        via,
+        "duplicate",
+        create_initiative,
+        create_request(D, "routed", sample(D, "Again", 2027)),
+        tonic::Code::AlreadyExists
+    );
+    same!(
+        direct,
+        via,
+        "missing",
+        get_initiative,
+        missing,
+        tonic::Code::NotFound
+    );
+    same!(
+        direct,
+        via,
+        "stale etag",
+        update_initiative,
+        stale,
+        tonic::Code::Aborted
+    );
+    same!(
+        direct,
+        via,
+        "request id reused",
+        create_initiative,
+        reused,
+        tonic::Code::FailedPrecondition
+    );
+    same!(
+        direct,
+        via,
+        "bad page token",
+        list_initiatives,
+        bad_page,
+        tonic::Code::InvalidArgument
+    );
+    let viewer = token("viewer", None, &[Role::Viewer], None, Clearance::Public);
+    let direct_addr = s
+        .domains
+        .iter()
+        .find(|t| t.domain == D)
+        .map(|t| t.addr())
+        .expect("energy runs");
+    let mut direct = connect_as(direct_addr, Some(&viewer)).await?;
+    let mut via = connect_as(s.gateway_server.addr, Some(&viewer)).await?;
+    same!(
+        direct,
+        via,
+        "a viewer writing",
+        delete_initiative,
+        DeleteInitiativeRequest {
+            name: name.clone(),
+            ..Default::default()
+        },
+        tonic::Code::PermissionDenied
+    );
+
+    // An unknown domain is the caller's mistake, named.
+    let unknown = failure(
+        via.get_initiative(GetInitiativeRequest {
+            name: "domains/chemistry/initiatives/x".into(),
+        })
+        .await,
+    );
+    assert_eq!(unknown.0, tonic::Code::InvalidArgument);
+    assert_eq!(
+        field_violations(&tonic::Status::with_details(unknown.0, unknown.1.clone(), unknown.2.clone().into())),
+        vec![("name".to_string(), "unknown domain `chemistry`; expected one of semiconductors, biotech, energy, quantum, ai, connectivity, partnerships".to_string())]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_watch_through_the_gateway_resumes_exactly() -> anyhow::Result<()> {
+    let s = Stack::start().await?;
+    let mut via = connect(s.gateway_server.addr).await?;
+    for n in 0..3 {
+        s.create(D, &format!("w{n}"), sample(D, "W", 2027)).await?;
+    }
+    let mut stream = watch(&mut via, &D.parent(), 0).await?;
+    let first = next_changes(&mut stream, 2, WAIT).await?;
+    assert_eq!(first.iter().map(|c| c.revision).collect::<Vec<_>>(), [1, 2]);
+    drop(stream);
+    let mut resumed = watch(&mut via, &D.parent(), 2).await?;
+    s.create(D, "w3", sample(D, "W", 2027)).await?;
+    let rest = next_changes(&mut resumed, 2, WAIT).await?;
+    assert_eq!(
+        rest.iter().map(|c| c.revision).collect::<Vec<_>>(),
+        [3, 4],
+        "exactly the revisions after the cursor"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_domain_that_is_down_is_unavailable_by_name() -> anyhow::Result<()> {
+    // An address nothing listens on.
+    let dead = free_local_addr()?;
+    let (gateway, _) = start_test_gateway([(D, dead)]).await?;
+    let mut via = connect(gateway.addr).await?;
+    let status = via
+        .get_initiative(GetInitiativeRequest {
+            name: format!("{}/initiatives/x", D.parent()),
+        })
+        .await
+        .expect_err("energy is down");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("energy"), "{status:?}");
+    gateway.stop().await?;
+    Ok(())
+}
