@@ -9,7 +9,9 @@
 //! Also the resident memory after loading, against the memory before, and
 //! the cost of authentication: GetInitiative with a valid bearer token
 //! against the same on a server with authentication off, measured
-//! alternately in the same run.
+//! alternately in the same run; and what the gateway's routing costs:
+//! GetInitiative through the gateway against the same call made to the
+//! domain directly.
 //!
 //! Run: `cargo bench -p cetrack-tests --bench throughput` (CETRACK_BENCH_WRITES
 //! sets how many writes a run makes; default 2000).
@@ -19,7 +21,9 @@ use std::time::{Duration, Instant};
 use cetrack_contract::proto::GetInitiativeRequest;
 use cetrack_contract::Domain;
 use cetrack_server::auth::Auth;
-use cetrack_tests::{connect, create_request, sample, serve_with_auth, Client, TestDomain};
+use cetrack_tests::{
+    connect, create_request, sample, serve_with_auth, start_test_gateway, Client, TestDomain,
+};
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -159,6 +163,27 @@ async fn main() -> anyhow::Result<()> {
         ra / ro,
         (1.0 - ra / ro) * 100.0
     );
+
+    // One address: the same GetInitiative through the gateway (which routes
+    // it to the domain) against the call made to the domain directly.
+    let (gateway, _) = start_test_gateway([(Domain::Quantum, t.addr())]).await?;
+    let via_gateway = connect(gateway.addr).await?;
+    let (mut routed, mut straight) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..3 {
+        routed += reads_from(&via_gateway, name.clone(), 64, total * 2).await;
+        straight += reads_from(&authed_client, name.clone(), 64, total * 2).await;
+    }
+    let (rg, rd) = (
+        per_second(total * 6, routed),
+        per_second(total * 6, straight),
+    );
+    println!("GetInitiative, 64 callers, to the domain:       {rd:>10.0} calls/s");
+    println!(
+        "GetInitiative, 64 callers, through the gateway: {rg:>10.0} calls/s  = {:.3} x (mean latency {:.2} x)",
+        rg / rd,
+        rd / rg
+    );
+    gateway.stop().await?;
     open.stop().await?;
     if let Some(s) = t.server {
         s.stop().await?;

@@ -410,3 +410,26 @@ fn errors_exit_nonzero_with_the_servers_message() {
     );
     s.stop();
 }
+
+#[test]
+fn a_token_is_never_sent_in_plain_text_to_another_host() {
+    // Refused before any connection is made (0.0.0.0 is this machine but not
+    // a loopback address, so nothing would leave it even if the check broke).
+    let out = Command::new(cli_binary())
+        .env_remove("CETRACK_DATA_DIR")
+        .args([
+            "--token",
+            "secret",
+            "--addr",
+            "http://0.0.0.0:9",
+            "overview",
+        ])
+        .output()
+        .expect("run cetrack");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refusing to send a token in plain text"),
+        "{err}"
+    );
+}
