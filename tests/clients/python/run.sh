@@ -124,6 +124,11 @@ CETRACK_TOKEN="$("$bin/cetrack" token issue --keys "$work/keys" --sub python-sce
 export CETRACK_TOKEN
 auth_args=(--jwt-keys "$work/keys/jwks.json")
 
+echo "== TLS certificates (cetrack certs): every server speaks TLS only"
+"$bin/cetrack" certs --dir "$work/certs" --hosts localhost,127.0.0.1
+export CETRACK_TLS_CA="$work/certs/ca.pem"
+tls_args=(--tls-cert "$work/certs/server.pem" --tls-key "$work/certs/server.key")
+
 echo "== starting 7 domain services and the gateway"
 declare -A addr_of
 domain_args=()
@@ -131,15 +136,16 @@ health_targets=("gateway=$gateway_addr")
 for i in "${!domains[@]}"; do
   d="${domains[$i]}"
   addr="127.0.0.1:${ports[$((i + 1))]}"
-  "$bin/cetrack-$d" --listen "$addr" --data-dir "$work/data/$d" "${auth_args[@]}" --log-format json \
+  "$bin/cetrack-$d" --listen "$addr" --data-dir "$work/data/$d" "${auth_args[@]}" "${tls_args[@]}" --log-format json \
     >"$work/logs/$d.log" 2>&1 &
   pids+=("$!")
   addr_of[$d]="$addr"
-  domain_args+=(--domain "$d=http://$addr")
+  domain_args+=(--domain "$d=https://$addr")
   health_targets+=("$d=$addr")
   echo "  $d on $addr (pid $!)"
 done
-"$bin/cetrack-gateway" --listen "$gateway_addr" "${domain_args[@]}" "${auth_args[@]}" --log-format json \
+"$bin/cetrack-gateway" --listen "$gateway_addr" "${domain_args[@]}" "${auth_args[@]}" "${tls_args[@]}" \
+  --tls-ca "$CETRACK_TLS_CA" --log-format json \
   >"$work/logs/gateway.log" 2>&1 &
 pids+=("$!")
 echo "  gateway on $gateway_addr (pid $!)"
@@ -167,7 +173,8 @@ while pending and time.monotonic() < deadline:
             sys.exit(f"server pid {pid} exited before it became healthy")
     for name, addr in list(pending.items()):
         try:
-            with grpc.insecure_channel(addr) as ch:
+            creds = grpc.ssl_channel_credentials(open(os.environ["CETRACK_TLS_CA"], "rb").read())
+            with grpc.secure_channel(addr, creds) as ch:
                 r = health_pb2_grpc.HealthStub(ch).Check(
                     health_pb2.HealthCheckRequest(service=""), timeout=1)
             if r.status == health_pb2.HealthCheckResponse.SERVING:

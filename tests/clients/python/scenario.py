@@ -158,17 +158,23 @@ def other_details(domain: str) -> tuple[pb.DomainDetails, str]:
 
 
 def channel(addr: str) -> grpc.Channel:
-    """A channel to `addr` whose calls carry the bearer token of CETRACK_TOKEN
-    (local TCP credentials: the token may travel in plain text only to this
+    """A channel to `addr` whose calls carry the bearer token of CETRACK_TOKEN:
+    over TLS trusting the CA of CETRACK_TLS_CA when it is set, else over local
+    TCP credentials (the token may travel in plain text only to this
     machine)."""
     token = os.environ.get("CETRACK_TOKEN", "")
-    if not token:
+    ca = os.environ.get("CETRACK_TLS_CA", "")
+    if ca:
+        with open(ca, "rb") as f:
+            transport = grpc.ssl_channel_credentials(root_certificates=f.read())
+    elif token:
+        transport = grpc.local_channel_credentials(grpc.LocalConnectionType.LOCAL_TCP)
+    else:
         return grpc.insecure_channel(addr)
-    creds = grpc.composite_channel_credentials(
-        grpc.local_channel_credentials(grpc.LocalConnectionType.LOCAL_TCP),
-        grpc.access_token_call_credentials(token),
-    )
-    return grpc.secure_channel(addr, creds)
+    if token:
+        transport = grpc.composite_channel_credentials(
+            transport, grpc.access_token_call_credentials(token))
+    return grpc.secure_channel(addr, transport)
 
 
 class Scenario:
