@@ -196,9 +196,7 @@ impl DomainCore {
         let outcome = self
             .store
             .write(&name.id, idem, &caller.signature(), move |current| {
-                let current = current
-                    .filter(|c| who.may_see(c))
-                    .ok_or_else(|| not_found(&full_name))?;
+                let current = seen(current, &who, &full_name)?;
                 let mut merged = current.clone();
                 rules::apply_mask(&mut merged, &input, &paths);
                 let mut v = Violations::default();
@@ -242,9 +240,7 @@ impl DomainCore {
         let who = caller.clone();
         self.store
             .write(&name.id, idem, &caller.signature(), move |current| {
-                let current = current
-                    .filter(|c| who.may_see(c))
-                    .ok_or_else(|| not_found(&full))?;
+                let current = seen(current, &who, &full)?;
                 check_etag(current, &etag)?;
                 Ok(Plan::Delete)
             })
@@ -274,9 +270,7 @@ impl DomainCore {
         let outcome = self
             .store
             .write(&name.id, idem, &caller.signature(), move |current| {
-                let current = current
-                    .filter(|c| who.may_see(c))
-                    .ok_or_else(|| not_found(&full))?;
+                let current = seen(current, &who, &full)?;
                 check_etag(current, &etag)?;
                 let mut record = current.clone();
                 let mut update = update.clone();
@@ -313,9 +307,7 @@ impl DomainCore {
         let outcome = self
             .store
             .write(&name.id, idem, &caller.signature(), move |current| {
-                let current = current
-                    .filter(|c| who.may_see(c))
-                    .ok_or_else(|| not_found(&full))?;
+                let current = seen(current, &who, &full)?;
                 if !editor && !takes_part(current, reporter_org.as_deref().unwrap_or_default()) {
                     return Err(who.denied(Permission::Report, domain));
                 }
@@ -474,6 +466,18 @@ impl DomainCore {
         let store = self.store.clone();
         blocking(move || cetrack_store::backup::snapshot_chunks(&store)).await
     }
+}
+
+/// The current version of a record as `caller` sees it: a record they may
+/// not see does not exist for them (NOT_FOUND, like a missing one).
+fn seen<'a>(
+    current: Option<&'a Initiative>,
+    caller: &Caller,
+    name: &str,
+) -> Result<&'a Initiative> {
+    current
+        .filter(|c| caller.may_see(c))
+        .ok_or_else(|| not_found(name))
 }
 
 /// Whether `org` takes part in `init`.
