@@ -2,8 +2,9 @@
 //! restricted ones whose titles, ids, organizations, topics and amounts
 //! carry a marker; system B holds the same public records only. A caller
 //! without clearance calls every read RPC, view and stream of A (domain and
-//! gateway, with every filter that could touch the restricted records,
-//! after deletes and while restricted writes go on): no response byte holds
+//! gateway, the domains' reads also through the gateway's DomainService,
+//! with every filter that could touch the restricted records, after deletes
+//! and while restricted writes go on): no response byte holds
 //! the marker, and every count equals B's. A cleared caller does see the
 //! restricted records (the data is really there).
 
@@ -194,8 +195,16 @@ async fn no_response_of_any_read_holds_a_restricted_record_for_an_uncleared_call
             ..Default::default()
         },
     ];
-    for d in Domain::ALL {
-        let mut ca = domain_client(&a, d).await?;
+    // Each domain's reads at the domain and through the gateway's
+    // DomainService.
+    for (d, via_gateway) in Domain::ALL
+        .into_iter()
+        .flat_map(|d| [(d, false), (d, true)])
+    {
+        let mut ca = match via_gateway {
+            true => connect_as(a.gateway_server.addr, Some(&viewer)).await?,
+            false => domain_client(&a, d).await?,
+        };
         let mut cb = domain_client(&b, d).await?;
         for f in &filters {
             let la = list_all(&mut ca, &d.parent(), Some(f.clone()), 1).await?;
@@ -331,8 +340,14 @@ async fn no_response_of_any_read_holds_a_restricted_record_for_an_uncleared_call
     for d in Domain::ALL {
         a.create(d, "sentinel", sample(d, "Sentinel", 2027)).await?;
     }
-    for d in Domain::ALL {
-        let mut ca = domain_client(&a, d).await?;
+    for (d, via_gateway) in Domain::ALL
+        .into_iter()
+        .flat_map(|d| [(d, false), (d, true)])
+    {
+        let mut ca = match via_gateway {
+            true => connect_as(a.gateway_server.addr, Some(&viewer)).await?,
+            false => domain_client(&a, d).await?,
+        };
         let mut stream = watch(&mut ca, &d.parent(), 0).await?;
         loop {
             let c = next_change(&mut stream, ARRIVAL).await?;
