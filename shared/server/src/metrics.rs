@@ -218,9 +218,9 @@ pub fn code_name(code: Code) -> &'static str {
 const MEASURED_PREFIX: &str = "/cet.v1.";
 
 /// One call being handled: counted in flight from its start until it is
-/// dropped; counted as finished with the code it ends with, or CANCELLED
-/// when its future is dropped first (the caller went away or the server's
-/// timeout fired).
+/// dropped (with the response's body, for a call that has one); counted as
+/// finished with the code it ends with, or CANCELLED when it is dropped
+/// first (the caller went away or the server's timeout fired).
 struct Call {
     service: &'static str,
     method: String,
@@ -239,9 +239,14 @@ impl Call {
         }
     }
 
-    fn finish(&mut self, code: Code) {
+    /// Counts the call as ended with `code`, once; logs the codes that are
+    /// a server's own failures (INTERNAL, DATA_LOSS) with their `message`.
+    fn finish(&mut self, code: Code, message: &str) {
         if std::mem::replace(&mut self.finished, true) {
             return;
+        }
+        if matches!(code, Code::Internal | Code::DataLoss) {
+            tracing::error!(service = self.service, method = %self.method, code = code_name(code), message, "call failed on the server");
         }
         let (service, method) = (self.service, self.method.clone());
         metrics::counter!(
@@ -258,21 +263,10 @@ impl Call {
 
 impl Drop for Call {
     fn drop(&mut self) {
-        self.finish(Code::Cancelled);
+        self.finish(Code::Cancelled, "");
         metrics::gauge!(IN_FLIGHT, "service" => self.service, "method" => self.method.clone())
             .decrement(1.0);
     }
-}
-
-/// The gRPC code a response carries in its headers: errors are sent as
-/// trailers-only responses with `grpc-status` among the headers; a response
-/// without it has started successfully (its trailers say OK).
-fn response_code<B>(response: &http::Response<B>) -> Code {
-    response
-        .headers()
-        .get("grpc-status")
-        .map(|v| Code::from_bytes(v.as_bytes()))
-        .unwrap_or(Code::Ok)
 }
 
 /// The tower layer that measures every cet.v1 call of a server under the
@@ -312,7 +306,7 @@ impl<S, B, R> tower_service::Service<http::Request<B>> for Metered<S>
 where
     S: tower_service::Service<http::Request<B>, Response = http::Response<R>>,
 {
-    type Response = S::Response;
+    type Response = http::Response<MeteredBody<R>>;
     type Error = S::Error;
     type Future = MeteredFuture<S::Future>;
 
@@ -347,28 +341,96 @@ impl<F, R, E> Future for MeteredFuture<F>
 where
     F: Future<Output = Result<http::Response<R>, E>>,
 {
-    type Output = F::Output;
+    type Output = Result<http::Response<MeteredBody<R>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let output = std::task::ready!(this.inner.poll(cx));
-        if let Some(mut call) = this.call.take() {
-            let code = match &output {
-                Ok(response) => response_code(response),
-                Err(_) => Code::Internal,
-            };
-            if matches!(code, Code::Internal | Code::DataLoss) {
-                let message = output
-                    .as_ref()
-                    .ok()
-                    .and_then(|r| r.headers().get("grpc-message"))
-                    .and_then(|m| m.to_str().ok())
-                    .unwrap_or_default();
-                tracing::error!(service = call.service, method = %call.method, code = code_name(code), message, "call failed on the server");
+        let mut call = this.call.take();
+        Poll::Ready(match output {
+            Err(e) => {
+                if let Some(mut call) = call {
+                    call.finish(Code::Internal, "");
+                }
+                Err(e)
             }
-            call.finish(code);
+            Ok(response) => {
+                // A trailers-only response (every error) ends here; any
+                // other goes on in its body, which carries the call until
+                // its trailers.
+                if let Some(status) = response.headers().get("grpc-status") {
+                    if let Some(mut call) = call.take() {
+                        let message = response
+                            .headers()
+                            .get("grpc-message")
+                            .and_then(|m| m.to_str().ok())
+                            .unwrap_or_default();
+                        call.finish(Code::from_bytes(status.as_bytes()), message);
+                    }
+                }
+                Ok(response.map(|inner| MeteredBody { inner, call }))
+            }
+        })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The body of a measured response: a call stays in flight until its
+    /// trailers are sent (a stream until its end), is counted with the code
+    /// they carry, and as CANCELLED when the body is dropped before them
+    /// (the caller went away).
+    pub struct MeteredBody<B> {
+        #[pin]
+        inner: B,
+        call: Option<Call>,
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for MeteredBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let frame = std::task::ready!(this.inner.poll_frame(cx));
+        match &frame {
+            Some(Ok(f)) => {
+                if let Some(trailers) = f.trailers_ref() {
+                    if let Some(mut call) = this.call.take() {
+                        let code = trailers
+                            .get("grpc-status")
+                            .map_or(Code::Ok, |s| Code::from_bytes(s.as_bytes()));
+                        let message = trailers
+                            .get("grpc-message")
+                            .and_then(|m| m.to_str().ok())
+                            .unwrap_or_default();
+                        call.finish(code, message);
+                    }
+                }
+            }
+            Some(Err(_)) => {
+                if let Some(mut call) = this.call.take() {
+                    call.finish(Code::Internal, "the response body failed");
+                }
+            }
+            None => {
+                if let Some(mut call) = this.call.take() {
+                    call.finish(Code::Ok, "");
+                }
+            }
         }
-        Poll::Ready(output)
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -396,32 +458,61 @@ mod tests {
         assert!(enabled());
     }
 
-    /// Answers every request with `grpc-status` set to `.0` in its headers
-    /// (an error) or none (a call that started well).
-    #[derive(Clone)]
-    struct Answer(Option<&'static str>);
+    /// How a test answer ends.
+    #[derive(Clone, Copy)]
+    enum Answer {
+        /// A trailers-only response with this `grpc-status` (an error).
+        Failed(&'static str),
+        /// A body whose trailers carry this `grpc-status`.
+        Trailers(&'static str),
+    }
+
+    /// A response body: its trailers, if any.
+    struct Ends(Option<http::HeaderMap>);
+
+    impl http_body::Body for Ends {
+        type Data = &'static [u8];
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+            Poll::Ready(self.0.take().map(|t| Ok(http_body::Frame::trailers(t))))
+        }
+    }
 
     impl tower_service::Service<http::Request<()>> for Answer {
-        type Response = http::Response<()>;
+        type Response = http::Response<Ends>;
         type Error = std::convert::Infallible;
-        type Future = std::future::Ready<Result<http::Response<()>, Self::Error>>;
+        type Future = std::future::Ready<Result<http::Response<Ends>, Self::Error>>;
 
         fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
             Poll::Ready(Ok(()))
         }
 
         fn call(&mut self, _: http::Request<()>) -> Self::Future {
-            let mut response = http::Response::new(());
-            if let Some(code) = self.0 {
-                response
-                    .headers_mut()
-                    .insert("grpc-status", http::HeaderValue::from_static(code));
-            }
+            let status = |code| {
+                let mut h = http::HeaderMap::new();
+                h.insert("grpc-status", http::HeaderValue::from_static(code));
+                h
+            };
+            let response = match *self {
+                Answer::Failed(code) => {
+                    let mut r = http::Response::new(Ends(None));
+                    *r.headers_mut() = status(code);
+                    r
+                }
+                Answer::Trailers(code) => http::Response::new(Ends(Some(status(code)))),
+            };
             std::future::ready(Ok(response))
         }
     }
 
-    async fn call_through_layer(answer: Answer, path: &str) {
+    /// Calls `path` through the layer and reads the answer's body to its
+    /// end, or drops it unread when `read` is false.
+    async fn call_through_layer(answer: Answer, path: &str, read: bool) {
+        use http_body::Body;
         use tower_layer::Layer;
         use tower_service::Service;
         let mut service = MetricsLayer::new("layer-test").layer(answer);
@@ -429,21 +520,36 @@ mod tests {
             .uri(path)
             .body(())
             .unwrap_or_else(|e| panic!("{e}"));
-        let _ = service.call(request).await;
+        let Ok(response) = service.call(request).await;
+        let mut body = std::pin::pin!(response.into_body());
+        while read
+            && std::future::poll_fn(|cx| body.as_mut().poll_frame(cx))
+                .await
+                .is_some()
+        {}
     }
 
     #[tokio::test]
     async fn the_layer_counts_cet_calls_by_method_and_code_and_skips_the_rest() {
         let handle = install_recorder().unwrap_or_else(|e| panic!("{e}"));
-        call_through_layer(Answer(None), "/cet.v1.DomainService/GetInitiative").await;
-        call_through_layer(Answer(Some("5")), "/cet.v1.DomainService/GetInitiative").await;
-        call_through_layer(Answer(Some("5")), "/cet.v1.DomainService/GetInitiative").await;
-        call_through_layer(Answer(None), "/grpc.health.v1.Health/Check").await;
+        let get = "/cet.v1.DomainService/GetInitiative";
+        let watch = "/cet.v1.DomainService/WatchChanges";
+        call_through_layer(Answer::Trailers("0"), get, true).await;
+        call_through_layer(Answer::Failed("5"), get, true).await;
+        call_through_layer(Answer::Failed("5"), get, false).await;
+        // A stream: counted when its trailers are sent, with their code;
+        // dropped before them, it was cancelled.
+        call_through_layer(Answer::Trailers("13"), watch, true).await;
+        call_through_layer(Answer::Trailers("0"), watch, false).await;
+        call_through_layer(Answer::Trailers("0"), "/grpc.health.v1.Health/Check", true).await;
         let text = handle.render();
         for line in [
             r#"cetrack_grpc_requests_total{service="layer-test",method="GetInitiative",code="OK"} 1"#,
             r#"cetrack_grpc_requests_total{service="layer-test",method="GetInitiative",code="NOT_FOUND"} 2"#,
             r#"cetrack_grpc_in_flight{service="layer-test",method="GetInitiative"} 0"#,
+            r#"cetrack_grpc_requests_total{service="layer-test",method="WatchChanges",code="INTERNAL"} 1"#,
+            r#"cetrack_grpc_requests_total{service="layer-test",method="WatchChanges",code="CANCELLED"} 1"#,
+            r#"cetrack_grpc_in_flight{service="layer-test",method="WatchChanges"} 0"#,
         ] {
             assert!(text.contains(line), "{line} missing in:\n{text}");
         }

@@ -1,8 +1,10 @@
 //! One address for every caller: the gateway serves DomainService too, and
 //! every call through it answers as the same call made to the domain
-//! directly (message; code, message text and error details), for success
-//! and for each error code; a watch through it resumes exactly; an unknown
-//! domain is INVALID_ARGUMENT; a domain that is down is UNAVAILABLE, named.
+//! directly (message; code, message text, error details and the other
+//! headers and trailers), for success and for each error code; a watch
+//! through it resumes exactly; a call cancelled at the gateway ends at the
+//! domain as cancelled; an unknown domain is INVALID_ARGUMENT; a domain that
+//! is down is UNAVAILABLE, named.
 
 use std::time::Duration;
 
@@ -14,12 +16,32 @@ use cetrack_tests::*;
 const D: Domain = Domain::Energy;
 const WAIT: Duration = Duration::from_secs(10);
 
-/// What a failed call tells its caller.
+/// Metadata (headers and trailers) a caller reads, but for the ones that
+/// differ by when and through what a response was sent.
+fn sent(m: &tonic::metadata::MetadataMap) -> Vec<(String, String)> {
+    let mut all: Vec<(String, String)> = m
+        .clone()
+        .into_headers()
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "date" | "content-length"))
+        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
+        .collect();
+    all.sort();
+    all
+}
+
+/// What a failed call tells its caller: code, message, error details and
+/// the rest of the trailers.
 fn failure<T: std::fmt::Debug>(
     r: Result<tonic::Response<T>, tonic::Status>,
-) -> (tonic::Code, String, Vec<u8>) {
+) -> (tonic::Code, String, Vec<u8>, Vec<(String, String)>) {
     let s = r.expect_err("the call must fail");
-    (s.code(), s.message().to_string(), s.details().to_vec())
+    (
+        s.code(),
+        s.message().to_string(),
+        s.details().to_vec(),
+        sent(s.metadata()),
+    )
 }
 
 #[tokio::test]
@@ -34,11 +56,13 @@ async fn every_call_through_the_gateway_answers_as_the_domain_does() -> anyhow::
     create.request_id = "routed-create".into();
     let created = via.create_initiative(create.clone()).await?.into_inner();
     let get = GetInitiativeRequest { name: name.clone() };
-    assert_eq!(
-        direct.get_initiative(get.clone()).await?.into_inner(),
-        created
+    let (a, b) = (
+        direct.get_initiative(get.clone()).await?,
+        via.get_initiative(get.clone()).await?,
     );
-    assert_eq!(via.get_initiative(get.clone()).await?.into_inner(), created);
+    assert_eq!(sent(a.metadata()), sent(b.metadata()), "the same headers");
+    assert_eq!(a.into_inner(), created);
+    assert_eq!(b.into_inner(), created);
     // A retry through the gateway is the domain's replay.
     assert_eq!(
         via.create_initiative(create.clone()).await?.into_inner(),
@@ -229,6 +253,49 @@ async fn a_domain_that_is_down_is_unavailable_by_name() -> anyhow::Result<()> {
         .expect_err("energy is down");
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
     assert!(status.message().contains("energy"), "{status:?}");
+    gateway.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_call_cancelled_at_the_gateway_is_cancelled_at_the_domain() -> anyhow::Result<()> {
+    // The domain as its own process, so its metrics are its own.
+    let dir = tempfile::tempdir()?;
+    let domain = spawn_server(
+        &binary(&D.binary())?,
+        [
+            "--listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--metrics-listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--data-dir".as_ref(),
+            dir.path().as_os_str(),
+        ],
+    )
+    .await?;
+    let metrics = domain.logged_addr("serving metrics")?;
+    let (gateway, _) = start_test_gateway([(D, domain.addr)]).await?;
+    let mut via = connect(gateway.addr).await?;
+    let watching = |t: &str| {
+        value(
+            t,
+            "cetrack_grpc_in_flight",
+            &[("service", D.slug()), ("method", "WatchChanges")],
+        )
+    };
+
+    // A watch with nothing to send stays open at the domain...
+    let stream = watch(&mut via, &D.parent(), 0).await?;
+    scrape_until(metrics, |t| watching(t) == Some(1.0)).await?;
+    // ...until the caller goes away at the gateway: the domain's call ends
+    // too, as cancelled.
+    drop(stream);
+    let text = scrape_until(metrics, |t| watching(t) == Some(0.0)).await?;
+    assert_eq!(
+        requests_of(&text, D.slug(), "WatchChanges", "CANCELLED"),
+        Some(1.0),
+        "{text}"
+    );
     gateway.stop().await?;
     Ok(())
 }
