@@ -17,12 +17,15 @@ use crate::domains::{request, CallCtx, Client, DomainError};
 /// The most initiatives a view reads from one domain.
 pub const MAX_WALK: usize = 100_000;
 
-/// Checks a list of domains (empty: all); unknown values are violations.
+/// Checks a list of domains (empty: all; at most
+/// [`MAX_FILTER_VALUES`](cetrack_contract::requests::MAX_FILTER_VALUES)
+/// values, each once in the answer); unknown values are violations.
 pub fn domains_of(v: &mut Violations, values: &[i32], field: &str, all: &[Domain]) -> Vec<Domain> {
     if values.is_empty() {
         return all.to_vec();
     }
     let mut out = Vec::new();
+    let values = v.capped(field, values, cetrack_contract::requests::MAX_FILTER_VALUES);
     for (i, x) in values.iter().enumerate() {
         match Domain::from_proto(*x) {
             Some(d) if all.contains(&d) => {

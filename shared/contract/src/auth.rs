@@ -53,7 +53,10 @@ impl std::str::FromStr for Role {
             .into_iter()
             .find(|r| r.name() == s)
             .ok_or_else(|| {
-                format!("unknown role `{s}`: expected viewer, reporter, editor or admin")
+                format!(
+                    "unknown role {}: expected viewer, reporter, editor or admin",
+                    crate::error::quote(s)
+                )
             })
     }
 }

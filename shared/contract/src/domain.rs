@@ -119,7 +119,7 @@ impl fmt::Display for Domain {
 
 /// A domain id that is not one of the seven.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown domain `{0}`; expected one of semiconductors, biotech, energy, quantum, ai, connectivity, partnerships")]
+#[error("unknown domain {}; expected one of semiconductors, biotech, energy, quantum, ai, connectivity, partnerships", crate::error::quote(.0))]
 pub struct UnknownDomain(pub String);
 
 impl FromStr for Domain {

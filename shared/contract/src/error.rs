@@ -5,6 +5,42 @@
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+/// Most field violations one error lists; the last says how many more
+/// there were.
+pub const MAX_VIOLATIONS: usize = 50;
+
+/// Most characters of a caller's value an error message repeats.
+pub const MAX_ECHO: usize = 80;
+
+/// Longest field path or description of one violation, in characters.
+const MAX_VIOLATION_TEXT: usize = 500;
+
+/// A caller's value as an error message repeats it: in backquotes, cut
+/// after [`MAX_ECHO`] characters (saying how long it was).
+pub fn quote(value: &str) -> String {
+    match value.char_indices().nth(MAX_ECHO) {
+        None => format!("`{value}`"),
+        Some((end, _)) => format!("`{}…` ({} bytes)", &value[..end], value.len()),
+    }
+}
+
+/// `text` cut after `max` characters.
+fn cut(mut text: String, max: usize) -> String {
+    if let Some((end, _)) = text.char_indices().nth(max) {
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
+/// The violation that stands for `n` more not listed.
+pub fn more_violations(n: usize) -> FieldViolation {
+    FieldViolation::new(
+        "request",
+        format!("{n} more violations not listed (at most {MAX_VIOLATIONS} are)"),
+    )
+}
+
 /// One invalid field of a request: its full path and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldViolation {
@@ -16,10 +52,11 @@ pub struct FieldViolation {
 
 impl FieldViolation {
     /// A violation of `field`.
+    /// Each is cut after a few hundred characters.
     pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
         Self {
-            field: field.into(),
-            description: description.into(),
+            field: cut(field.into(), MAX_VIOLATION_TEXT),
+            description: cut(description.into(), MAX_VIOLATION_TEXT),
         }
     }
 }
@@ -51,6 +88,10 @@ pub enum Error {
     /// The service cannot serve now (shutting down).
     #[error("{0}")]
     Unavailable(String),
+    /// A limit on what a service holds open at once was reached (streams);
+    /// retrying later may succeed.
+    #[error("{0}")]
+    ResourceExhausted(String),
     /// The store failed.
     #[error("storage error: {0}")]
     Storage(String),
@@ -59,12 +100,23 @@ pub enum Error {
     Corrupt(String),
 }
 
+/// The first few violations, for the status message (the details list
+/// them all).
 fn summarize(violations: &[FieldViolation]) -> String {
-    violations
+    const SHOWN: usize = 5;
+    let mut out = violations
         .iter()
+        .take(SHOWN)
         .map(|v| format!("{}: {}", v.field, v.description))
         .collect::<Vec<_>>()
-        .join("; ")
+        .join("; ");
+    if violations.len() > SHOWN {
+        out.push_str(&format!(
+            "; and {} more (see the error details)",
+            violations.len() - SHOWN
+        ));
+    }
+    out
 }
 
 impl Error {
@@ -73,13 +125,18 @@ impl Error {
         Error::InvalidArgument(vec![FieldViolation::new(field, description)])
     }
 
-    /// `Ok(())` when there is no violation, else INVALID_ARGUMENT with all of them.
-    pub fn check(violations: Vec<FieldViolation>) -> Result<(), Error> {
+    /// `Ok(())` when there is no violation, else INVALID_ARGUMENT with
+    /// them (at most [`MAX_VIOLATIONS`], then one saying how many more).
+    pub fn check(mut violations: Vec<FieldViolation>) -> Result<(), Error> {
         if violations.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::InvalidArgument(violations))
+            return Ok(());
         }
+        if violations.len() > MAX_VIOLATIONS + 1 {
+            let more = violations.len() - MAX_VIOLATIONS;
+            violations.truncate(MAX_VIOLATIONS);
+            violations.push(more_violations(more));
+        }
+        Err(Error::InvalidArgument(violations))
     }
 }
 
@@ -116,6 +173,7 @@ impl From<Error> for Status {
             Error::Unauthenticated(_) => Status::unauthenticated(message),
             Error::PermissionDenied(_) => Status::permission_denied(message),
             Error::Unavailable(_) => Status::unavailable(message),
+            Error::ResourceExhausted(_) => Status::resource_exhausted(message),
             Error::Storage(_) => Status::internal(message),
             Error::Corrupt(_) => Status::data_loss(message),
         }

@@ -2,7 +2,7 @@
 //! `domains/{domain}/initiatives/{initiative_id}`, and the ids inside them.
 
 use crate::domain::Domain;
-use crate::error::FieldViolation;
+use crate::error::{quote, FieldViolation};
 
 /// Longest initiative, milestone, topic or organization id.
 pub const MAX_ID_LEN: usize = 63;
@@ -28,7 +28,7 @@ impl InitiativeName {
     /// Parses `domains/{domain}/initiatives/{id}`; `field` names the request
     /// field in the violation.
     pub fn parse(name: &str, field: &str) -> Result<Self, FieldViolation> {
-        let parts: Vec<&str> = name.split('/').collect();
+        let parts: Vec<&str> = name.splitn(5, '/').collect();
         match parts.as_slice() {
             ["domains", domain, "initiatives", id] => {
                 let domain = domain
@@ -41,7 +41,8 @@ impl InitiativeName {
             _ => Err(FieldViolation::new(
                 field,
                 format!(
-                    "`{name}` is not of the form domains/{{domain}}/initiatives/{{initiative_id}}"
+                    "{} is not of the form domains/{{domain}}/initiatives/{{initiative_id}}",
+                    quote(name)
                 ),
             )),
         }
@@ -56,14 +57,14 @@ impl std::fmt::Display for InitiativeName {
 
 /// Parses a parent `domains/{domain}`.
 pub fn parse_parent(parent: &str, field: &str) -> Result<Domain, FieldViolation> {
-    match parent.split('/').collect::<Vec<_>>().as_slice() {
+    match parent.splitn(3, '/').collect::<Vec<_>>().as_slice() {
         ["domains", domain] => domain
             .parse::<Domain>()
             .map_err(|e| FieldViolation::new(field, e.to_string())),
         _ if parent.is_empty() => Err(FieldViolation::new(field, "required")),
         _ => Err(FieldViolation::new(
             field,
-            format!("`{parent}` is not of the form domains/{{domain}}"),
+            format!("{} is not of the form domains/{{domain}}", quote(parent)),
         )),
     }
 }

@@ -12,6 +12,14 @@ use crate::error::FieldViolation;
 pub const DEFAULT_PAGE_SIZE: usize = 50;
 /// Largest page size; larger requests are capped.
 pub const MAX_PAGE_SIZE: usize = 1_000;
+/// Most bytes of records one page carries: a page ends before the record
+/// that would pass it (but holds at least one), far below the 4 MiB a
+/// message may have.
+pub const MAX_PAGE_BYTES: usize = 2 << 20;
+/// Most records one page of a filtered list examines: a filter that
+/// matches few records answers a short (even empty) page with a token to
+/// go on, instead of walking the whole store in one call.
+pub const MAX_EXAMINED: usize = 10_000;
 
 /// The position a page token resumes from.
 #[derive(Clone, PartialEq, Message)]

@@ -52,17 +52,31 @@ pub fn as_of(v: &mut Violations, day: Option<&CalendarDate>, field: &str) -> Dat
     }
 }
 
+/// Most values in one list of enum values of a filter: more than any of
+/// its enums has (a value listed twice is counted once).
+pub const MAX_FILTER_VALUES: usize = 32;
+
+/// Checks a filter's list of values of enum `E` (each known and specified,
+/// at most [`MAX_FILTER_VALUES`], checked before any is looked at); the set
+/// of them, sorted, each once.
+fn enum_set<E: TryFrom<i32>>(v: &mut Violations, values: &[i32], field: &str) -> Vec<i32> {
+    let values = v.capped(field, values, MAX_FILTER_VALUES);
+    for (i, x) in values.iter().enumerate() {
+        v.enum_value::<E>(&format!("{field}[{i}]"), *x, false);
+    }
+    let mut set = values.to_vec();
+    set.sort_unstable();
+    set.dedup();
+    set
+}
+
 /// Checks a filter and makes it ready to apply; `field` is its path.
 pub fn filter(v: &mut Violations, f: &InitiativeFilter, field: &str) -> Filter {
-    let mut out = Filter::default();
-    for (i, s) in f.statuses.iter().enumerate() {
-        v.enum_value::<LifecycleStatus>(&format!("{field}.statuses[{i}]"), *s, false);
-    }
-    out.statuses = f.statuses.clone();
-    for (i, s) in f.instruments.iter().enumerate() {
-        v.enum_value::<Instrument>(&format!("{field}.instruments[{i}]"), *s, false);
-    }
-    out.instruments = f.instruments.clone();
+    let mut out = Filter {
+        statuses: enum_set::<LifecycleStatus>(v, &f.statuses, &format!("{field}.statuses")),
+        instruments: enum_set::<Instrument>(v, &f.instruments, &format!("{field}.instruments")),
+        ..Filter::default()
+    };
     if !f.organization_id.is_empty() {
         v.slug(&format!("{field}.organization_id"), &f.organization_id, 2);
         out.organization_id = Some(f.organization_id.clone());
@@ -215,7 +229,7 @@ impl Served {
         let mut v = Violations::default();
         let Some(input) = req.initiative.clone() else {
             v.add("initiative", "required");
-            return Err(Error::InvalidArgument(v.0));
+            return Err(Error::InvalidArgument(v.into_vec()));
         };
         let name = self.name(&mut v, &input.name, "initiative.name")?;
         let paths = req.update_mask.clone().map(|m| m.paths).unwrap_or_default();
@@ -225,17 +239,24 @@ impl Served {
             rules::OUTPUT_ONLY_FIELDS,
             "update_mask",
         ));
-        let masked = |field: &str| {
-            paths.iter().any(|p| {
-                p == "*"
-                    || field == format!("initiative.{p}")
-                    || field.starts_with(&format!("initiative.{p}."))
-                    || field.starts_with(&format!("initiative.{p}["))
-            })
+        // The values of the masked fields only (a mask past its cap names
+        // none).
+        let masks: Vec<String> = if paths.len() > rules::MAX_MASK_PATHS {
+            Vec::new()
+        } else {
+            paths.iter().map(|p| format!("initiative.{p}")).collect()
         };
-        let mut values = Violations::default();
+        let mut values = Violations::only(move |field: &str| {
+            masks.iter().any(|m| {
+                m == "initiative.*"
+                    || field == m
+                    || field
+                        .strip_prefix(m.as_str())
+                        .is_some_and(|rest| rest.starts_with(['.', '[']))
+            })
+        });
         validate::initiative(&mut values, "initiative", &input, self.0, Some(&input.name));
-        v.extend(values.0.into_iter().filter(|x| masked(&x.field)));
+        v.absorb(values);
         validate::write_meta(&mut v, &req.request_id, &req.reporter);
         v.finish()?;
         Ok(CheckedUpdate { name, input, paths })
@@ -453,9 +474,9 @@ mod tests {
         let mut v = Violations::default();
         assert_eq!(due_within(&mut v, 0, "d"), DEFAULT_DUE_WITHIN_DAYS);
         assert_eq!(due_within(&mut v, 30, "d"), 30);
-        assert!(v.0.is_empty());
+        assert!(v.is_empty());
         due_within(&mut v, MAX_DUE_WITHIN_DAYS + 1, "d");
         due_within(&mut v, -1, "d");
-        assert_eq!(v.0.len(), 2);
+        assert_eq!(v.into_vec().len(), 2);
     }
 }

@@ -5,7 +5,7 @@
 use time::Date;
 
 use crate::dates;
-use crate::error::{Error, FieldViolation};
+use crate::error::{quote, Error, FieldViolation};
 use crate::proto::{
     AmountQualifier, FundingKind, Initiative, LifecycleStatus, Milestone, MilestoneStatus,
     Sensitivity,
@@ -193,8 +193,31 @@ pub fn apply_mask(target: &mut Initiative, source: &Initiative, paths: &[String]
     );
 }
 
+/// Most bytes of one stored initiative (its protobuf encoding): a write
+/// that would pass it is FAILED_PRECONDITION.
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
+
+/// Most progress updates one initiative keeps: one more is
+/// FAILED_PRECONDITION.
+pub const MAX_PROGRESS_UPDATES: usize = 1_000;
+
+/// Refuses a version of an initiative larger than [`MAX_RECORD_BYTES`].
+pub fn check_size(record: &Initiative) -> Result<(), Error> {
+    let size = prost::Message::encoded_len(record);
+    if size > MAX_RECORD_BYTES {
+        return Err(Error::FailedPrecondition(format!(
+            "the initiative would take {size} bytes, more than the {MAX_RECORD_BYTES} one record may: send shorter texts, fewer milestones or links"
+        )));
+    }
+    Ok(())
+}
+
+/// Most paths in one update mask: more than there are fields to name.
+pub const MAX_MASK_PATHS: usize = 30;
+
 /// Checks the paths of an update mask against the writable fields (`field` is
-/// the mask's path in the request).
+/// the mask's path in the request); a mask of more than [`MAX_MASK_PATHS`]
+/// is refused before any path is looked at.
 pub fn check_mask(
     paths: &[String],
     writable: &[&str],
@@ -202,6 +225,16 @@ pub fn check_mask(
     field: &str,
 ) -> Vec<FieldViolation> {
     let mut v = Vec::new();
+    if paths.len() > MAX_MASK_PATHS {
+        v.push(FieldViolation::new(
+            format!("{field}.paths"),
+            format!(
+                "at most {MAX_MASK_PATHS} paths, has {} (each writable field once, or `*`)",
+                paths.len()
+            ),
+        ));
+        return v;
+    }
     if paths.is_empty() {
         v.push(FieldViolation::new(
             format!("{field}.paths"),
@@ -216,9 +249,13 @@ pub fn check_mask(
             continue;
         }
         let why = if output_only.contains(&p.as_str()) {
-            format!("`{p}` is output only")
+            format!("{} is output only", quote(p))
         } else {
-            format!("unknown field `{p}`; writable: {}", writable.join(", "))
+            format!(
+                "unknown field {}; writable: {}",
+                quote(p),
+                writable.join(", ")
+            )
         };
         v.push(FieldViolation::new(format!("{field}.paths[{i}]"), why));
     }

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use crate::dates;
 use crate::domain::Domain;
-use crate::error::FieldViolation;
+use crate::error::{more_violations, quote, FieldViolation, MAX_VIOLATIONS};
 use crate::names::{check_slug, InitiativeName};
 use crate::proto::{
     self, domain_details::Kind, ApproximateDate, DomainDetails, FundingCommitment, Initiative,
@@ -46,19 +46,92 @@ pub mod limits {
     pub const REPORTER: usize = 200;
 }
 
-/// Collects violations while a request is checked.
-#[derive(Debug, Default)]
-pub struct Violations(pub Vec<FieldViolation>);
+/// Which fields' violations a [`Violations`] keeps.
+type Keep = Box<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// Collects violations while a request is checked: at most
+/// [`MAX_VIOLATIONS`] are kept (and how many more there were), so that a
+/// request built of millions of bad values costs no more than a few.
+#[derive(Default)]
+pub struct Violations {
+    kept: Vec<FieldViolation>,
+    more: usize,
+    only: Option<Keep>,
+}
+
+impl std::fmt::Debug for Violations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Violations")
+            .field("kept", &self.kept)
+            .field("more", &self.more)
+            .finish_non_exhaustive()
+    }
+}
 
 impl Violations {
+    /// Collects only the violations of the fields `keep` accepts (e.g. the
+    /// fields an update mask names).
+    pub fn only(keep: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
+        Self {
+            only: Some(Box::new(keep)),
+            ..Self::default()
+        }
+    }
+
     /// Records a violation.
     pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
-        self.0.push(FieldViolation::new(field, description));
+        self.push(FieldViolation::new(field, description));
+    }
+
+    fn push(&mut self, v: FieldViolation) {
+        if self.only.as_ref().is_some_and(|keep| !keep(&v.field)) {
+            return;
+        }
+        if self.kept.len() < MAX_VIOLATIONS {
+            self.kept.push(v);
+        } else {
+            self.more += 1;
+        }
     }
 
     /// Records several violations.
     pub fn extend(&mut self, v: impl IntoIterator<Item = FieldViolation>) {
-        self.0.extend(v);
+        for x in v {
+            self.push(x);
+        }
+    }
+
+    /// Moves what `other` found into this one.
+    pub fn absorb(&mut self, other: Violations) {
+        self.more += other.more;
+        self.extend(other.kept);
+    }
+
+    /// True when nothing was found.
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty()
+    }
+
+    /// What was found: the kept violations, then one saying how many more
+    /// there were.
+    pub fn into_vec(self) -> Vec<FieldViolation> {
+        let mut out = self.kept;
+        if self.more > 0 {
+            out.push(more_violations(self.more));
+        }
+        out
+    }
+
+    /// Checks that a list has at most `max` entries; the entries to look
+    /// at (none when there are too many: a list is never walked past its
+    /// cap).
+    pub fn capped<'a, T>(&mut self, field: &str, items: &'a [T], max: usize) -> &'a [T] {
+        if items.len() > max {
+            self.add(field, format!("at most {max} entries, has {}", items.len()));
+            &[]
+        } else {
+            items
+        }
     }
 
     /// Checks that `text` is set (when `required`) and at most `max` characters.
@@ -69,13 +142,6 @@ impl Violations {
         let n = text.chars().count();
         if n > max {
             self.add(field, format!("must be at most {max} characters, is {n}"));
-        }
-    }
-
-    /// Checks that a list has at most `max` entries.
-    pub fn count<T>(&mut self, field: &str, items: &[T], max: usize) {
-        if items.len() > max {
-            self.add(field, format!("at most {max} entries, has {}", items.len()));
         }
     }
 
@@ -136,7 +202,10 @@ impl Violations {
         if !is_country_code(code) {
             self.add(
                 field,
-                format!("`{code}` is not an ISO 3166-1 alpha-2 code in upper case"),
+                format!(
+                    "{} is not an ISO 3166-1 alpha-2 code in upper case",
+                    quote(code)
+                ),
             );
         }
     }
@@ -150,7 +219,7 @@ impl Violations {
 
     /// Ends the check: `Ok` when nothing was found.
     pub fn finish(self) -> Result<(), crate::error::Error> {
-        crate::error::Error::check(self.0)
+        crate::error::Error::check(self.into_vec())
     }
 }
 
@@ -182,20 +251,20 @@ pub fn initiative(
     v.enum_value::<proto::LifecycleStatus>(&format!("{field}.status"), init.status, true);
     v.enum_value::<proto::Sensitivity>(&format!("{field}.sensitivity"), init.sensitivity, true);
 
-    v.count(
+    let ps = v.capped(
         &format!("{field}.participants"),
         &init.participants,
         limits::PARTICIPANTS,
     );
     let mut seen = HashSet::new();
-    for (i, p) in init.participants.iter().enumerate() {
+    for (i, p) in ps.iter().enumerate() {
         let f = format!("{field}.participants[{i}]");
         participant(v, &f, p);
         if let Some(org) = &p.organization {
             if !org.id.is_empty() && !seen.insert(org.id.as_str()) {
                 v.add(
                     format!("{f}.organization.id"),
-                    format!("`{}` is listed twice", org.id),
+                    format!("{} is listed twice", quote(&org.id)),
                 );
             }
         }
@@ -225,31 +294,31 @@ pub fn initiative(
         }
     }
 
-    v.count(
+    let ms = v.capped(
         &format!("{field}.milestones"),
         &init.milestones,
         limits::MILESTONES,
     );
     let mut ids = HashSet::new();
-    for (i, m) in init.milestones.iter().enumerate() {
+    for (i, m) in ms.iter().enumerate() {
         let f = format!("{field}.milestones[{i}]");
         milestone(v, &f, m);
         if !m.id.is_empty() && !ids.insert(m.id.as_str()) {
-            v.add(format!("{f}.id"), format!("`{}` is used twice", m.id));
+            v.add(format!("{f}.id"), format!("{} is used twice", quote(&m.id)));
         }
     }
 
-    v.count(&format!("{field}.funding"), &init.funding, limits::FUNDING);
-    for (i, c) in init.funding.iter().enumerate() {
+    let cs = v.capped(&format!("{field}.funding"), &init.funding, limits::FUNDING);
+    for (i, c) in cs.iter().enumerate() {
         funding(v, &format!("{field}.funding[{i}]"), c);
     }
 
-    v.count(
+    let rs = v.capped(
         &format!("{field}.related_initiatives"),
         &init.related_initiatives,
         limits::RELATED,
     );
-    for (i, r) in init.related_initiatives.iter().enumerate() {
+    for (i, r) in rs.iter().enumerate() {
         let f = format!("{field}.related_initiatives[{i}]");
         match InitiativeName::parse(r, &f) {
             Err(e) => v.extend([e]),
@@ -260,18 +329,18 @@ pub fn initiative(
         }
     }
 
-    v.count(&format!("{field}.topics"), &init.topics, limits::TOPICS);
+    let ts = v.capped(&format!("{field}.topics"), &init.topics, limits::TOPICS);
     let mut topics = HashSet::new();
-    for (i, t) in init.topics.iter().enumerate() {
+    for (i, t) in ts.iter().enumerate() {
         let f = format!("{field}.topics[{i}]");
         v.slug(&f, t, 1);
         if !topics.insert(t.as_str()) {
-            v.add(f, format!("`{t}` is listed twice"));
+            v.add(f, format!("{} is listed twice", quote(t)));
         }
     }
 
-    v.count(&format!("{field}.sources"), &init.sources, limits::SOURCES);
-    for (i, s) in init.sources.iter().enumerate() {
+    let ss = v.capped(&format!("{field}.sources"), &init.sources, limits::SOURCES);
+    for (i, s) in ss.iter().enumerate() {
         source(v, &format!("{field}.sources[{i}]"), s);
     }
 
@@ -337,8 +406,8 @@ pub fn milestone(v: &mut Violations, field: &str, m: &Milestone) {
 }
 
 fn links(v: &mut Violations, field: &str, links: &[String]) {
-    v.count(field, links, limits::LINKS);
-    for (i, l) in links.iter().enumerate() {
+    let ls = v.capped(field, links, limits::LINKS);
+    for (i, l) in ls.iter().enumerate() {
         v.url(&format!("{field}[{i}]"), l);
     }
 }
@@ -350,7 +419,10 @@ fn funding(v: &mut Violations, field: &str, c: &FundingCommitment) {
             if iso_currency::Currency::from_code(&m.currency_code).is_none() {
                 v.add(
                     format!("{field}.amount.currency_code"),
-                    format!("`{}` is not an ISO 4217 currency code", m.currency_code),
+                    format!(
+                        "{} is not an ISO 4217 currency code",
+                        quote(&m.currency_code)
+                    ),
                 );
             }
             if m.units < 0 {
@@ -423,15 +495,15 @@ pub fn details_domain(kind: &Kind) -> Domain {
 }
 
 fn enum_list<E: TryFrom<i32>>(v: &mut Violations, field: &str, values: &[i32]) {
-    v.count(field, values, limits::DETAIL_ITEMS);
-    for (i, x) in values.iter().enumerate() {
+    let xs = v.capped(field, values, limits::DETAIL_ITEMS);
+    for (i, x) in xs.iter().enumerate() {
         v.enum_value::<E>(&format!("{field}[{i}]"), *x, false);
     }
 }
 
 fn text_list(v: &mut Violations, field: &str, values: &[String]) {
-    v.count(field, values, limits::DETAIL_ITEMS);
-    for (i, x) in values.iter().enumerate() {
+    let xs = v.capped(field, values, limits::DETAIL_ITEMS);
+    for (i, x) in xs.iter().enumerate() {
         v.text(&format!("{field}[{i}]"), x, true, limits::DETAIL_TEXT);
     }
 }
@@ -479,8 +551,8 @@ fn domain_details(v: &mut Violations, field: &str, details: &DomainDetails, doma
         }
         Kind::Partnerships(d) => {
             let field = f("partner_country_codes");
-            v.count(&field, &d.partner_country_codes, limits::DETAIL_ITEMS);
-            for (i, c) in d.partner_country_codes.iter().enumerate() {
+            let cs = v.capped(&field, &d.partner_country_codes, limits::DETAIL_ITEMS);
+            for (i, c) in cs.iter().enumerate() {
                 v.country(&format!("{field}[{i}]"), c, true);
             }
             v.enum_value::<proto::PartnershipFormat>(&f("format"), d.format, true);
@@ -521,7 +593,7 @@ mod tests {
     fn check(init: &Initiative, domain: Domain) -> Vec<String> {
         let mut v = Violations::default();
         initiative(&mut v, "initiative", init, domain, None);
-        v.0.into_iter().map(|v| v.field).collect()
+        v.into_vec().into_iter().map(|v| v.field).collect()
     }
 
     #[test]

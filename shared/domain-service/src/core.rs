@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use prost::Message;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -29,11 +29,22 @@ use cetrack_store::{Idempotency, Page, Plan, Store};
 /// How many changes a watch reads from the store at a time.
 const WATCH_BATCH: usize = 256;
 
+/// Most change streams one domain service keeps open at once; one more is
+/// RESOURCE_EXHAUSTED.
+pub const MAX_WATCHES: usize = 1_000;
+
+/// How long a change stream waits for its reader to take the next change
+/// before it ends the stream (with ABORTED, naming the revision to resume
+/// after): a reader that stops reading holds a bounded buffer for a bounded
+/// time.
+pub const STALLED_READER: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// One domain's service logic over its store.
 #[derive(Debug, Clone)]
 pub struct DomainCore {
     domain: Domain,
     store: Store,
+    watches: Arc<tokio::sync::Semaphore>,
 }
 
 fn idempotency<M: Message + Clone>(
@@ -77,7 +88,11 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 impl DomainCore {
     /// The logic of `domain` over `store`.
     pub fn new(domain: Domain, store: Store) -> Self {
-        Self { domain, store }
+        Self {
+            domain,
+            store,
+            watches: Arc::new(tokio::sync::Semaphore::new(MAX_WATCHES)),
+        }
     }
 
     /// The domain served.
@@ -155,12 +170,10 @@ impl DomainCore {
         let (mut filter, after, size) = (checked.filter, checked.after_id, checked.page_size);
         filter.hide_restricted = !caller.cleared();
         let page = blocking(move || store.list(&filter, after.as_deref(), size)).await?;
-        let next_page_token = match (page.more, page.items.last()) {
-            (true, Some(last)) => pagination::encode(&PageToken {
+        let next_page_token = match (page.more, page.resume_after) {
+            (true, Some(last_id)) => pagination::encode(&PageToken {
                 fingerprint: checked.fingerprint,
-                last_id: InitiativeName::parse(&last.name, "name")
-                    .map(|n| n.id)
-                    .unwrap_or_default(),
+                last_id,
                 ..Default::default()
             }),
             _ => String::new(),
@@ -272,6 +285,12 @@ impl DomainCore {
             .write(&name.id, idem, &caller.signature(), move |current| {
                 let current = seen(current, &who, &full)?;
                 check_etag(current, &etag)?;
+                if current.progress_updates.len() >= rules::MAX_PROGRESS_UPDATES {
+                    return Err(Error::FailedPrecondition(format!(
+                        "the initiative has {} progress updates, the most one may keep",
+                        rules::MAX_PROGRESS_UPDATES
+                    )));
+                }
                 let mut record = current.clone();
                 let mut update = update.clone();
                 update.id = format!("p{}", record.progress_updates.len() + 1);
@@ -415,18 +434,27 @@ impl DomainCore {
     ) -> Result<impl Stream<Item = Result<Change>> + Send + 'static> {
         caller.check_read(self.domain)?;
         let mut cursor = self.served().watch(&req)?;
+        let permit = self.watches.clone().try_acquire_owned().map_err(|_| {
+            Error::ResourceExhausted(format!(
+                "the {} service has {MAX_WATCHES} change streams open, the most it keeps; retry later",
+                self.domain
+            ))
+        })?;
         let who = caller.clone();
         let store = self.store.clone();
         let (tx, rx) = mpsc::channel::<Result<Change>>(WATCH_BATCH);
+        // The stream's last word when the task ends it early.
+        let (last_tx, last_rx) = tokio::sync::oneshot::channel::<Error>();
         let mut durable = store.subscribe();
         tokio::spawn(async move {
+            let _permit = permit;
             loop {
                 durable.borrow_and_update();
                 let s = store.clone();
                 let batch = match blocking(move || s.changes_after(cursor, WATCH_BATCH)).await {
                     Ok(b) => b,
                     Err(e) => {
-                        let _ = tx.send(Err(e)).await;
+                        let _ = last_tx.send(e);
                         return;
                     }
                 };
@@ -439,18 +467,30 @@ impl DomainCore {
                     continue;
                 }
                 for change in batch {
-                    cursor = change.revision.unsigned_abs();
-                    if !change.initiative.as_ref().is_some_and(|i| who.may_see(i)) {
-                        continue;
+                    let revision = change.revision.unsigned_abs();
+                    if change.initiative.as_ref().is_some_and(|i| who.may_see(i)) {
+                        tokio::select! {
+                            sent = tx.send_timeout(Ok(change), STALLED_READER) => match sent {
+                                Ok(()) => {}
+                                Err(mpsc::error::SendTimeoutError::Closed(_)) => return,
+                                Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                                    let _ = last_tx.send(Error::Aborted(format!(
+                                        "the stream was ended: its reader took no change for {}s; watch again after revision {cursor}",
+                                        STALLED_READER.as_secs()
+                                    )));
+                                    return;
+                                }
+                            },
+                            _ = shutdown.cancelled() => return,
+                        }
                     }
-                    tokio::select! {
-                        sent = tx.send(Ok(change)) => if sent.is_err() { return },
-                        _ = shutdown.cancelled() => return,
-                    }
+                    cursor = revision;
                 }
             }
         });
-        Ok(ReceiverStream::new(rx))
+        let last =
+            futures::stream::once(last_rx).filter_map(|e| std::future::ready(e.ok().map(Err)));
+        Ok(ReceiverStream::new(rx).chain(last))
     }
 }
 

@@ -13,4 +13,5 @@ pub mod api;
 pub mod core;
 pub mod server;
 
+pub use core::MAX_WATCHES;
 pub use server::{domain_main, start_domain, DomainArgs, DomainServerConfig};

@@ -27,6 +27,13 @@ pub const SERVER_TIMEOUT: Duration = Duration::from_secs(120);
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How often an idle HTTP/2 connection is pinged.
 const KEEPALIVE: Duration = Duration::from_secs(30);
+/// Most calls (HTTP/2 streams) open at once on one connection; a client
+/// waits for one to end before it opens the next (tonic would otherwise
+/// allow any number).
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 256;
+/// Most calls of one connection being handled at once; one more is shed
+/// at once with RESOURCE_EXHAUSTED rather than queued.
+pub const MAX_CALLS_PER_CONNECTION: usize = 256;
 
 /// The gRPC services one server serves, and the name it goes by in logs and
 /// in the metrics' `service` label (a domain's slug or `gateway`).
@@ -189,6 +196,9 @@ pub async fn serve(
             .timeout(SERVER_TIMEOUT)
             .tcp_nodelay(true)
             .http2_keepalive_interval(Some(KEEPALIVE))
+            .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
+            .concurrency_limit_per_connection(MAX_CALLS_PER_CONNECTION)
+            .load_shed(true)
             .layer(MetricsLayer::new(label))
             .layer(AuthLayer::new(auth))
             .add_routes(routes.routes())

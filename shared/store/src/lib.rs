@@ -23,8 +23,9 @@ use tokio::sync::watch;
 use cetrack_contract::dates::now;
 use cetrack_contract::domain::Domain;
 use cetrack_contract::error::{Error, Result};
+use cetrack_contract::pagination;
 use cetrack_contract::proto::{Change, ChangeType, DomainSummary, Initiative};
-use cetrack_contract::rules::Filter;
+use cetrack_contract::rules::{self, Filter};
 use cetrack_contract::summary::{self, LastChange, OrganizationLabel, SummaryWindow, Visibility};
 
 use commit::GroupCommit;
@@ -246,6 +247,60 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// Whether more items may follow the last one.
     pub more: bool,
+    /// Where the next page of a list starts (after this id), when there is
+    /// more: the last record examined, which a filter may have left out.
+    pub resume_after: Option<String>,
+}
+
+/// A page of a list being filled: [`Store::list`]'s bounds in one place.
+struct Filling<'a> {
+    filter: &'a Filter,
+    limit: usize,
+    examined: usize,
+    bytes: usize,
+    last_id: Option<String>,
+    page: Page<Initiative>,
+}
+
+impl<'a> Filling<'a> {
+    fn new(filter: &'a Filter, limit: usize) -> Self {
+        Self {
+            filter,
+            limit,
+            examined: 0,
+            bytes: 0,
+            last_id: None,
+            page: Page::default(),
+        }
+    }
+
+    /// Offers the record `id` (`None`: gone since its index entry was
+    /// read); true when the page is complete: `limit` records, the next
+    /// would take it past [`pagination::MAX_PAGE_BYTES`], or
+    /// [`pagination::MAX_EXAMINED`] records were looked at.
+    fn offer(&mut self, id: &str, init: Option<Initiative>) -> bool {
+        self.examined += 1;
+        if let Some(init) = init.filter(|i| self.filter.matches(i)) {
+            let size = init.encoded_len();
+            let full = self.page.items.len() == self.limit
+                || (!self.page.items.is_empty() && self.bytes + size > pagination::MAX_PAGE_BYTES);
+            if full {
+                // The next page starts with this record.
+                self.page.more = true;
+                self.page.resume_after = self.last_id.take();
+                return true;
+            }
+            self.bytes += size;
+            self.page.items.push(init);
+        }
+        self.last_id = Some(id.to_string());
+        if self.examined >= pagination::MAX_EXAMINED {
+            self.page.more = true;
+            self.page.resume_after = self.last_id.take();
+            return true;
+        }
+        false
+    }
 }
 
 /// What the metrics report about a store.
@@ -576,9 +631,12 @@ impl Store {
         })
         .await
         .map_err(|e| Error::Storage(format!("write task failed: {e}")))??;
-        // A replayed answer may belong to a write still waiting for its
-        // flush: it too is acknowledged only once durable.
-        if matches!(outcome, Outcome::Written(_) | Outcome::Replayed(_)) {
+        // A replayed or unchanged answer may reflect a write still waiting
+        // for its flush: it too is acknowledged only once durable.
+        if matches!(
+            outcome,
+            Outcome::Written(_) | Outcome::Replayed(_) | Outcome::Unchanged(_)
+        ) {
             self.inner
                 .group_commit
                 .wait()
@@ -649,6 +707,7 @@ impl Store {
                         if current.is_none() {
                             record.create_time = Some(now);
                         }
+                        rules::check_size(&record).or_else(abort)?;
                         (Some(record), change_type)
                     }
                     Plan::Delete => (None, ChangeType::Deleted),
@@ -762,18 +821,7 @@ impl Store {
         } else {
             None
         };
-        let mut page = Page::default();
-        let take = |init: Initiative, page: &mut Page<Initiative>| {
-            if !filter.matches(&init) {
-                return false;
-            }
-            if page.items.len() == limit {
-                page.more = true;
-                return true;
-            }
-            page.items.push(init);
-            false
-        };
+        let mut page = Filling::new(filter, limit);
         match prefix {
             None => {
                 let start = match after_id {
@@ -784,8 +832,8 @@ impl Store {
                     .tree(Tree::Records)
                     .range::<Vec<u8>, _>((start, Bound::Unbounded))
                 {
-                    let (_, v) = kv.map_err(storage)?;
-                    if take(decode(&v)?, &mut page) {
+                    let (k, v) = kv.map_err(storage)?;
+                    if page.offer(&String::from_utf8_lossy(&k), Some(decode(&v)?)) {
                         break;
                     }
                 }
@@ -808,16 +856,14 @@ impl Store {
                         break;
                     };
                     // The record may have changed since the index entry was read.
-                    let Some(init) = self.get(&String::from_utf8_lossy(id))? else {
-                        continue;
-                    };
-                    if take(init, &mut page) {
+                    let id = String::from_utf8_lossy(id);
+                    if page.offer(&id, self.get(&id)?) {
                         break;
                     }
                 }
             }
         }
-        Ok(page)
+        Ok(page.page)
     }
 
     /// Up to `limit` revisions of initiative `id` after revision `after`
@@ -833,6 +879,7 @@ impl Store {
         let prefix = keys::history_prefix(id);
         let start = Bound::Excluded(keys::history(id, after));
         let mut page = Page::default();
+        let mut bytes = 0;
         for kv in s
             .tree(Tree::History)
             .range::<Vec<u8>, _>((start, Bound::Unbounded))
@@ -854,6 +901,14 @@ impl Store {
                 })?;
             let change: Change = decode(&change)?;
             if visible(&change) {
+                // A page ends before the change that would take it past
+                // MAX_PAGE_BYTES (a change holds a whole record).
+                let size = change.encoded_len();
+                if !page.items.is_empty() && bytes + size > pagination::MAX_PAGE_BYTES {
+                    page.more = true;
+                    break;
+                }
+                bytes += size;
                 page.items.push(change);
             }
         }

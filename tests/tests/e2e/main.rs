@@ -16,6 +16,7 @@ mod gateway_binary;
 mod gateway_faults;
 mod gateway_route;
 mod gateway_views;
+mod hostile;
 mod metrics;
 mod migration;
 mod seed_data;

@@ -107,7 +107,7 @@ fn every_line_is_a_valid_create_request() {
         let mut v = Violations::default();
         validate::initiative(&mut v, "initiative", init, r.domain, Some(&r.name));
         validate::write_meta(&mut v, &r.request.request_id, &r.request.reporter);
-        assert!(v.0.is_empty(), "line {line} ({id}): {:?}", v.0);
+        assert!(v.is_empty(), "line {line} ({id}): {v:?}");
 
         // What the curation promises beyond the validation rules.
         assert!(!init.summary.is_empty(), "line {line}: no summary");

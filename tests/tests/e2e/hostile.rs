@@ -1,0 +1,409 @@
+//! Hostile input: requests built to cost the server as much as possible get
+//! a short, bounded answer; records, pages and streams have caps a caller
+//! cannot pass; what was refused left the store as it was.
+
+use cetrack_contract::error::{MAX_ECHO, MAX_VIOLATIONS};
+use cetrack_contract::pagination::{MAX_EXAMINED, MAX_PAGE_BYTES};
+use cetrack_contract::proto::*;
+use cetrack_contract::rules::{MAX_MASK_PATHS, MAX_PROGRESS_UPDATES, MAX_RECORD_BYTES};
+use cetrack_contract::Domain;
+use cetrack_domain_service::MAX_WATCHES;
+use cetrack_tests::*;
+use futures::StreamExt;
+use prost::Message;
+use tonic::Code;
+
+const D: Domain = Domain::Quantum;
+
+/// How many one-byte values fit in a request under the 4 MiB message limit.
+const MANY: usize = 4_000_000;
+
+/// Asserts that `status` is INVALID_ARGUMENT, short, with at most
+/// MAX_VIOLATIONS violations and one more saying how many were cut when
+/// `cut`; the violations.
+fn short_invalid(status: &tonic::Status, cut: bool) -> Vec<(String, String)> {
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().len() < 4_096,
+        "a message of {} bytes",
+        status.message().len()
+    );
+    assert!(
+        status.details().len() < 64 * 1024,
+        "details of {} bytes",
+        status.details().len()
+    );
+    let violations = field_violations(status);
+    assert!(
+        violations.len() <= MAX_VIOLATIONS + 1,
+        "{}",
+        violations.len()
+    );
+    let last = violations.last().map(|v| v.1.as_str()).unwrap_or_default();
+    assert_eq!(
+        last.contains("more violations not listed"),
+        cut,
+        "{violations:?}"
+    );
+    for (field, description) in &violations {
+        assert!(
+            field.len() <= 600 && description.len() <= 600,
+            "{field}: {description}"
+        );
+    }
+    violations
+}
+
+#[tokio::test]
+async fn millions_of_repeated_values_cost_one_short_error() -> anyhow::Result<()> {
+    let s = Stack::start().await?;
+    let mut direct = s.domain(D);
+    let mut via = connect(s.gateway_server.addr).await?;
+    let mut gateway = s.gateway.clone();
+    s.create(D, "kept", sample(D, "Kept", 2027)).await?;
+    let before = list_all(&mut direct, &D.parent(), None, 100).await?;
+
+    // Four million statuses, valid or not: refused before they are looked at.
+    for value in [LifecycleStatus::InProgress as i32, 99] {
+        let filter = InitiativeFilter {
+            statuses: vec![value; MANY],
+            ..Default::default()
+        };
+        let list = ListInitiativesRequest {
+            parent: D.parent(),
+            filter: Some(filter.clone()),
+            ..Default::default()
+        };
+        assert!(list.encoded_len() > 3_900_000);
+        for status in [
+            expect_err(direct.list_initiatives(list.clone()).await),
+            expect_err(via.list_initiatives(list.clone()).await),
+        ] {
+            let v = short_invalid(&status, false);
+            assert_eq!(v.len(), 1, "{v:?}");
+            assert_eq!(v[0].0, "filter.statuses");
+        }
+        let search = SearchInitiativesRequest {
+            filter: Some(filter),
+            domains: vec![1; 1000],
+            ..Default::default()
+        };
+        let status = expect_err(gateway.search_initiatives(search).await);
+        let v = short_invalid(&status, false);
+        assert_eq!(
+            v.iter().map(|x| x.0.as_str()).collect::<Vec<_>>(),
+            ["domains", "filter.statuses"]
+        );
+    }
+
+    // The same value a few times is one value.
+    let once = InitiativeFilter {
+        statuses: vec![LifecycleStatus::Announced as i32],
+        ..Default::default()
+    };
+    let repeated = InitiativeFilter {
+        statuses: vec![LifecycleStatus::Announced as i32; 32],
+        ..Default::default()
+    };
+    assert_eq!(
+        list_all(&mut direct, &D.parent(), Some(once), 10).await?,
+        list_all(&mut direct, &D.parent(), Some(repeated), 10).await?
+    );
+
+    // Half a million mask paths: one violation, nothing changed.
+    let update = UpdateInitiativeRequest {
+        initiative: Some(Initiative {
+            name: format!("{}/initiatives/kept", D.parent()),
+            title: "Changed".into(),
+            ..Default::default()
+        }),
+        update_mask: Some(mask(&vec!["title"; 500_000])),
+        ..Default::default()
+    };
+    for status in [
+        expect_err(direct.update_initiative(update.clone()).await),
+        expect_err(via.update_initiative(update).await),
+    ] {
+        let v = short_invalid(&status, false);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].0, "update_mask.paths");
+        assert!(
+            v[0].1.contains(&format!("at most {MAX_MASK_PATHS} paths")),
+            "{v:?}"
+        );
+    }
+    assert_eq!(list_all(&mut direct, &D.parent(), None, 100).await?, before);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_request_with_thousands_of_mistakes_hears_of_fifty() -> anyhow::Result<()> {
+    let mut t = TestDomain::start(D).await?;
+    let mut bad = sample(D, "Bad", 2027);
+    bad.participants = (0..100)
+        .map(|i| Participant {
+            organization: Some(Organization {
+                id: format!("NOT A SLUG {i}"),
+                country_code: "nowhere".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .collect();
+    let status = expect_err(
+        t.client
+            .create_initiative(create_request(D, "bad", bad))
+            .await,
+    );
+    let v = short_invalid(&status, true);
+    assert_eq!(v.len(), MAX_VIOLATIONS + 1);
+    assert_eq!(v[MAX_VIOLATIONS].0, "request");
+    // The message names the first few and points to the details.
+    assert!(
+        status.message().contains("more (see the error details)"),
+        "{}",
+        status.message()
+    );
+
+    // A value echoed back is cut short.
+    let long = "x".repeat(1_000_000);
+    let status = expect_err(
+        t.client
+            .get_initiative(GetInitiativeRequest {
+                name: format!("domains/{long}/initiatives/{long}"),
+            })
+            .await,
+    );
+    let v = short_invalid(&status, false);
+    assert!(v[0].1.len() < MAX_ECHO + 300, "{}", v[0].1);
+    assert!(v[0].1.contains("bytes)"), "{}", v[0].1);
+    let status = expect_err(
+        t.client
+            .get_initiative(GetInitiativeRequest {
+                name: format!("domains/{long}"),
+            })
+            .await,
+    );
+    short_invalid(&status, false);
+    Ok(())
+}
+
+#[tokio::test]
+async fn records_have_a_size_and_a_progress_cap() -> anyhow::Result<()> {
+    let mut t = TestDomain::start(D).await?;
+    let link = format!("https://example.org/{}", "a".repeat(1_900));
+    let mut big = sample(D, "Big", 2027);
+    big.milestones = (0..60)
+        .map(|i| Milestone {
+            id: format!("m{i}"),
+            title: "Milestone".into(),
+            status: MilestoneStatus::Scheduled as i32,
+            evidence_links: vec![link.clone(); 20],
+            ..Default::default()
+        })
+        .collect();
+    assert!(big.encoded_len() > MAX_RECORD_BYTES);
+    let status = expect_err(
+        t.client
+            .create_initiative(create_request(D, "big", big.clone()))
+            .await,
+    );
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(status.message().contains("bytes"), "{status:?}");
+    assert!(list_all(&mut t.client, &D.parent(), None, 10)
+        .await?
+        .is_empty());
+
+    // Grown past the cap by an update: refused, the record as it was.
+    let small = t
+        .client
+        .create_initiative(create_request(D, "grows", sample(D, "Grows", 2027)))
+        .await?
+        .into_inner();
+    let status = expect_err(
+        t.client
+            .update_initiative(UpdateInitiativeRequest {
+                initiative: Some(Initiative {
+                    name: small.name.clone(),
+                    ..big.clone()
+                }),
+                update_mask: Some(mask(&["milestones"])),
+                ..Default::default()
+            })
+            .await,
+    );
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    let name = small.name.clone();
+    assert_eq!(
+        t.client
+            .get_initiative(GetInitiativeRequest { name: name.clone() })
+            .await?
+            .into_inner(),
+        small
+    );
+
+    // Progress updates: up to the cap, then FAILED_PRECONDITION.
+    let add = |n: usize| AddProgressUpdateRequest {
+        name: name.clone(),
+        progress_update: Some(ProgressUpdate {
+            as_of: Some(year(2025)),
+            text: format!("Update {n}"),
+            reporting_organization_id: "us-nsf".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let client = t.client.clone();
+    let added = futures::stream::iter(0..MAX_PROGRESS_UPDATES)
+        .map(|n| {
+            let mut c = client.clone();
+            let r = add(n);
+            async move { c.add_progress_update(r).await.map(|_| ()) }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+    assert!(
+        added.iter().all(Result::is_ok),
+        "{:?}",
+        added.iter().find(|r| r.is_err())
+    );
+    let status = expect_err(t.client.add_progress_update(add(0)).await);
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    let now = t
+        .client
+        .get_initiative(GetInitiativeRequest { name })
+        .await?
+        .into_inner();
+    assert_eq!(now.progress_updates.len(), MAX_PROGRESS_UPDATES);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_page_is_bounded_in_bytes_and_in_records_examined() -> anyhow::Result<()> {
+    let mut t = TestDomain::start(D).await?;
+    // Five records of about 700 kB: a page holds two.
+    let link = format!("https://example.org/{}", "a".repeat(1_900));
+    let mut fat = sample(D, "Fat", 2027);
+    fat.milestones = (0..19)
+        .map(|i| Milestone {
+            id: format!("m{i}"),
+            title: "Milestone".into(),
+            status: MilestoneStatus::Scheduled as i32,
+            evidence_links: vec![link.clone(); 20],
+            ..Default::default()
+        })
+        .collect();
+    let items = (0..5).map(|i| (format!("fat-{i}"), fat.clone())).collect();
+    create_concurrently(&t.client, D, items, 5).await?;
+    let page = t
+        .client
+        .list_initiatives(ListInitiativesRequest {
+            parent: t.parent(),
+            page_size: 100,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    assert_eq!(page.initiatives.len(), 2);
+    assert!(page.encoded_len() <= MAX_PAGE_BYTES + 1024);
+    assert!(!page.next_page_token.is_empty());
+    assert_eq!(
+        list_all(&mut t.client, &D.parent(), None, 100).await?.len(),
+        5
+    );
+    let name = format!("{}/initiatives/fat-0", D.parent());
+    for n in 0..4 {
+        t.client
+            .update_initiative(UpdateInitiativeRequest {
+                initiative: Some(Initiative {
+                    name: name.clone(),
+                    title: format!("Fat {n}"),
+                    ..Default::default()
+                }),
+                update_mask: Some(mask(&["title"])),
+                ..Default::default()
+            })
+            .await?;
+    }
+    let history = t
+        .client
+        .list_history(ListHistoryRequest {
+            name: name.clone(),
+            page_size: 100,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    assert!(history.changes.len() < 5 && !history.next_page_token.is_empty());
+    assert_eq!(history_all(&mut t.client, &name, 100).await?.len(), 5);
+
+    // More records than one page examines, none matching: a page answers
+    // with what it found (nothing) and a token to go on, and the walk ends.
+    let items = (0..MAX_EXAMINED)
+        .map(|i| (format!("r{i:05}"), sample(D, "Many", 2027)))
+        .collect();
+    create_concurrently(&t.client, D, items, 32).await?;
+    let nothing = InitiativeFilter {
+        text: "matches-no-record".into(),
+        ..Default::default()
+    };
+    let first = t
+        .client
+        .list_initiatives(ListInitiativesRequest {
+            parent: t.parent(),
+            page_size: 10,
+            filter: Some(nothing.clone()),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    assert!(first.initiatives.is_empty());
+    assert!(!first.next_page_token.is_empty(), "a token to go on");
+    assert!(list_all(&mut t.client, &D.parent(), Some(nothing), 10)
+        .await?
+        .is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn change_streams_are_capped() -> anyhow::Result<()> {
+    let t = TestDomain::start(D).await?;
+    // Several connections: one carries at most 256 calls at once.
+    let mut clients = Vec::new();
+    for _ in 0..(MAX_WATCHES / 200 + 1) {
+        clients.push(connect(t.addr()).await?);
+    }
+    let mut open = Vec::new();
+    for n in 0..MAX_WATCHES {
+        let c = &mut clients[n / 200];
+        open.push(watch(c, &t.parent(), 0).await?);
+    }
+    let last = clients.len() - 1;
+    let status = expect_err(
+        clients[last]
+            .watch_changes(WatchChangesRequest {
+                parent: t.parent(),
+                after_revision: 0,
+            })
+            .await,
+    );
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    // One closes: one more may open (once the server has seen it go).
+    drop(open.pop());
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match watch(&mut clients[last], &t.parent(), 0).await {
+            Ok(stream) => {
+                open.push(stream);
+                break;
+            }
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                assert!(e.to_string().contains("change streams open"), "{e}");
+                tokio::task::yield_now().await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
