@@ -14,4 +14,4 @@ pub mod core;
 pub mod server;
 
 pub use core::MAX_WATCHES;
-pub use server::{domain_main, start_domain, DomainArgs, DomainServerConfig};
+pub use server::{domain_main, serve_store, start_domain, DomainArgs, DomainServerConfig};

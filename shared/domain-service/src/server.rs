@@ -103,17 +103,29 @@ pub async fn start_domain(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunningServer> {
-    let domain = config.domain;
     let store = open_store(&StoreConfig {
-        domain,
+        domain: config.domain,
         path: config.data_dir.clone(),
         cache_capacity: config.cache_capacity,
     })
     .await?;
-    tracing::info!(%domain, data_dir = %config.data_dir.display(), "store open");
+    tracing::info!(domain = %config.domain, data_dir = %config.data_dir.display(), "store open");
+    serve_store(store, config, listener, shutdown).await
+}
+
+/// Serves `store` (opened from `config`) on `listener` until `shutdown`
+/// fires, as [`start_domain`] does.
+pub async fn serve_store(
+    store: Store,
+    config: DomainServerConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<RunningServer> {
+    let domain = store.domain();
     let core = Arc::new(DomainCore::new(domain, store.clone()));
     let services = Services::new(domain.slug(), config.auth)
         .with_tls(config.tls)
+        .with_failure(store.failed())
         .with(
             DomainServiceServer::new(DomainApi::new(core.clone(), shutdown.clone()))
                 .max_decoding_message_size(MAX_REQUEST_BYTES)

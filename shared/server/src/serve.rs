@@ -43,6 +43,7 @@ pub struct Services {
     tls: Option<ServerTlsConfig>,
     routes: RoutesBuilder,
     names: Vec<&'static str>,
+    failed: Option<tokio::sync::watch::Receiver<Option<String>>>,
 }
 
 impl std::fmt::Debug for Services {
@@ -64,6 +65,7 @@ impl Services {
             tls: None,
             routes: RoutesBuilder::default(),
             names: Vec::new(),
+            failed: None,
         }
     }
 
@@ -89,6 +91,13 @@ impl Services {
     /// Serves over TLS as `tls` says (`None`: plaintext).
     pub fn with_tls(mut self, tls: Option<ServerTlsConfig>) -> Self {
         self.tls = tls;
+        self
+    }
+
+    /// Reports NOT_SERVING for every service (and the server) once `failed`
+    /// holds a reason (e.g. the store failed), until the process restarts.
+    pub fn with_failure(mut self, failed: tokio::sync::watch::Receiver<Option<String>>) -> Self {
+        self.failed = Some(failed);
         self
     }
 
@@ -141,6 +150,7 @@ pub async fn serve(
         tls,
         mut routes,
         names,
+        failed,
     } = services;
     let mut builder = Server::builder();
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -156,6 +166,27 @@ pub async fn serve(
         health
             .set_service_status(*name, ServingStatus::Serving)
             .await;
+    }
+    if let Some(mut failed) = failed {
+        let (reporter, names, stop) = (health.clone(), names.clone(), shutdown.child_token());
+        tokio::spawn(async move {
+            loop {
+                let why = failed.borrow_and_update().clone();
+                if let Some(why) = why {
+                    tracing::error!(service = label, reason = %why, "failed: reporting NOT_SERVING until restarted");
+                    for name in names.iter().copied().chain([""]) {
+                        reporter
+                            .set_service_status(name, ServingStatus::NotServing)
+                            .await;
+                    }
+                    return;
+                }
+                tokio::select! {
+                    changed = failed.changed() => if changed.is_err() { return },
+                    _ = stop.cancelled() => return,
+                }
+            }
+        });
     }
     let mut reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(cetrack_contract::proto::FILE_DESCRIPTOR_SET)

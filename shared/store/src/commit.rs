@@ -5,13 +5,57 @@
 //! transaction, then queues a waiter; the committer takes every queued waiter,
 //! notes the highest committed revision, flushes once, and wakes them all. A
 //! flush that began after a transaction committed makes it durable.
+//!
+//! A flush that fails puts the store in its failed state (see
+//! [`Failure`]): the committer answers every later waiter with the first
+//! error and never flushes again, so that a write whose caller was told it
+//! failed is not published by a later flush.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 
 use tokio::sync::{oneshot, watch};
 
 type Waiter = oneshot::Sender<Result<(), String>>;
+
+/// The store's failed state: `None` while it is sound, else why it failed.
+/// Set once, by the first failure; a restart clears it.
+#[derive(Debug, Clone)]
+pub(crate) struct Failure(pub(crate) watch::Sender<Option<String>>);
+
+impl Failure {
+    /// Records that the store failed (the first reason is kept).
+    pub(crate) fn set(&self, why: &str) {
+        let set = self.0.send_if_modified(|f| {
+            if f.is_none() {
+                *f = Some(why.to_string());
+                true
+            } else {
+                false
+            }
+        });
+        if set {
+            tracing::error!(
+                reason = why,
+                "the store failed: it serves nothing more until the service is restarted"
+            );
+        }
+    }
+
+    /// Why the store failed, if it did.
+    pub(crate) fn reason(&self) -> Option<String> {
+        self.0.borrow().clone()
+    }
+}
+
+/// Faults a test can make the committer meet.
+#[derive(Debug, Default)]
+pub(crate) struct Faults {
+    /// The next flush fails.
+    pub(crate) fail_flush: AtomicBool,
+    /// The committer thread stops at its next batch.
+    pub(crate) stop: AtomicBool,
+}
 
 /// The handle writers use to wait for durability. Dropping it stops the
 /// committer thread and waits for it, so that the thread's handle on the
@@ -29,24 +73,36 @@ impl GroupCommit {
         db: sled::Db,
         committed: Arc<AtomicU64>,
         durable: watch::Sender<u64>,
+        failure: Failure,
+        faults: Arc<Faults>,
     ) -> std::io::Result<Self> {
         let (queue, rx) = mpsc::channel::<Waiter>();
         let thread = std::thread::Builder::new()
             .name("cetrack-group-commit".into())
             .spawn(move || {
                 while let Ok(first) = rx.recv() {
+                    if faults.stop.load(Ordering::SeqCst) {
+                        return;
+                    }
                     let mut batch = vec![first];
                     batch.extend(rx.try_iter());
                     let watermark = committed.load(Ordering::SeqCst);
-                    let result = db.flush().map(|_| ()).map_err(|e| e.to_string());
-                    if result.is_ok() {
-                        durable.send_if_modified(|d| {
-                            let moved = watermark > *d;
-                            *d = (*d).max(watermark);
-                            moved
-                        });
-                    } else {
-                        tracing::error!(error = ?result, "flush failed");
+                    let result = match failure.reason() {
+                        Some(why) => Err(why),
+                        None if faults.fail_flush.swap(false, Ordering::SeqCst) => {
+                            Err("injected flush failure".to_string())
+                        }
+                        None => db.flush().map(|_| ()).map_err(|e| e.to_string()),
+                    };
+                    match &result {
+                        Ok(()) => {
+                            durable.send_if_modified(|d| {
+                                let moved = watermark > *d;
+                                *d = (*d).max(watermark);
+                                moved
+                            });
+                        }
+                        Err(e) => failure.set(&format!("a flush failed: {e}")),
                     }
                     for w in batch {
                         let _ = w.send(result.clone());

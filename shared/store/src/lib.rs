@@ -28,7 +28,7 @@ use cetrack_contract::proto::{Change, ChangeType, DomainSummary, Initiative};
 use cetrack_contract::rules::{self, Filter};
 use cetrack_contract::summary::{self, LastChange, OrganizationLabel, SummaryWindow, Visibility};
 
-use commit::GroupCommit;
+use commit::{Failure, Faults, GroupCommit};
 
 /// The store layout this build writes. A store with a higher version was
 /// written by a newer cetrack and is refused; an older one is migrated on
@@ -338,12 +338,54 @@ struct Inner {
     committed: Arc<AtomicU64>,
     durable: watch::Sender<u64>,
     group_commit: GroupCommit,
+    failure: Failure,
+    faults: Arc<Faults>,
 }
 
 impl Inner {
     fn tree(&self, t: Tree) -> &sled::Tree {
         at(&self.trees, t)
     }
+
+    /// `Ok` while the store is sound; UNAVAILABLE once it failed.
+    fn sound(&self) -> Result<()> {
+        match self.failure.reason() {
+            None => Ok(()),
+            Some(why) => Err(Error::Unavailable(format!(
+                "the {} store failed ({why}); it serves nothing until the service is restarted",
+                self.domain
+            ))),
+        }
+    }
+
+    /// The write lock; a poisoned one fails the store.
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, ()>> {
+        self.sound()?;
+        match self.write_lock.lock() {
+            Ok(guard) => Ok(guard),
+            Err(_) => {
+                self.failure
+                    .set("the write lock is poisoned: a writer panicked while holding it");
+                Err(self
+                    .sound()
+                    .err()
+                    .unwrap_or_else(|| Error::Unavailable("the store failed".into())))
+            }
+        }
+    }
+}
+
+/// A fault a test can inject into a store, to see what callers and the
+/// health check are told.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The next flush fails.
+    FlushFails,
+    /// The committer thread stops.
+    CommitterStops,
+    /// A writer panics while holding the write lock.
+    LockPoisoned,
 }
 
 impl std::fmt::Debug for Store {
@@ -580,11 +622,19 @@ impl Store {
         let last = get(META_REVISION)?.map(|v| u64_of(&v)).unwrap_or(0);
         let committed = Arc::new(AtomicU64::new(last));
         let (durable, _) = watch::channel(last);
-        let group_commit = GroupCommit::start(db.clone(), committed.clone(), durable.clone())
-            .map_err(|source| OpenError::Io {
-                path: path.clone(),
-                source,
-            })?;
+        let failure = Failure(watch::channel(None).0);
+        let faults = Arc::new(Faults::default());
+        let group_commit = GroupCommit::start(
+            db.clone(),
+            committed.clone(),
+            durable.clone(),
+            failure.clone(),
+            faults.clone(),
+        )
+        .map_err(|source| OpenError::Io {
+            path: path.clone(),
+            source,
+        })?;
         Ok(Store {
             inner: Arc::new(Inner {
                 domain: config.domain,
@@ -595,8 +645,36 @@ impl Store {
                 committed,
                 durable,
                 group_commit,
+                failure,
+                faults,
             }),
         })
+    }
+
+    /// Follows the store's failed state: `None` while it is sound, then
+    /// why it failed (a flush that failed, a committer that stopped, a
+    /// poisoned lock). A failed store answers every call UNAVAILABLE, and
+    /// never flushes again, until the service is restarted.
+    pub fn failed(&self) -> watch::Receiver<Option<String>> {
+        self.inner.failure.0.subscribe()
+    }
+
+    /// Injects `fault` (tests only).
+    #[doc(hidden)]
+    pub fn inject(&self, fault: Fault) {
+        let s = &*self.inner;
+        match fault {
+            Fault::FlushFails => s.faults.fail_flush.store(true, Ordering::SeqCst),
+            Fault::CommitterStops => s.faults.stop.store(true, Ordering::SeqCst),
+            Fault::LockPoisoned => {
+                let store = self.clone();
+                let _ = std::thread::spawn(move || {
+                    let _guard = store.inner.write_lock.lock();
+                    panic!("injected: a writer panics holding the write lock");
+                })
+                .join();
+            }
+        }
     }
 
     /// The domain the store holds.
@@ -623,6 +701,7 @@ impl Store {
     where
         F: Fn(Option<&Initiative>) -> Result<Plan> + Send + 'static,
     {
+        self.inner.sound()?;
         let store = self.clone();
         let id = id.to_string();
         let reporter = reporter.to_string();
@@ -637,11 +716,12 @@ impl Store {
             outcome,
             Outcome::Written(_) | Outcome::Replayed(_) | Outcome::Unchanged(_)
         ) {
-            self.inner
-                .group_commit
-                .wait()
-                .await
-                .map_err(|e| Error::Storage(format!("flush failed: {e}")))?;
+            if let Err(e) = self.inner.group_commit.wait().await {
+                // The committer answers with the store's failure; a
+                // committer that is gone fails the store here.
+                self.inner.failure.set(&e);
+                return Err(self.inner.sound().err().unwrap_or(Error::Unavailable(e)));
+            }
         }
         Ok(outcome)
     }
@@ -654,10 +734,7 @@ impl Store {
         plan: &dyn Fn(Option<&Initiative>) -> Result<Plan>,
     ) -> Result<Outcome> {
         let s = &*self.inner;
-        let _guard = s
-            .write_lock
-            .lock()
-            .map_err(|_| Error::Storage("the write lock is poisoned".into()))?;
+        let _guard = s.lock()?;
         let now = now();
         let outcome = s
             .trees
@@ -788,6 +865,7 @@ impl Store {
 
     /// The current version of initiative `id`.
     pub fn get(&self, id: &str) -> Result<Option<Initiative>> {
+        self.inner.sound()?;
         match self
             .inner
             .tree(Tree::Records)
@@ -808,6 +886,7 @@ impl Store {
         limit: usize,
     ) -> Result<Page<Initiative>> {
         let s = &*self.inner;
+        s.sound()?;
         let prefix = if let Some(org) = &filter.organization_id {
             Some(keys::text_prefix(keys::BY_ORGANIZATION, org))
         } else if let Some(topic) = &filter.topic {
@@ -876,6 +955,7 @@ impl Store {
         visible: impl Fn(&Change) -> bool,
     ) -> Result<Page<Change>> {
         let s = &*self.inner;
+        s.sound()?;
         let prefix = keys::history_prefix(id);
         let start = Bound::Excluded(keys::history(id, after));
         let mut page = Page::default();
@@ -917,6 +997,7 @@ impl Store {
 
     /// Up to `limit` durable changes after revision `after`, oldest first.
     pub fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Change>> {
+        self.inner.sound()?;
         let durable = *self.inner.durable.borrow();
         let mut out = Vec::new();
         if after >= durable {
@@ -968,10 +1049,7 @@ impl Store {
     /// whole transactions only.
     pub fn summary(&self, window: SummaryWindow, cleared: bool) -> Result<DomainSummary> {
         let s = &*self.inner;
-        let _guard = s
-            .write_lock
-            .lock()
-            .map_err(|_| Error::Storage("the write lock is poisoned".into()))?;
+        let _guard = s.lock()?;
         let mut counters = Vec::new();
         for kv in s.tree(Tree::Summary).iter() {
             let (k, v) = kv.map_err(storage)?;
@@ -1012,6 +1090,7 @@ impl Store {
 
     /// Every record, for checks and exports.
     pub fn all(&self) -> Result<Vec<Initiative>> {
+        self.inner.sound()?;
         self.inner
             .tree(Tree::Records)
             .iter()
@@ -1022,11 +1101,7 @@ impl Store {
     /// Every key of every tree, read under the write lock so that the copy is
     /// consistent (writes wait while it is read), with the last revision.
     pub fn snapshot(&self) -> Result<(u64, Vec<RawEntry>)> {
-        let _guard = self
-            .inner
-            .write_lock
-            .lock()
-            .map_err(|_| Error::Storage("the write lock is poisoned".into()))?;
+        let _guard = self.inner.lock()?;
         let mut entries = Vec::new();
         for tree in Tree::ALL {
             for kv in self.inner.tree(tree).iter() {
@@ -1042,10 +1117,7 @@ impl Store {
     /// made), and flushes it. The snapshot's domain must be this store's.
     pub fn restore(&self, entries: Vec<RawEntry>) -> Result<u64> {
         let s = &*self.inner;
-        let _guard = s
-            .write_lock
-            .lock()
-            .map_err(|_| Error::Storage("the write lock is poisoned".into()))?;
+        let _guard = s.lock()?;
         if s.committed.load(Ordering::SeqCst) != 0 || !s.tree(Tree::Records).is_empty() {
             return Err(Error::FailedPrecondition(format!(
                 "the store in {} is not empty; restore only into an empty data directory",
@@ -1105,8 +1177,10 @@ impl Store {
         self.inner.db.size_on_disk().map_err(storage)
     }
 
-    /// Flushes everything to disk (used at shutdown).
+    /// Flushes everything to disk (used at shutdown); a failed store is
+    /// not flushed.
     pub fn flush(&self) -> Result<()> {
+        self.inner.sound()?;
         self.inner.db.flush().map(|_| ()).map_err(storage)
     }
 }

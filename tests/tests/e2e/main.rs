@@ -21,6 +21,7 @@ mod metrics;
 mod migration;
 mod seed_data;
 mod shutdown;
+mod store_failsafe;
 mod store_faults;
 mod tls;
 mod trust_keys;
