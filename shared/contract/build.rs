@@ -27,6 +27,8 @@ fn main() -> anyhow::Result<()> {
     tonic_prost_build::configure()
         .compile_well_known_types(true)
         .extern_path(".google.protobuf", "::pbjson_types")
+        // prost's codec, but an undecodable message is INVALID_ARGUMENT.
+        .codec_path("crate::codec::Codec")
         .compile_fds(fds)?;
 
     pbjson_build::Builder::new()

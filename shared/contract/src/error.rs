@@ -13,7 +13,15 @@ pub const MAX_VIOLATIONS: usize = 50;
 pub const MAX_ECHO: usize = 80;
 
 /// Longest field path or description of one violation, in characters.
-const MAX_VIOLATION_TEXT: usize = 500;
+const MAX_VIOLATION_TEXT: usize = 300;
+
+/// Most bytes of field paths and descriptions one error lists: an error
+/// travels in HTTP/2 trailers (its details base64-encoded), which a client
+/// accepts up to 16 KiB by default.
+pub const MAX_VIOLATION_BYTES: usize = 6 * 1024;
+
+/// Longest status message, in bytes (it travels percent-encoded).
+const MAX_MESSAGE_BYTES: usize = 1024;
 
 /// A caller's value as an error message repeats it: in backquotes, cut
 /// after [`MAX_ECHO`] characters (saying how long it was).
@@ -33,11 +41,27 @@ fn cut(mut text: String, max: usize) -> String {
     text
 }
 
+/// What the violation that stands for those not listed says.
+const MORE: &str = "more violations not listed";
+
+/// `text` cut to at most `max` bytes (at a character boundary).
+fn cut_bytes(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max.saturating_sub(3);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
 /// The violation that stands for `n` more not listed.
 pub fn more_violations(n: usize) -> FieldViolation {
     FieldViolation::new(
         "request",
-        format!("{n} more violations not listed (at most {MAX_VIOLATIONS} are)"),
+        format!("{n} {MORE} (at most {MAX_VIOLATIONS} are)"),
     )
 }
 
@@ -116,7 +140,7 @@ fn summarize(violations: &[FieldViolation]) -> String {
             violations.len() - SHOWN
         ));
     }
-    out
+    cut_bytes(out, MAX_MESSAGE_BYTES)
 }
 
 impl Error {
@@ -127,13 +151,39 @@ impl Error {
 
     /// `Ok(())` when there is no violation, else INVALID_ARGUMENT with
     /// them (at most [`MAX_VIOLATIONS`], then one saying how many more).
+    /// The list is also cut where it would pass [`MAX_VIOLATION_BYTES`].
     pub fn check(mut violations: Vec<FieldViolation>) -> Result<(), Error> {
         if violations.is_empty() {
             return Ok(());
         }
-        if violations.len() > MAX_VIOLATIONS + 1 {
-            let more = violations.len() - MAX_VIOLATIONS;
-            violations.truncate(MAX_VIOLATIONS);
+        // A `more_violations` entry already at the end counts what was cut
+        // before.
+        let mut more = match violations.last() {
+            Some(v) if v.field == "request" && v.description.contains(MORE) => {
+                let n = v
+                    .description
+                    .split_whitespace()
+                    .next()
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .unwrap_or(0);
+                violations.pop();
+                n
+            }
+            _ => 0,
+        };
+        let mut bytes = 0;
+        let keep = violations
+            .iter()
+            .take(MAX_VIOLATIONS)
+            .take_while(|v| {
+                bytes += v.field.len() + v.description.len();
+                bytes <= MAX_VIOLATION_BYTES
+            })
+            .count()
+            .max(1);
+        more += violations.len() - keep;
+        violations.truncate(keep);
+        if more > 0 {
             violations.push(more_violations(more));
         }
         Err(Error::InvalidArgument(violations))
@@ -151,7 +201,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl From<Error> for Status {
     fn from(e: Error) -> Self {
-        let message = e.to_string();
+        let message = cut_bytes(e.to_string(), MAX_MESSAGE_BYTES);
         match e {
             Error::InvalidArgument(violations) => {
                 let details = ErrorDetails::with_bad_request(

@@ -18,6 +18,7 @@
 //! domain service (`cetrack-domain-service`) and the gateway build on it.
 
 pub mod auth;
+pub mod codec;
 pub mod dates;
 pub mod domain;
 pub mod error;

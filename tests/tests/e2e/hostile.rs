@@ -2,7 +2,7 @@
 //! a short, bounded answer; records, pages and streams have caps a caller
 //! cannot pass; what was refused left the store as it was.
 
-use cetrack_contract::error::{MAX_ECHO, MAX_VIOLATIONS};
+use cetrack_contract::error::{MAX_ECHO, MAX_VIOLATIONS, MAX_VIOLATION_BYTES};
 use cetrack_contract::pagination::{MAX_EXAMINED, MAX_PAGE_BYTES};
 use cetrack_contract::proto::*;
 use cetrack_contract::rules::{MAX_MASK_PATHS, MAX_PROGRESS_UPDATES, MAX_RECORD_BYTES};
@@ -45,12 +45,19 @@ fn short_invalid(status: &tonic::Status, cut: bool) -> Vec<(String, String)> {
         cut,
         "{violations:?}"
     );
+    // Each cut at 300 characters (at most 4 bytes each), all together at
+    // MAX_VIOLATION_BYTES but for the one saying how many more.
     for (field, description) in &violations {
         assert!(
-            field.len() <= 600 && description.len() <= 600,
+            field.len() <= 1_200 && description.len() <= 1_200,
             "{field}: {description}"
         );
     }
+    let bytes: usize = violations.iter().map(|(f, d)| f.len() + d.len()).sum();
+    assert!(
+        bytes <= MAX_VIOLATION_BYTES + 200,
+        "{bytes} bytes of violations"
+    );
     violations
 }
 

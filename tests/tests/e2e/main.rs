@@ -17,6 +17,7 @@ mod gateway_faults;
 mod gateway_route;
 mod gateway_views;
 mod hostile;
+mod hostile_fuzz;
 mod metrics;
 mod migration;
 mod seed_data;
