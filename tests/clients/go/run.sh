@@ -24,7 +24,7 @@ source "$here/../system.sh"
 system_setup goclient
 
 echo "== Debian packages for Go"
-system_apt protobuf-compiler golang-go protoc-gen-go protoc-gen-go-grpc \
+system_apt protobuf-compiler libprotobuf-dev golang-go protoc-gen-go protoc-gen-go-grpc \
   golang-google-grpc-dev golang-google-protobuf-dev golang-google-genproto-dev \
   golang-github-golang-protobuf-1-5-dev
 
