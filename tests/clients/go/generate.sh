@@ -15,8 +15,9 @@ root="$(cd "$here/../../.." && pwd)"
 gopath="${1:-$here/generated}"
 pkg="github.com/cetrack/cetrack/gen/go/cet/v1"
 
-rm -rf "${gopath:?}/src/$pkg"
 mkdir -p "$gopath/src"
+gopath="$(cd "$gopath" && pwd)"
+rm -rf "${gopath:?}/src/$pkg"
 mapfile -t files < <(cd "$root/proto" && find cet -name '*.proto' | sort)
 (cd "$root" && protoc \
   -I proto \

@@ -17,6 +17,7 @@ plugin="${GRPC_JAVA_PLUGIN:-/usr/bin/grpc_java_plugin}"
 
 rm -rf "$out"
 mkdir -p "$out"
+out="$(cd "$out" && pwd)"
 mapfile -t files < <(cd "$root/proto" && find cet -name '*.proto' | sort)
 (cd "$root" && protoc \
   -I proto \
