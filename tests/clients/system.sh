@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # A whole cetrack system for the client scenarios (tests/clients/*/run.sh),
 # sourced, not run. It provides:
 #
@@ -128,11 +129,11 @@ system_apt() {
 
 system_binaries() {
   echo "== binaries in $bin"
-  local b missing=0
+  local b absent=0
   for b in "${domains[@]/#/cetrack-}" cetrack-gateway cetrack; do
-    [[ -x "$bin/$b" ]] || missing=1
+    [[ -x "$bin/$b" ]] || absent=1
   done
-  if ((missing)); then
+  if ((absent)); then
     echo "some binaries are missing: cargo build --workspace --bins"
     (cd "$root" && cargo build --workspace --bins)
   fi

@@ -19,7 +19,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
-# shellcheck source=../system.sh
+# shellcheck source-path=SCRIPTDIR source=../system.sh
 source "$here/../system.sh"
 system_setup goclient
 

@@ -17,7 +17,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 python="${PYTHON:-python3}"
-# shellcheck source=../system.sh
+# shellcheck source-path=SCRIPTDIR source=../system.sh
 source "$here/../system.sh"
 system_setup pyclient
 
