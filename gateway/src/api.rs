@@ -48,7 +48,7 @@ impl GatewayApi {
         Ok(CallCtx::new(
             domain_deadline(r.metadata(), self.default_deadline),
             r.metadata(),
-            who.cleared(),
+            who,
         ))
     }
 }

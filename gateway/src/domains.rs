@@ -7,6 +7,7 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use cetrack_contract::auth::Caller;
 use cetrack_contract::proto::domain_service_client::DomainServiceClient;
 use cetrack_contract::proto::{DomainSummary, DomainUnavailable};
 use cetrack_contract::Domain;
@@ -263,16 +264,25 @@ pub struct CallCtx {
     /// Whether the caller may see restricted records (what the gateway
     /// keeps across callers is kept per clearance).
     pub cleared: bool,
+    /// The verified caller: what the gateway keeps across callers is shown
+    /// only to a caller who may read it.
+    pub caller: Caller,
 }
 
 impl CallCtx {
-    /// The context of a call with `deadline`, on behalf of the caller of
-    /// `metadata` (its `authorization` header) whose clearance is `cleared`.
-    pub fn new(deadline: Duration, metadata: &tonic::metadata::MetadataMap, cleared: bool) -> Self {
+    /// The context of a call with `deadline`, on behalf of `caller` (the
+    /// verified caller of `metadata`, whose `authorization` header is
+    /// passed on).
+    pub fn new(
+        deadline: Duration,
+        metadata: &tonic::metadata::MetadataMap,
+        caller: Caller,
+    ) -> Self {
         Self {
             deadline,
             authorization: metadata.get("authorization").cloned(),
-            cleared,
+            cleared: caller.cleared(),
+            caller,
         }
     }
 }

@@ -85,7 +85,11 @@ pub async fn overview(
     }
     for u in unavailable {
         totals.complete = false;
-        let last = Domain::from_proto(u.domain).and_then(|d| domains.last_summary(d, ctx.cleared));
+        // The last summary a domain sent, to a caller who may read that
+        // domain (a caller scoped to other domains learns nothing of it).
+        let last = Domain::from_proto(u.domain)
+            .filter(|d| ctx.caller.check_read(*d).is_ok())
+            .and_then(|d| domains.last_summary(d, ctx.cleared));
         out.push(DomainOverview {
             domain: u.domain,
             available: false,

@@ -399,3 +399,51 @@ async fn no_response_of_any_read_holds_a_restricted_record_for_an_uncleared_call
     assert_eq!(seen.initiatives.len(), MARKED_DOMAINS.len() * 2, "{seen:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn the_gateways_last_summaries_reach_only_callers_who_may_read_the_domain(
+) -> anyhow::Result<()> {
+    let s = Stack::start().await?;
+    s.create(
+        Domain::Quantum,
+        "counted",
+        sample(Domain::Quantum, "Counted", 2027),
+    )
+    .await?;
+    // An admin's overview: the gateway keeps every domain's summary.
+    let seen = s
+        .gateway
+        .clone()
+        .get_overview(GetOverviewRequest::default())
+        .await?
+        .into_inner();
+    assert!(seen
+        .domains
+        .iter()
+        .all(|d| d.available && d.summary.is_some()));
+
+    // A viewer of ai alone, cleared like the admin: the other domains
+    // refuse them, and the gateway shows them nothing it kept either.
+    let scoped = token(
+        "ai-viewer",
+        None,
+        &[Role::Viewer],
+        Some(&["ai"]),
+        Clearance::Restricted,
+    );
+    let mut g = gateway_as(s.gateway_server.addr, Some(&scoped)).await?;
+    let o = g
+        .get_overview(GetOverviewRequest::default())
+        .await?
+        .into_inner();
+    for d in &o.domains {
+        if d.domain == Domain::Ai.to_proto() as i32 {
+            assert!(d.available && d.summary.is_some(), "{d:?}");
+        } else {
+            assert!(!d.available, "{d:?}");
+            assert_eq!(d.summary, None, "no summary of a domain they may not read");
+            assert_eq!(d.summary_age, None);
+        }
+    }
+    Ok(())
+}
