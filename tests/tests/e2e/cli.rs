@@ -433,3 +433,98 @@ fn a_token_is_never_sent_in_plain_text_to_another_host() {
         "{err}"
     );
 }
+
+/// The commands of the README's "Using it" block, as written: the words
+/// after `cargo run -p cetrack --`, continuation lines joined, comments
+/// dropped.
+fn readme_commands() -> Vec<Vec<String>> {
+    let readme = include_str!("../../../README.md");
+    let block = readme
+        .split("## Using it")
+        .nth(1)
+        .and_then(|rest| rest.split("```sh\n").nth(1))
+        .and_then(|rest| rest.split("```").next())
+        .expect("a sh block under `## Using it` in README.md");
+    let joined = block.replace("\\\n", " ");
+    joined
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("cargo run -p cetrack -- "))
+        .map(|line| {
+            // Words, with double-quoted ones kept whole; `#` starts a comment.
+            let mut words = Vec::new();
+            let mut word = String::new();
+            let (mut quoted, mut any) = (false, false);
+            for c in line.chars() {
+                match c {
+                    '"' => {
+                        quoted = !quoted;
+                        any = true;
+                    }
+                    '#' if !quoted && !any => break,
+                    c if c.is_whitespace() && !quoted => {
+                        if any {
+                            words.push(std::mem::take(&mut word));
+                            any = false;
+                        }
+                    }
+                    c => {
+                        word.push(c);
+                        any = true;
+                    }
+                }
+            }
+            if any {
+                words.push(word);
+            }
+            words
+        })
+        .collect()
+}
+
+#[test]
+fn the_readme_commands_run_as_written() {
+    let commands = readme_commands();
+    assert!(commands.len() >= 10, "{commands:?}");
+    let work = tempfile::tempdir().expect("tempdir");
+    let data = work.path().join("cetrack-data");
+    let system = System::start(&data, true);
+    for args in &commands {
+        let mut cmd = Command::new(cli_binary());
+        // Where this system runs, as a user elsewhere would set it; the
+        // command's own words unchanged.
+        cmd.env_remove("CETRACK_TOKEN")
+            .env_remove("CETRACK_DOMAIN_ADDRS")
+            .env("CETRACK_ADDR", format!("127.0.0.1:{}", system.base))
+            .current_dir(work.path())
+            .args(args);
+        if args[0] == "watch" {
+            // Runs until stopped: it must print the first change.
+            let mut child = cmd
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn watch");
+            let stdout = child.stdout.take().expect("stdout");
+            let first = BufReader::new(stdout).lines().next();
+            assert!(
+                matches!(first, Some(Ok(ref l)) if !l.is_empty()),
+                "watch printed {first:?}"
+            );
+            assert!(child.try_wait().expect("wait").is_none(), "watch stopped");
+            let _ = child.kill();
+            let _ = child.wait();
+            continue;
+        }
+        let out = cmd.output().expect("run cetrack");
+        assert!(
+            out.status.success(),
+            "README: cetrack {}: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(work.path().join("fact-sheet.md").exists());
+    assert!(work.path().join("all.jsonl").exists());
+    system.stop();
+}
