@@ -57,13 +57,22 @@ pub(crate) struct UpArgs {
 /// How long the admin token `cetrack up` writes stays valid.
 const ADMIN_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
 
-/// The authentication of `cetrack up` and the admin token for the command
-/// line: with `jwt`, the local keys in <data-dir>/auth (made on first start)
-/// and a fresh admin token written beside them.
-fn local_auth(args: &UpArgs) -> anyhow::Result<(Auth, Option<String>)> {
+/// The file of the gateway's own token (its service identity) in the key
+/// directory of `cetrack up`.
+const GATEWAY_TOKEN_FILE: &str = "gateway.token";
+
+/// The authentication of `cetrack up`, the admin token for the command
+/// line and the file of the gateway's own token.
+type LocalAuth = (Auth, Option<String>, Option<std::path::PathBuf>);
+
+/// The authentication of `cetrack up`, the admin token for the command
+/// line and the gateway's own token: with `jwt`, the local keys in
+/// <data-dir>/auth (made on first start) and fresh tokens written beside
+/// them (the gateway's: a viewer cleared for restricted records).
+fn local_auth(args: &UpArgs) -> anyhow::Result<LocalAuth> {
     if args.auth == AuthMode::Off {
         tracing::warn!("AUTHENTICATION IS OFF: every caller is an admin cleared for restricted records. For local development only.");
-        return Ok((Auth::Off, None));
+        return Ok((Auth::Off, None, None));
     }
     let local = LocalKeys::open_or_create(&crate::client::key_dir(&args.data_dir))?;
     let token = local.key.issue(&keys::claims(
@@ -75,12 +84,23 @@ fn local_auth(args: &UpArgs) -> anyhow::Result<(Auth, Option<String>)> {
         ADMIN_TOKEN_TTL,
     ))?;
     keys::write_private(&local.admin_token_path(), token.as_bytes())?;
+    // The gateway's own identity, for what it keeps across callers.
+    let gateway = local.key.issue(&keys::claims(
+        "cetrack-gateway",
+        None,
+        &[Role::Viewer],
+        None,
+        Clearance::Restricted,
+        ADMIN_TOKEN_TTL,
+    ))?;
+    let gateway_token = local.admin_token_path().with_file_name(GATEWAY_TOKEN_FILE);
+    keys::write_private(&gateway_token, gateway.as_bytes())?;
     let auth = Authenticator::load(JwtConfig {
         keys: local.jwks_path(),
         issuer: keys::DEFAULT_ISSUER.into(),
         audience: keys::DEFAULT_AUDIENCE.into(),
     })?;
-    Ok((Auth::Jwt(auth), Some(token)))
+    Ok((Auth::Jwt(auth), Some(token), Some(gateway_token)))
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
@@ -91,7 +111,7 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
 
 /// Runs everything until Ctrl-C or SIGTERM, then shuts down cleanly.
 pub(crate) async fn up(args: UpArgs) -> anyhow::Result<()> {
-    let (auth, admin_token) = local_auth(&args)?;
+    let (auth, admin_token, gateway_token) = local_auth(&args)?;
     let shutdown = CancellationToken::new();
     cancel_on_signals(shutdown.clone());
     let metrics = match args.metrics_listen {
@@ -115,8 +135,10 @@ pub(crate) async fn up(args: UpArgs) -> anyhow::Result<()> {
         servers.push((d.slug().to_string(), server));
     }
     let gateway_addr = SocketAddr::new(args.host, args.base_port);
+    let mut gateway_config = GatewayConfig::with_addrs(addrs.clone(), auth);
+    gateway_config.service_token = gateway_token;
     let gateway = start_gateway(
-        GatewayConfig::with_addrs(addrs.clone(), auth),
+        gateway_config,
         bind(gateway_addr, "the gateway").await?,
         shutdown.clone(),
     )

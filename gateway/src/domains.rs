@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use cetrack_contract::auth::Caller;
 use cetrack_contract::proto::domain_service_client::DomainServiceClient;
-use cetrack_contract::proto::{DomainSummary, DomainUnavailable};
+use cetrack_contract::proto::{DomainSummary, DomainUnavailable, GetDomainSummaryRequest};
 use cetrack_contract::Domain;
 use futures::future::join_all;
+use tonic::metadata::AsciiMetadataValue;
 use tonic::transport::Channel;
 
 /// A client of one domain service.
@@ -91,14 +92,23 @@ impl DomainError {
 struct Entry {
     channel: Channel,
     client: Client,
-    /// The last summary sent, per clearance of the caller it was sent to
-    /// (index 0: public, 1: restricted).
+    /// The last summary the gateway's own identity received, per clearance
+    /// (index 0: public records only, 1: with restricted ones).
     last_summary: [Mutex<Option<(DomainSummary, Instant)>>; 2],
+    /// When the gateway last asked for them.
+    refreshed: Mutex<Option<Instant>>,
 }
+
+/// How often at most the gateway asks a domain for its summaries with its
+/// own identity.
+pub const SUMMARY_REFRESH: Duration = Duration::from_secs(1);
 
 /// The domain services the gateway answers from.
 pub struct Domains {
     entries: BTreeMap<Domain, Entry>,
+    /// The file holding the gateway's own bearer token (its service
+    /// identity), re-read at each use so that it can be renewed in place.
+    service_token: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Domains {
@@ -110,9 +120,12 @@ impl std::fmt::Debug for Domains {
 impl Domains {
     /// Lazily connected channels to every domain, by URL
     /// (e.g. `http://127.0.0.1:50051`).
+    /// `service_token` is the file of the gateway's own token, which it
+    /// keeps last-known summaries with (none: it keeps none).
     pub fn new(
         urls: &BTreeMap<Domain, String>,
         tls: Option<&tonic::transport::ClientTlsConfig>,
+        service_token: Option<std::path::PathBuf>,
     ) -> anyhow::Result<Self> {
         let mut entries = BTreeMap::new();
         for (domain, url) in urls {
@@ -130,10 +143,24 @@ impl Domains {
                     channel,
                     client,
                     last_summary: [Mutex::new(None), Mutex::new(None)],
+                    refreshed: Mutex::new(None),
                 },
             );
         }
-        Ok(Self { entries })
+        match &service_token {
+            Some(path) if !path.exists() => tracing::warn!(
+                path = %path.display(),
+                "the gateway's service token file does not exist (yet): until it does, the gateway keeps no last-known summaries"
+            ),
+            Some(_) => {}
+            None => tracing::warn!(
+                "no service token (--service-token-file): the gateway keeps no last-known summaries of the domains"
+            ),
+        }
+        Ok(Self {
+            entries,
+            service_token,
+        })
     }
 
     /// The domains configured, in the order of [`Domain::ALL`].
@@ -223,18 +250,68 @@ impl Domains {
         out
     }
 
-    /// Remembers the last summary `domain` sent to a caller of clearance
-    /// `cleared`.
-    pub fn remember_summary(&self, domain: Domain, cleared: bool, summary: &DomainSummary) {
-        if let Some(e) = self.entries.get(&domain) {
-            if let Ok(mut last) = e.last_summary[usize::from(cleared)].lock() {
-                *last = Some((summary.clone(), Instant::now()));
+    /// Asks `domain` for its summaries with the gateway's own identity,
+    /// one counting public records only and one counting restricted records
+    /// too (if that identity is cleared; else both count public ones), and
+    /// keeps them as the last known; at most once per [`SUMMARY_REFRESH`],
+    /// each call under `deadline`. Does nothing without a service token.
+    /// Never with a caller's credentials: what is kept across callers is
+    /// fetched by the gateway as itself.
+    pub async fn refresh_summaries(&self, domain: Domain, deadline: Duration) {
+        let (Some(path), Some(e)) = (&self.service_token, self.entries.get(&domain)) else {
+            return;
+        };
+        match e.refreshed.lock() {
+            Ok(mut at) if at.is_none_or(|t| t.elapsed() >= SUMMARY_REFRESH) => {
+                *at = Some(Instant::now());
+            }
+            _ => return,
+        }
+        // A few hundred bytes: read in place.
+        let token = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(err) => {
+                tracing::warn!(path = %path.display(), %err, "cannot read the gateway's service token");
+                return;
+            }
+        };
+        let Ok(bearer) = format!("Bearer {}", token.trim()).parse::<AsciiMetadataValue>() else {
+            tracing::warn!(path = %path.display(), "the gateway's service token is not a token");
+            return;
+        };
+        let ask = |public_only: bool| {
+            let mut client = e.client.clone();
+            let mut r = tonic::Request::new(GetDomainSummaryRequest {
+                parent: domain.parent(),
+                public_only,
+                ..Default::default()
+            });
+            r.set_timeout(deadline);
+            r.metadata_mut().insert("authorization", bearer.clone());
+            async move {
+                tokio::time::timeout(deadline, client.get_domain_summary(r))
+                    .await
+                    .map_err(|_| tonic::Status::deadline_exceeded("no answer in time"))
+                    .and_then(|r| r)
+            }
+        };
+        let (public, full) = tokio::join!(ask(true), ask(false));
+        for (cleared, answer) in [(false, public), (true, full)] {
+            match answer {
+                Ok(s) => {
+                    if let Ok(mut last) = e.last_summary[usize::from(cleared)].lock() {
+                        *last = Some((s.into_inner(), Instant::now()));
+                    }
+                }
+                Err(s) => {
+                    tracing::warn!(%domain, code = ?s.code(), message = s.message(), "the gateway's own summary call failed")
+                }
             }
         }
     }
 
-    /// The last summary `domain` sent to a caller of clearance `cleared`,
-    /// and its age.
+    /// The last summary of `domain` the gateway's own identity received for
+    /// clearance `cleared`, and its age.
     pub fn last_summary(&self, domain: Domain, cleared: bool) -> Option<(DomainSummary, Duration)> {
         let e = self.entries.get(&domain)?;
         let last = e.last_summary[usize::from(cleared)].lock().ok()?;

@@ -55,6 +55,10 @@ pub struct GatewayConfig {
     /// TLS towards `https://` domains (the CA they chain to, a client
     /// certificate for mutual TLS).
     pub domain_tls: Option<ClientTlsConfig>,
+    /// The file of the gateway's own bearer token, its service identity
+    /// for what it keeps across callers (last-known summaries); none: it
+    /// keeps nothing across callers.
+    pub service_token: Option<std::path::PathBuf>,
 }
 
 impl GatewayConfig {
@@ -70,6 +74,7 @@ impl GatewayConfig {
             auth,
             tls: None,
             domain_tls: None,
+            service_token: None,
         }
     }
 
@@ -85,6 +90,7 @@ impl GatewayConfig {
             auth,
             tls: None,
             domain_tls: None,
+            service_token: None,
         }
     }
 }
@@ -95,7 +101,11 @@ pub async fn start_gateway(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunningServer> {
-    let domains = Arc::new(Domains::new(&config.domains, config.domain_tls.as_ref())?);
+    let domains = Arc::new(Domains::new(
+        &config.domains,
+        config.domain_tls.as_ref(),
+        config.service_token.clone(),
+    )?);
     tracing::info!(domains = ?config.domains, "gateway configured");
     let api = GatewayServiceServer::new(GatewayApi::new(
         domains.clone(),

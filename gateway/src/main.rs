@@ -36,6 +36,13 @@ struct Args {
     /// `0.0.0.0:9100` [default: none, no metrics].
     #[arg(long, env = "CETRACK_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    /// A file holding the gateway's own bearer token (e.g. `cetrack token
+    /// issue --sub cetrack-gateway --roles viewer --clearance restricted`):
+    /// its identity for what it keeps across callers, the domains'
+    /// last-known summaries. Re-read at each use. Without it the gateway
+    /// keeps none.
+    #[arg(long, env = "CETRACK_SERVICE_TOKEN_FILE")]
+    service_token_file: Option<std::path::PathBuf>,
     /// Authentication.
     #[command(flatten)]
     auth: AuthArgs,
@@ -58,6 +65,7 @@ fn main() -> ExitCode {
         Duration::from_millis(args.domain_timeout_ms.max(1)),
     );
     let domains = args.domains;
+    let service_token = args.service_token_file;
     let (tls, domain_tls) = (args.tls, args.domain_tls);
     serve_main(
         args.listen,
@@ -68,6 +76,7 @@ fn main() -> ExitCode {
             config.domains.extend(domains);
             config.tls = tls.load()?;
             config.domain_tls = domain_tls.load()?;
+            config.service_token = service_token;
             start_gateway(config, listener, shutdown).await
         },
     )

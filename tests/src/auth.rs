@@ -79,6 +79,28 @@ pub fn token(
         .unwrap_or_else(|e| panic!("cannot sign a test token: {e}"))
 }
 
+/// The file of the test gateways' own token (their service identity: a
+/// viewer cleared for restricted records), beside the test keys.
+pub fn gateway_service_token_file() -> PathBuf {
+    static FILE: OnceLock<PathBuf> = OnceLock::new();
+    FILE.get_or_init(|| {
+        let path = test_keys()
+            .local
+            .jwks_path()
+            .with_file_name("gateway.token");
+        let t = token(
+            "test-gateway",
+            None,
+            &[Role::Viewer],
+            None,
+            Clearance::Restricted,
+        );
+        std::fs::write(&path, t).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        path
+    })
+    .clone()
+}
+
 /// A token of an admin cleared for restricted records (what the tests'
 /// default clients send).
 pub fn admin_token() -> String {

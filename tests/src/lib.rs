@@ -487,6 +487,7 @@ pub async fn summary_at(
             parent: parent.to_string(),
             due_within_days: days,
             as_of: Some(as_of),
+            ..Default::default()
         })
         .await?
         .into_inner())
@@ -565,12 +566,9 @@ pub async fn start_test_gateway(
     addrs: impl IntoIterator<Item = (Domain, std::net::SocketAddr)>,
 ) -> anyhow::Result<(RunningServer, GatewayClient)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let server = cetrack_gateway::start_gateway(
-        cetrack_gateway::GatewayConfig::with_addrs(addrs, test_auth()),
-        listener,
-        CancellationToken::new(),
-    )
-    .await?;
+    let mut config = cetrack_gateway::GatewayConfig::with_addrs(addrs, test_auth());
+    config.service_token = Some(gateway_service_token_file());
+    let server = cetrack_gateway::start_gateway(config, listener, CancellationToken::new()).await?;
     let client = gateway_as(server.addr, Some(&admin_token())).await?;
     Ok((server, client))
 }

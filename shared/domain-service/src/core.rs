@@ -380,7 +380,7 @@ impl DomainCore {
         caller.check_read(self.domain)?;
         let window = self.served().summary(&req)?;
         let store = self.store.clone();
-        let cleared = caller.cleared();
+        let cleared = caller.cleared() && !req.public_only;
         blocking(move || store.summary(window, cleared)).await
     }
 

@@ -488,6 +488,8 @@ fn the_readme_commands_run_as_written() {
     let work = tempfile::tempdir().expect("tempdir");
     let data = work.path().join("cetrack-data");
     let system = System::start(&data, true);
+    // `cetrack up` gave its gateway an identity of its own.
+    assert!(data.join("auth/gateway.token").exists());
     for args in &commands {
         let mut cmd = Command::new(cli_binary());
         // Where this system runs, as a user elsewhere would set it; the

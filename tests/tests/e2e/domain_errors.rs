@@ -320,6 +320,7 @@ async fn every_rpc_rejects_invalid_arguments() -> anyhow::Result<()> {
             parent: t.parent(),
             due_within_days: 5_000,
             as_of: Some(calendar(2025, 2, 29)),
+            ..Default::default()
         })
         .await,
         &["due_within_days", "as_of.day"],
@@ -329,6 +330,7 @@ async fn every_rpc_rejects_invalid_arguments() -> anyhow::Result<()> {
             parent: t.parent(),
             due_within_days: -1,
             as_of: None,
+            ..Default::default()
         })
         .await,
         &["due_within_days"],

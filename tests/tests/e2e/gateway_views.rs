@@ -270,6 +270,7 @@ async fn overview_sums_the_summaries_of_every_domain() -> anyhow::Result<()> {
                 parent: domain.parent(),
                 due_within_days: WITHIN,
                 as_of: Some(as_of),
+                ..Default::default()
             })
             .await?
             .into_inner();

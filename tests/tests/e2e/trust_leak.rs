@@ -447,3 +447,65 @@ async fn the_gateways_last_summaries_reach_only_callers_who_may_read_the_domain(
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn the_gateway_keeps_last_summaries_per_clearance_with_its_own_identity() -> anyhow::Result<()>
+{
+    let mut s = Stack::start().await?;
+    let q = Domain::Quantum;
+    s.create(q, "open", sample(q, "Open", 2027)).await?;
+    let mut marked = sample(q, "zqxmark-summary", 2027);
+    marked.sensitivity = Sensitivity::Restricted as i32;
+    s.create(q, "marked", marked).await?;
+
+    // A public viewer's overview while quantum is up: the gateway asks
+    // quantum as itself, for each clearance, beside the viewer's call.
+    let viewer = token("viewer", None, &[Role::Viewer], None, Clearance::Public);
+    let mut public = gateway_as(s.gateway_server.addr, Some(&viewer)).await?;
+    let up = public
+        .get_overview(GetOverviewRequest::default())
+        .await?
+        .into_inner();
+    let quantum = |o: &Overview| {
+        o.domains
+            .iter()
+            .find(|d| d.domain == q.to_proto() as i32)
+            .cloned()
+            .expect("quantum in the overview")
+    };
+    assert_eq!(quantum(&up).summary.map(|x| x.initiative_count), Some(1));
+
+    // Quantum goes away: each caller sees the last summary of their own
+    // clearance, kept by the gateway's identity, not by the viewer's.
+    let i = s
+        .domains
+        .iter()
+        .position(|t| t.domain == q)
+        .expect("quantum runs");
+    if let Some(server) = s.domains[i].server.take() {
+        server.stop().await?;
+    }
+    let down = public.get_overview(GetOverviewRequest::default()).await?;
+    let bytes = down.get_ref().encode_to_vec();
+    assert!(!String::from_utf8_lossy(&bytes).contains(MARK));
+    let down = quantum(&down.into_inner());
+    assert!(!down.available);
+    assert_eq!(
+        down.summary.map(|x| x.initiative_count),
+        Some(1),
+        "public records only"
+    );
+    let cleared = s
+        .gateway
+        .clone()
+        .get_overview(GetOverviewRequest::default())
+        .await?;
+    let cleared = quantum(&cleared.into_inner());
+    assert!(!cleared.available);
+    assert_eq!(
+        cleared.summary.map(|x| x.initiative_count),
+        Some(2),
+        "the restricted record counted for a cleared caller"
+    );
+    Ok(())
+}
