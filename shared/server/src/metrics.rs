@@ -440,13 +440,28 @@ mod tests {
 
     #[test]
     fn every_code_has_its_canonical_name() {
-        for (n, name) in [
-            (0, "OK"),
-            (5, "NOT_FOUND"),
-            (9, "FAILED_PRECONDITION"),
-            (16, "UNAUTHENTICATED"),
-        ] {
-            assert_eq!(code_name(Code::from_i32(n)), name);
+        // Every code, by its number, as grpc/doc/statuscodes.md names it.
+        let names = [
+            "OK",
+            "CANCELLED",
+            "UNKNOWN",
+            "INVALID_ARGUMENT",
+            "DEADLINE_EXCEEDED",
+            "NOT_FOUND",
+            "ALREADY_EXISTS",
+            "PERMISSION_DENIED",
+            "RESOURCE_EXHAUSTED",
+            "FAILED_PRECONDITION",
+            "ABORTED",
+            "OUT_OF_RANGE",
+            "UNIMPLEMENTED",
+            "INTERNAL",
+            "UNAVAILABLE",
+            "DATA_LOSS",
+            "UNAUTHENTICATED",
+        ];
+        for (n, name) in names.into_iter().enumerate() {
+            assert_eq!(code_name(Code::from_i32(n as i32)), name, "code {n}");
         }
     }
 

@@ -18,6 +18,7 @@ mod gateway_route;
 mod gateway_views;
 mod hostile;
 mod hostile_fuzz;
+mod lifecycle;
 mod metrics;
 mod migration;
 mod seed_data;
