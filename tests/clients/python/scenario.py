@@ -593,9 +593,10 @@ class Scenario:
 
     def watch_domain(self):
         expect(self.main is not None, "the initiative was created")
-        after = self.main.revision
-        # Any change after `after` - possibly of other writers - comes first;
-        # ours is the one with our name and type.
+        # The domain's last revision now (our last write, or a later one of
+        # another step): the watch starts after it.
+        after = self.dom.GetDomainSummary(ds.GetDomainSummaryRequest(parent=self.parent),
+                                          timeout=CALL_TIMEOUT).last_revision
         stop, q = threading.Event(), queue.Queue()
         call, t = self._watch(lambda: self.dom.WatchChanges(
             ds.WatchChangesRequest(parent=self.parent, after_revision=after),
@@ -613,13 +614,12 @@ class Scenario:
             expect(got.progress_updates[0].id != "", "the server set the update's id")
             self.main = got
             deadline = time.monotonic() + WATCH_TIMEOUT
-            last = after
-            while True:
-                change = self._next(q, deadline, "domain watch")
-                expect(change.revision > last, "revisions increase, none repeated")
-                last = change.revision
-                if change.name == got.name and change.revision == got.revision:
-                    break
+            # Nothing else writes to this domain now: the first change after
+            # the cursor is exactly the next revision, and it is ours.
+            change = self._next(q, deadline, "domain watch")
+            expect_eq(change.revision, after + 1, "the first change is the revision after the cursor")
+            expect_eq(change.revision, got.revision, "and it is our write")
+            expect_eq(change.name, got.name, "name of the change")
             expect_eq(change.type, ds.CHANGE_TYPE_PROGRESS_ADDED, "change type")
             expect_eq(change.reporter, "python-scenario", "the history is signed by the verified caller (the token's sub)")
             expect_eq(change.initiative, got, "the change carries the initiative after it")
@@ -670,11 +670,14 @@ class Scenario:
             etag=self.main.etag), timeout=CALL_TIMEOUT)
         expect_eq(got.milestones[0].status, pb.MILESTONE_STATUS_MET, "milestone status")
         self.main = got
-        ev, (stop, call, t) = read_until(cursor, got.revision, "gateway watch resumed")
+        # The first event after the cursor, whatever it is: exactly the next
+        # revision (nothing repeated, nothing skipped), our write.
+        ev, (stop, call, t) = read_until(cursor, 0, "gateway watch resumed")
         stop.set()
         call.cancel()
         t.join(timeout=5)
-        expect(ev.change.revision > target, "the resumed stream starts after the cursor")
+        expect_eq(ev.change.revision, target + 1, "the resumed stream starts right after the cursor")
+        expect_eq(ev.change.revision, got.revision, "and it is our write")
         expect_eq(ev.change.type, ds.CHANGE_TYPE_MILESTONE_UPDATED, "change type")
         self.cursor = ev.cursor
         # A cursor that is not one is refused.
