@@ -150,19 +150,82 @@ pub fn read_file(path: &Path) -> Result<Backup> {
 }
 
 /// Restores a backup into the empty store of `domain` in `data_dir`; returns
-/// the last revision restored.
+/// the last revision restored. The store is built in a staging directory
+/// beside `data_dir`, verified (every record reads back, the summary
+/// counters equal a recount, the last revision is the header's), and only
+/// then renamed into place: a restore that fails or is cut short leaves no
+/// half-restored store for the service to open.
 pub fn restore(domain: Domain, data_dir: &Path, backup: Backup) -> Result<u64> {
     if Domain::from_proto(backup.header.domain) != Some(domain) {
         return Err(Error::FailedPrecondition(format!(
             "the backup holds another domain than {domain}"
         )));
     }
-    let store = Store::open(&StoreConfig {
+    let storage = |what: &str, e: std::io::Error| Error::Storage(format!("{what}: {e}"));
+    // Whatever is in `data_dir` must be an empty store (or nothing).
+    let existing = data_dir.exists()
+        && std::fs::read_dir(data_dir)
+            .map_err(|e| storage(&format!("cannot read {}", data_dir.display()), e))?
+            .next()
+            .is_some();
+    if existing {
+        let store = open(domain, data_dir)?;
+        if store.durable_revision() != 0 || !store.all()?.is_empty() {
+            return Err(Error::FailedPrecondition(format!(
+                "the store in {} is not empty; restore only into an empty data directory",
+                data_dir.display()
+            )));
+        }
+    }
+    let name = data_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| domain.slug().to_string());
+    let staging = data_dir.with_file_name(format!(".{name}.restoring"));
+    if staging.exists() {
+        // What an earlier restore that was cut short left.
+        std::fs::remove_dir_all(&staging)
+            .map_err(|e| storage(&format!("cannot remove {}", staging.display()), e))?;
+    }
+    let restored = restore_into(domain, &staging, backup);
+    let revision = match restored {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    if existing {
+        std::fs::remove_dir_all(data_dir)
+            .map_err(|e| storage(&format!("cannot replace {}", data_dir.display()), e))?;
+    }
+    std::fs::rename(&staging, data_dir).map_err(|e| {
+        storage(
+            &format!(
+                "cannot move {} to {}",
+                staging.display(),
+                data_dir.display()
+            ),
+            e,
+        )
+    })?;
+    Ok(revision)
+}
+
+/// Opens the store of `domain` in `dir`.
+fn open(domain: Domain, dir: &Path) -> Result<Store> {
+    Store::open(&StoreConfig {
         domain,
-        path: data_dir.to_path_buf(),
+        path: dir.to_path_buf(),
         cache_capacity: 64 * 1024 * 1024,
     })
-    .map_err(|e| Error::FailedPrecondition(e.to_string()))?;
+    .map_err(|e| Error::FailedPrecondition(e.to_string()))
+}
+
+/// Writes `backup` into a new store in `dir` and verifies it; the store is
+/// closed (its files released) when this returns.
+fn restore_into(domain: Domain, dir: &Path, backup: Backup) -> Result<u64> {
+    let store = open(domain, dir)?;
     let entries = backup
         .entries
         .into_iter()
@@ -174,5 +237,18 @@ pub fn restore(domain: Domain, data_dir: &Path, backup: Backup) -> Result<u64> {
             )),
         })
         .collect::<Result<Vec<_>>>()?;
-    store.restore(entries)
+    let revision = store.restore(entries)?;
+    if revision != backup.header.revision.unsigned_abs() {
+        return Err(Error::invalid(
+            "backup",
+            format!(
+                "the backup's header names revision {}, its entries revision {revision}",
+                backup.header.revision
+            ),
+        ));
+    }
+    store.verify().map_err(|e| {
+        Error::invalid("backup", format!("the restored store does not verify: {e}"))
+    })?;
+    Ok(revision)
 }

@@ -1172,6 +1172,34 @@ impl Store {
         Ok(revision)
     }
 
+    /// Checks that the store is whole: every record reads back and the
+    /// summary counters (for each clearance) equal a recount of the records.
+    pub fn verify(&self) -> Result<()> {
+        let all = self.all()?;
+        let window = SummaryWindow {
+            as_of: cetrack_contract::dates::today(),
+            due_within_days: cetrack_contract::requests::DEFAULT_DUE_WITHIN_DAYS,
+        };
+        for cleared in [false, true] {
+            let kept = self.summary(window, cleared)?;
+            let last = LastChange {
+                revision: kept.last_revision.unsigned_abs(),
+                time: kept.last_change_time,
+            };
+            let seen = all
+                .iter()
+                .filter(|i| cleared || !cetrack_contract::auth::is_restricted(i));
+            let counted = summary::recount(self.inner.domain, seen, window, last);
+            if counted != kept {
+                return Err(Error::Corrupt(format!(
+                    "the summary counters ({} initiatives) differ from a recount of the records ({})",
+                    kept.initiative_count, counted.initiative_count
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The size of the store's files, in bytes.
     pub fn size_on_disk(&self) -> Result<u64> {
         self.inner.db.size_on_disk().map_err(storage)
