@@ -4,6 +4,10 @@
 //! revisions are exactly 1..=N with one record per revision (nothing
 //! half-written), the summary counts what a list returns, every record has
 //! its history and the change stream replays every revision once, in order.
+//! Every write carries a request id: the writes cut off by the kill are
+//! retried after the restart with the same id, and each retry answers what
+//! the store holds (the first result when the cut-off write had become
+//! durable), with no duplicate.
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::process::ExitStatusExt;
@@ -39,13 +43,13 @@ struct Acknowledged {
 }
 
 /// Creates `r{round}-w{writer}-{i}` for i in 0..WRITES_PER_WRITER until a
-/// call fails; returns the failure, if any.
+/// call fails; returns the failure and the request it cut off, if any.
 async fn writer(
     mut client: Client,
     round: usize,
     w: usize,
     acked: Arc<Acknowledged>,
-) -> Option<tonic::Status> {
+) -> Option<(tonic::Status, CreateInitiativeRequest)> {
     for i in 0..WRITES_PER_WRITER {
         let id = format!("r{round}-w{w}-{i}");
         let mut init = sample(
@@ -54,19 +58,20 @@ async fn writer(
             2030,
         );
         init.summary = format!("written by writer {w} of round {round}, write {i}");
-        match client
-            .create_initiative(create_request(DOMAIN, &id, init))
-            .await
-        {
+        let mut request = create_request(DOMAIN, &id, init);
+        request.request_id = format!("create-{id}");
+        match client.create_initiative(request.clone()).await {
             Ok(r) => {
-                if let Ok(mut records) = acked.records.lock() {
-                    records.insert(id, r.into_inner());
-                }
+                acked
+                    .records
+                    .lock()
+                    .unwrap_or_else(|_| panic!("a writer panicked holding the acknowledgements"))
+                    .insert(id, r.into_inner());
                 if acked.count.fetch_add(1, Ordering::SeqCst) + 1 == KILL_AFTER {
                     acked.reached.notify_one();
                 }
             }
-            Err(status) => return Some(status),
+            Err(status) => return Some((status, request)),
         }
     }
     None
@@ -193,9 +198,11 @@ async fn acknowledged_writes_survive_sigkill() -> anyhow::Result<()> {
         assert_eq!(status.signal(), Some(9), "round {round}: {status:?}");
 
         let mut failures = Vec::new();
+        let mut cut_off = Vec::new();
         for w in writers {
-            if let Some(status) = tokio::time::timeout(WAIT, w).await?? {
+            if let Some((status, request)) = tokio::time::timeout(WAIT, w).await?? {
                 failures.push(status);
+                cut_off.push(request);
             }
         }
         for status in &failures {
@@ -221,9 +228,48 @@ async fn acknowledged_writes_survive_sigkill() -> anyhow::Result<()> {
         assert!(!failures.is_empty(), "round {round}: no write was cut off");
         acknowledged.extend(acked);
 
-        // The store opens cleanly on the same directory and holds everything.
+        // The store opens cleanly on the same directory.
         process = spawn_domain(DOMAIN, dir.path()).await?;
         let mut client = connect(process.addr).await?;
+        // Each cut-off write retried with its request id: it answers what
+        // the store holds (the first result when the write had become
+        // durable before the kill, a new write otherwise), and a second
+        // retry answers the same.
+        let before = client
+            .get_domain_summary(GetDomainSummaryRequest {
+                parent: DOMAIN.parent(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .last_revision;
+        let mut replayed = 0;
+        for request in cut_off {
+            let id = request.initiative_id.clone();
+            let first = client
+                .create_initiative(request.clone())
+                .await?
+                .into_inner();
+            let again = client.create_initiative(request).await?.into_inner();
+            assert_eq!(
+                again, first,
+                "round {round}: {id}: a retry answers as the first"
+            );
+            let stored = client
+                .get_initiative(GetInitiativeRequest {
+                    name: first.name.clone(),
+                })
+                .await?
+                .into_inner();
+            assert_eq!(
+                stored, first,
+                "round {round}: {id}: the answer is what is stored"
+            );
+            if first.revision <= before {
+                replayed += 1;
+            }
+            acknowledged.insert(id, first);
+        }
         let n = check_recovered(&mut client, &acknowledged)
             .await
             .with_context(|| format!("after round {round}"))?;
@@ -231,7 +277,7 @@ async fn acknowledged_writes_survive_sigkill() -> anyhow::Result<()> {
         assert!(n >= acknowledged.len());
         records = n;
         println!(
-            "round {round}: {} acknowledged so far, {n} records, {} writes cut off, {:?}",
+            "round {round}: {} acknowledged so far, {n} records, {} writes cut off ({replayed} had become durable: replayed), {:?}",
             acknowledged.len(),
             failures.len(),
             started.elapsed()
