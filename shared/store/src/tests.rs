@@ -292,3 +292,62 @@ async fn a_restore_that_does_not_verify_leaves_nothing_behind() {
     assert_eq!(restored.all().unwrap(), store.all().unwrap());
     restored.verify().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_or_foreign_backup_file_is_refused() {
+    let source = tempfile::tempdir().unwrap();
+    let store = open(Domain::Ai, source.path()).unwrap();
+    for i in 0..20 {
+        store
+            .write(&format!("r{i}"), None, "test", put(format!("Record {i}")))
+            .await
+            .unwrap();
+    }
+    let mut bytes = Vec::new();
+    for chunk in backup::snapshot_chunks(&store).unwrap() {
+        backup::write_chunk(&mut bytes, &chunk).unwrap();
+    }
+    let files = tempfile::tempdir().unwrap();
+    let read = |name: &str, content: &[u8]| {
+        let path = files.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        backup::read_file(&path)
+    };
+    assert!(read("whole", &bytes).is_ok());
+
+    // A bit flipped at about 100 places across the file, and cuts at five
+    // lengths: refused, never a panic, never a wrong store.
+    for at in (0..bytes.len()).step_by(bytes.len() / 97 + 1) {
+        let mut damaged = bytes.clone();
+        damaged[at] ^= 0x10;
+        let err = read("flipped", &damaged).expect_err("a flipped bit");
+        assert!(matches!(err, Error::InvalidArgument(_)), "byte {at}: {err}");
+    }
+    for len in [0, 1, bytes.len() / 3, bytes.len() / 2, bytes.len() - 1] {
+        let err = read("cut", &bytes[..len]).expect_err("a cut file");
+        assert!(
+            matches!(err, Error::InvalidArgument(_)),
+            "{len} bytes: {err}"
+        );
+    }
+
+    // Whole but of another domain, or of a newer schema: refused, the target
+    // left as it was.
+    let target = tempfile::tempdir().unwrap();
+    let data = target.path().join("quantum");
+    let whole = read("whole", &bytes).unwrap();
+    let err = backup::restore(Domain::Quantum, &data, whole).unwrap_err();
+    assert!(matches!(err, Error::FailedPrecondition(_)), "{err}");
+    assert!(!data.exists());
+    let mut newer = read("whole", &bytes).unwrap();
+    let schema = newer
+        .entries
+        .iter_mut()
+        .find(|e| e.tree == Tree::Meta.name() && e.key == META_SCHEMA)
+        .expect("the schema version entry");
+    schema.value = (SCHEMA_VERSION + 1).to_be_bytes().to_vec();
+    let data = target.path().join("ai");
+    let err = backup::restore(Domain::Ai, &data, newer).unwrap_err();
+    assert!(err.to_string().contains("newer"), "{err}");
+    assert!(!data.exists());
+}
