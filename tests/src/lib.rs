@@ -66,12 +66,13 @@ pub async fn gateway_as(
 pub struct TestDomain {
     /// The domain.
     pub domain: Domain,
-    /// Its data directory; removed when dropped.
-    pub dir: tempfile::TempDir,
     /// The running server (None while stopped).
     pub server: Option<RunningServer>,
     /// A client of it.
     pub client: Client,
+    /// Its data directory; removed when dropped, after the server and the
+    /// client (fields drop in this order).
+    pub dir: tempfile::TempDir,
 }
 
 impl TestDomain {

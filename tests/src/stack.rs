@@ -21,14 +21,15 @@ use crate::{
 pub struct ChildDomain {
     /// The domain.
     pub domain: Domain,
-    /// Its data directory.
-    pub dir: tempfile::TempDir,
     /// Where it listens, across restarts.
     pub addr: SocketAddr,
-    /// The running process.
+    /// The running process (killed when dropped).
     pub process: ServerProcess,
     /// A client of it that reconnects by itself after a restart.
     client: Client,
+    /// Its data directory; removed when dropped, after the process is
+    /// killed (fields drop in this order).
+    pub dir: tempfile::TempDir,
 }
 
 /// The seven domains and the gateway over them.
