@@ -15,6 +15,38 @@ fn cli_binary() -> std::path::PathBuf {
     cetrack_tests::binary("cetrack").unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// How long one run of the command line may take before the test fails
+/// (instead of hanging).
+const COMMAND_LIMIT: Duration = Duration::from_secs(120);
+
+/// A command run to its end within [`COMMAND_LIMIT`]: killed and failing the
+/// test past it.
+trait Bounded {
+    fn output_within(&mut self) -> std::io::Result<Output>;
+}
+
+impl Bounded for Command {
+    fn output_within(&mut self) -> std::io::Result<Output> {
+        let child = self
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        match rx.recv_timeout(COMMAND_LIMIT) {
+            Ok(output) => output,
+            Err(_) => {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                panic!("{self:?} did not finish within {COMMAND_LIMIT:?}");
+            }
+        }
+    }
+}
+
 const DATA: &str = include_str!("../../../cli/data/us-rok-cet-2023-12-08.jsonl");
 
 /// Eight consecutive free ports, the first for the gateway.
@@ -112,7 +144,7 @@ impl System {
             .arg("--domain-addr")
             .arg(domains.join(","))
             .args(args)
-            .output()
+            .output_within()
             .expect("run cetrack")
     }
 
@@ -137,7 +169,18 @@ impl System {
     fn stop(mut self) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("kill");
-        let status = self.child.wait().expect("wait");
+        // Polls for the exit (std has no wait with a timeout), bounded.
+        let deadline = std::time::Instant::now() + COMMAND_LIMIT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "cetrack up did not exit within {COMMAND_LIMIT:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
         assert!(status.success(), "cetrack up exited with {status}");
     }
 }
@@ -344,7 +387,7 @@ fn backup_of_a_running_store_restores_into_an_empty_one() {
             "--data-dir",
         ])
         .arg(dir.path().join("quantum"))
-        .output()
+        .output_within()
         .expect("run");
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("not empty"));
@@ -359,7 +402,7 @@ fn backup_of_a_running_store_restores_into_an_empty_one() {
             "--data-dir",
         ])
         .arg(restored_dir.path().join("quantum"))
-        .output()
+        .output_within()
         .expect("run");
     assert!(
         out.status.success(),
@@ -424,7 +467,7 @@ fn a_token_is_never_sent_in_plain_text_to_another_host() {
             "http://0.0.0.0:9",
             "overview",
         ])
-        .output()
+        .output_within()
         .expect("run cetrack");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -517,7 +560,7 @@ fn the_readme_commands_run_as_written() {
             let _ = child.wait();
             continue;
         }
-        let out = cmd.output().expect("run cetrack");
+        let out = cmd.output_within().expect("run cetrack");
         assert!(
             out.status.success(),
             "README: cetrack {}: {}{}",
