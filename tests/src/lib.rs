@@ -566,9 +566,19 @@ pub async fn start_seven_domains() -> anyhow::Result<Vec<TestDomain>> {
 pub async fn start_test_gateway(
     addrs: impl IntoIterator<Item = (Domain, std::net::SocketAddr)>,
 ) -> anyhow::Result<(RunningServer, GatewayClient)> {
+    start_test_gateway_with(addrs, cetrack_gateway::DEFAULT_DOMAIN_DEADLINE).await
+}
+
+/// [`start_test_gateway`] whose calls to a domain wait at most
+/// `domain_deadline` when the caller's deadline is longer.
+pub async fn start_test_gateway_with(
+    addrs: impl IntoIterator<Item = (Domain, std::net::SocketAddr)>,
+    domain_deadline: Duration,
+) -> anyhow::Result<(RunningServer, GatewayClient)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let mut config = cetrack_gateway::GatewayConfig::with_addrs(addrs, test_auth());
     config.service_token = Some(gateway_service_token_file());
+    config.domain_deadline = domain_deadline;
     let server = cetrack_gateway::start_gateway(config, listener, CancellationToken::new()).await?;
     let client = gateway_as(server.addr, Some(&admin_token())).await?;
     Ok((server, client))

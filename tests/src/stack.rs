@@ -12,9 +12,13 @@ use cetrack_server::RunningServer;
 use tonic::transport::Channel;
 
 use crate::{
-    create_request, domain_of, free_local_addr, mask, spawn_domain_at, start_test_gateway, Client,
-    GatewayClient, ServerProcess, TestDomain,
+    create_request, domain_of, free_local_addr, mask, spawn_domain_at, start_test_gateway_with,
+    Client, GatewayClient, ServerProcess, TestDomain,
 };
+
+/// How long the gateway of a stack with a child process waits for one
+/// domain's answer (the caller's deadline being longer).
+pub const CHILD_DOMAIN_DEADLINE: Duration = Duration::from_secs(1);
 
 /// A domain run as a child process of its binary, on a fixed address so
 /// that it can be killed and started again where the gateway expects it.
@@ -84,7 +88,14 @@ impl Stack {
             .iter()
             .map(|t| (t.domain, t.addr()))
             .chain(child.iter().map(|c| (c.domain, c.addr)));
-        let (gateway_server, gateway) = start_test_gateway(addrs).await?;
+        // With a domain that tests kill or freeze, the gateway gives up on
+        // a domain after CHILD_DOMAIN_DEADLINE: the tests' own calls carry
+        // a far longer deadline and assert on the gateway's bound.
+        let deadline = match child {
+            Some(_) => CHILD_DOMAIN_DEADLINE,
+            None => cetrack_gateway::DEFAULT_DOMAIN_DEADLINE,
+        };
+        let (gateway_server, gateway) = start_test_gateway_with(addrs, deadline).await?;
         Ok(Self {
             domains,
             child,

@@ -12,8 +12,14 @@ use cetrack_contract::Domain;
 use cetrack_tests::*;
 use nix::sys::signal::Signal;
 
-/// The deadline the tests' calls to the gateway carry.
-const CALL_DEADLINE: Duration = Duration::from_secs(2);
+/// The deadline the tests' calls to the gateway carry: far longer than the
+/// gateway's own bound, so that a slow machine cannot make a call run out
+/// of time.
+const CALL_DEADLINE: Duration = Duration::from_secs(30);
+/// What the tests assert a view takes at most with a domain down or hung:
+/// the gateway's deadline for one domain, plus generous room for the rest
+/// of the call on a busy machine (still far below CALL_DEADLINE).
+const GATEWAY_BOUND: Duration = Duration::from_secs(6);
 /// How long a recovery may take.
 const RECOVERY: Duration = Duration::from_secs(20);
 /// The pause between two polls of a condition.
@@ -82,8 +88,8 @@ fn unavailable_domains(u: &[DomainUnavailable]) -> Vec<i32> {
 /// fresh.
 fn assert_down(o: &Overview, took: Duration, down: Domain, count: i64) {
     assert!(
-        took < CALL_DEADLINE,
-        "the overview took {took:?}, past its deadline"
+        took < GATEWAY_BOUND,
+        "the overview took {took:?}, past the gateway's bound {GATEWAY_BOUND:?} (its deadline for a domain: {CHILD_DOMAIN_DEADLINE:?})"
     );
     let e = entry(o, down);
     assert!(!e.available, "{down} is marked unavailable: {e:?}");
@@ -152,7 +158,7 @@ async fn a_killed_domain_is_unavailable_and_the_gateway_recovers_by_itself() -> 
         .search_initiatives(within_deadline(SearchInitiativesRequest::default()))
         .await?
         .into_inner();
-    assert!(started.elapsed() < CALL_DEADLINE);
+    assert!(started.elapsed() < GATEWAY_BOUND);
     assert_eq!(found.initiatives, vec![a1.clone()]);
     assert_eq!(
         unavailable_domains(&found.unavailable),
@@ -293,7 +299,7 @@ async fn a_hanging_domain_does_not_hold_up_the_views() -> anyhow::Result<()> {
         .search_initiatives(within_deadline(SearchInitiativesRequest::default()))
         .await?
         .into_inner();
-    assert!(started.elapsed() < CALL_DEADLINE);
+    assert!(started.elapsed() < GATEWAY_BOUND);
     assert_eq!(found.initiatives, vec![b1.clone()]);
     assert_eq!(
         unavailable_domains(&found.unavailable),
