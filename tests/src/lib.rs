@@ -584,6 +584,36 @@ pub async fn start_test_gateway_with(
     Ok((server, client))
 }
 
+/// An address on 127.0.0.1 where nothing listens, and where nothing else
+/// can while this value lives: a socket bound to it that never listens, so
+/// a connection to it is refused (a port merely found free could be taken
+/// by another test's server in the meantime).
+pub struct DeadAddr {
+    /// The address.
+    pub addr: std::net::SocketAddr,
+    _socket: std::os::fd::OwnedFd,
+}
+
+/// A [`DeadAddr`].
+pub fn dead_local_addr() -> anyhow::Result<DeadAddr> {
+    use nix::sys::socket::{
+        bind, getsockname, socket, AddressFamily, SockFlag, SockType, SockaddrIn,
+    };
+    use std::os::fd::AsRawFd;
+    let socket = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    bind(socket.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0))?;
+    let bound: SockaddrIn = getsockname(socket.as_raw_fd())?;
+    Ok(DeadAddr {
+        addr: std::net::SocketAddr::from((bound.ip(), bound.port())),
+        _socket: socket,
+    })
+}
+
 /// An address on 127.0.0.1 that was free a moment ago: a port the system
 /// chose for a listener that is closed again, for a child process that must
 /// come back on the same port after a restart.

@@ -79,7 +79,19 @@ struct System {
 }
 
 impl System {
+    /// `cetrack up` on eight free consecutive ports. Ports found free may be
+    /// taken by another test before `cetrack up` binds them: then it says
+    /// so and exits, and this starts it again on other ports (five tries).
     fn start(data: &Path, seed: bool) -> System {
+        for _ in 0..5 {
+            if let Some(system) = Self::try_start(data, seed) {
+                return system;
+            }
+        }
+        panic!("cetrack up found no free ports in five tries");
+    }
+
+    fn try_start(data: &Path, seed: bool) -> Option<System> {
         let base = free_base_port();
         let mut cmd = Command::new(cli_binary());
         cmd.env_remove("CETRACK_TOKEN")
@@ -103,29 +115,19 @@ impl System {
                 }
             }
         });
-        let mut system = System {
+        let system = System {
             child,
             base,
             data: data.to_path_buf(),
             stderr: rx,
         };
-        system.wait_for("cetrack is up");
-        system
-    }
-
-    /// Waits for a line of standard error containing `text`; returns the lines read.
-    fn wait_for(&mut self, text: &str) -> Vec<String> {
         let mut seen = Vec::new();
         loop {
-            match self.stderr.recv_timeout(Duration::from_secs(60)) {
-                Ok(line) => {
-                    let hit = line.contains(text);
-                    seen.push(line);
-                    if hit {
-                        return seen;
-                    }
-                }
-                Err(e) => panic!("no `{text}` from cetrack up ({e}); it said: {seen:#?}"),
+            match system.stderr.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) if line.contains("cetrack is up") => return Some(system),
+                Ok(line) if line.contains("cannot listen") => return None,
+                Ok(line) => seen.push(line),
+                Err(e) => panic!("no `cetrack is up` from cetrack up ({e}); it said: {seen:#?}"),
             }
         }
     }

@@ -429,12 +429,12 @@ async fn the_merged_stream_survives_a_domain_restart_with_every_change_once() ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_no_domain_up_every_view_still_answers() -> anyhow::Result<()> {
-    // Addresses where nothing listens.
-    let addrs = Domain::ALL
+    // Addresses where nothing listens (nor can, while `dead` lives).
+    let dead = Domain::ALL
         .into_iter()
-        .map(|d| Ok((d, free_local_addr()?)))
+        .map(|d| Ok((d, dead_local_addr()?)))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let (_server, mut g) = start_test_gateway(addrs).await?;
+    let (_server, mut g) = start_test_gateway(dead.iter().map(|(d, a)| (*d, a.addr))).await?;
 
     let mut req = tonic::Request::new(GetOverviewRequest::default());
     req.set_timeout(CALL_DEADLINE);

@@ -241,9 +241,9 @@ async fn a_watch_through_the_gateway_resumes_exactly() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn a_domain_that_is_down_is_unavailable_by_name() -> anyhow::Result<()> {
-    // An address nothing listens on.
-    let dead = free_local_addr()?;
-    let (gateway, _) = start_test_gateway([(D, dead)]).await?;
+    // An address nothing listens on (nor can, while `dead` lives).
+    let dead = dead_local_addr()?;
+    let (gateway, _) = start_test_gateway([(D, dead.addr)]).await?;
     let mut via = connect(gateway.addr).await?;
     let status = via
         .get_initiative(GetInitiativeRequest {
