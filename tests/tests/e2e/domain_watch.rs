@@ -242,10 +242,11 @@ async fn a_live_watch_keeps_up_with_concurrent_writers() -> anyhow::Result<()> {
     let streamed: BTreeSet<&str> = changes.iter().map(|c| c.name.as_str()).collect();
     let written: BTreeSet<&str> = created.iter().map(|i| i.name.as_str()).collect();
     assert_eq!(streamed, written);
-    for (change, init) in changes
-        .iter()
-        .filter_map(|c| Some((c, c.initiative.as_ref()?)))
-    {
+    for change in &changes {
+        let init = change
+            .initiative
+            .as_ref()
+            .with_context(|| format!("revision {} without its initiative", change.revision))?;
         let acknowledged = created
             .iter()
             .find(|i| i.name == change.name)
