@@ -266,15 +266,24 @@ fn up_seeds_serves_every_port_and_a_second_start_duplicates_nothing() {
         );
     }
     assert_eq!(sheet.initiative_count as usize, seed_lines());
+    let files = tempfile::tempdir().expect("tempdir");
+    let first = files.path().join("first.jsonl");
+    system.ok(&["export", "--out", first.to_str().expect("path")]);
     system.stop();
 
+    // Seeding again writes nothing: every record as it was, to its revision
+    // and etag.
     let again = System::start(dir.path(), true);
     let overview: Overview = again.json(&["overview"]);
     assert_eq!(
         overview.totals.expect("totals").initiative_count as usize,
         seed_lines()
     );
+    let second = files.path().join("second.jsonl");
+    again.ok(&["export", "--out", second.to_str().expect("path")]);
     again.stop();
+    let read = |p: &Path| std::fs::read_to_string(p).expect("export");
+    assert_eq!(records(&read(&second)), records(&read(&first)));
 }
 
 #[test]
