@@ -78,7 +78,7 @@ async fn start_expecting_exit(domain: Domain, dir: &Path) -> anyhow::Result<Proc
 #[tokio::test]
 async fn a_store_of_another_domain_is_refused_with_exit_code_2() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    populated_store(Domain::Energy, dir.path(), 3, true).await?;
+    let written = populated_store(Domain::Energy, dir.path(), 3, true).await?;
     let out = start_expecting_exit(Domain::Ai, dir.path()).await?;
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(
@@ -91,7 +91,7 @@ async fn a_store_of_another_domain_is_refused_with_exit_code_2() -> anyhow::Resu
     let server = spawn_service(&binary(&Domain::Energy.binary())?, dir.path()).await?;
     let mut client = connect(server.addr).await?;
     let listed = list_all(&mut client, &Domain::Energy.parent(), None, 100).await?;
-    assert_eq!(listed.len(), 3);
+    assert_eq!(listed, written, "every record as written");
     drop(client);
     assert_eq!(server.terminate().await?.status.code(), Some(0));
     Ok(())
