@@ -147,6 +147,29 @@ pub async fn spawn_domain(domain: Domain, dir: &Path) -> anyhow::Result<ServerPr
     spawn_service(&crate::binary(&domain.binary())?, dir).await
 }
 
+/// Starts the binary of `domain` on 127.0.0.1:0 over `dir` with its
+/// Prometheus endpoint on 127.0.0.1:0; the process and where it serves
+/// metrics.
+pub async fn spawn_domain_with_metrics(
+    domain: Domain,
+    dir: &Path,
+) -> anyhow::Result<(ServerProcess, SocketAddr)> {
+    let process = spawn_server(
+        &crate::binary(&domain.binary())?,
+        [
+            "--listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--metrics-listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--data-dir".as_ref(),
+            dir.as_os_str(),
+        ],
+    )
+    .await?;
+    let metrics = process.logged_addr("serving metrics")?;
+    Ok((process, metrics))
+}
+
 /// Starts the binary of `domain` over `dir` listening on `addr` (e.g. the
 /// address of a killed instance, to restart it where its clients expect it).
 pub async fn spawn_domain_at(

@@ -261,19 +261,7 @@ async fn a_domain_that_is_down_is_unavailable_by_name() -> anyhow::Result<()> {
 async fn a_call_cancelled_at_the_gateway_is_cancelled_at_the_domain() -> anyhow::Result<()> {
     // The domain as its own process, so its metrics are its own.
     let dir = tempfile::tempdir()?;
-    let domain = spawn_server(
-        &binary(&D.binary())?,
-        [
-            "--listen".as_ref(),
-            "127.0.0.1:0".as_ref(),
-            "--metrics-listen".as_ref(),
-            "127.0.0.1:0".as_ref(),
-            "--data-dir".as_ref(),
-            dir.path().as_os_str(),
-        ],
-    )
-    .await?;
-    let metrics = domain.logged_addr("serving metrics")?;
+    let (domain, metrics) = spawn_domain_with_metrics(D, dir.path()).await?;
     let (gateway, _) = start_test_gateway([(D, domain.addr)]).await?;
     let mut via = connect(gateway.addr).await?;
     let watching = |t: &str| {

@@ -19,19 +19,7 @@ async fn domain_binary_serves_request_and_store_metrics() -> anyhow::Result<()> 
     let domain = Domain::Quantum;
     let service = domain.slug();
     let dir = tempfile::tempdir()?;
-    let process = spawn_server(
-        &binary(&domain.binary())?,
-        [
-            "--listen".as_ref(),
-            "127.0.0.1:0".as_ref(),
-            "--metrics-listen".as_ref(),
-            "127.0.0.1:0".as_ref(),
-            "--data-dir".as_ref(),
-            dir.path().as_os_str(),
-        ],
-    )
-    .await?;
-    let metrics = process.logged_addr("serving metrics")?;
+    let (process, metrics) = spawn_domain_with_metrics(domain, dir.path()).await?;
     let mut client = connect(process.addr).await?;
 
     // Before any write: the store gauges are there, at zero.

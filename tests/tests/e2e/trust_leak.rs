@@ -161,6 +161,19 @@ async fn no_response_of_any_read_holds_a_restricted_record_for_an_uncleared_call
         let viewer = viewer.clone();
         async move { connect_as(addr.expect("every domain runs"), Some(&viewer)).await }
     };
+    // The viewer's client of domain `d` in `a`: at the domain, or through
+    // the gateway's DomainService.
+    let reader = |d: Domain, via_gateway: bool| {
+        let gateway = a.gateway_server.addr;
+        let direct = domain_client(&a, d);
+        let viewer = viewer.clone();
+        async move {
+            match via_gateway {
+                true => connect_as(gateway, Some(&viewer)).await,
+                false => direct.await,
+            }
+        }
+    };
 
     // Every domain read, with every filter that could touch the records.
     let filters = [
@@ -201,10 +214,7 @@ async fn no_response_of_any_read_holds_a_restricted_record_for_an_uncleared_call
         .into_iter()
         .flat_map(|d| [(d, false), (d, true)])
     {
-        let mut ca = match via_gateway {
-            true => connect_as(a.gateway_server.addr, Some(&viewer)).await?,
-            false => domain_client(&a, d).await?,
-        };
+        let mut ca = reader(d, via_gateway).await?;
         let mut cb = domain_client(&b, d).await?;
         for f in &filters {
             let la = list_all(&mut ca, &d.parent(), Some(f.clone()), 1).await?;
@@ -344,10 +354,7 @@ async fn no_response_of_any_read_holds_a_restricted_record_for_an_uncleared_call
         .into_iter()
         .flat_map(|d| [(d, false), (d, true)])
     {
-        let mut ca = match via_gateway {
-            true => connect_as(a.gateway_server.addr, Some(&viewer)).await?,
-            false => domain_client(&a, d).await?,
-        };
+        let mut ca = reader(d, via_gateway).await?;
         let mut stream = watch(&mut ca, &d.parent(), 0).await?;
         loop {
             let c = next_change(&mut stream, ARRIVAL).await?;
