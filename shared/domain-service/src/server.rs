@@ -11,7 +11,7 @@ use cetrack_contract::proto::domain_service_server::DomainServiceServer;
 use cetrack_contract::proto::store_admin_service_server::StoreAdminServiceServer;
 use cetrack_contract::Domain;
 use cetrack_server::auth::{Auth, AuthArgs};
-use cetrack_server::metrics::{self, INITIATIVES, LAST_REVISION, STORE_SIZE};
+use cetrack_server::metrics::{self, INITIATIVES, LAST_REVISION, STORE_FLUSHES, STORE_SIZE};
 use cetrack_server::tls::ServerTlsArgs;
 use cetrack_server::{
     init_tracing, serve, serve_main, CommonArgs, RunningServer, Services, MAX_REQUEST_BYTES,
@@ -191,6 +191,7 @@ fn set_store_gauges(domain: Domain, stats: StoreStats) {
     ::metrics::gauge!(INITIATIVES, "domain" => domain).set(stats.initiatives as f64);
     ::metrics::gauge!(STORE_SIZE, "domain" => domain).set(stats.size_on_disk as f64);
     ::metrics::gauge!(LAST_REVISION, "domain" => domain).set(stats.last_revision as f64);
+    ::metrics::counter!(STORE_FLUSHES, "domain" => domain).absolute(stats.flushes);
 }
 
 /// The `main` of a domain binary (see [`serve_main`] for exit codes).

@@ -15,7 +15,9 @@
 //!   health checks and reflection are not measured;
 //! - `cetrack_grpc_in_flight{service,method}`: calls being handled;
 //! - `cetrack_initiatives{domain}`, `cetrack_store_size_bytes{domain}`,
-//!   `cetrack_last_revision{domain}`: the state of a domain's store.
+//!   `cetrack_last_revision{domain}`: the state of a domain's store;
+//! - `cetrack_store_flushes_total{domain}`: flushes that made writes durable
+//!   (writers waiting together share one: compare with the revisions).
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
@@ -42,6 +44,8 @@ pub const INITIATIVES: &str = "cetrack_initiatives";
 pub const STORE_SIZE: &str = "cetrack_store_size_bytes";
 /// Last revision written to a domain's store.
 pub const LAST_REVISION: &str = "cetrack_last_revision";
+/// Flushes of a domain's store that made writes durable.
+pub const STORE_FLUSHES: &str = "cetrack_store_flushes_total";
 
 /// Upper bounds of the latency histogram's buckets, in seconds: from half a
 /// millisecond (a read served from cache) to the server's two-minute timeout.
@@ -119,6 +123,10 @@ fn describe() {
     describe_gauge!(
         LAST_REVISION,
         "Last revision made durable in the domain's store."
+    );
+    describe_counter!(
+        STORE_FLUSHES,
+        "Flushes that made writes to the domain's store durable since it opened (concurrent writes share one)."
     );
 }
 

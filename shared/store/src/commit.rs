@@ -6,17 +6,56 @@
 //! notes the highest committed revision, flushes once, and wakes them all. A
 //! flush that began after a transaction committed makes it durable.
 //!
+//! While other writers are still inside their transactions, the committer
+//! waits a little (at most [`LINGER`]) for them to join the flush, like
+//! PostgreSQL's `commit_delay` with `commit_siblings`: concurrent writers
+//! then share one flush instead of queueing for one each, and a lone writer
+//! (no one else writing) never waits.
+//!
 //! A flush that fails puts the store in its failed state (see
 //! [`Failure`]): the committer answers every later waiter with the first
 //! error and never flushes again, so that a write whose caller was told it
 //! failed is not published by a later flush.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{oneshot, watch};
 
 type Waiter = oneshot::Sender<Result<(), String>>;
+
+/// The longest the committer holds a flush back for writers still inside
+/// their transactions.
+pub(crate) const LINGER: Duration = Duration::from_millis(2);
+/// How often the committer looks again while it lingers.
+const LINGER_POLL: Duration = Duration::from_micros(100);
+
+/// Writers between the start of their write and queueing their waiter
+/// (taking the lock, in their transaction). Held by [`Writing::enter`].
+#[derive(Debug, Default)]
+pub(crate) struct Writers(AtomicUsize);
+
+/// One writer counted in [`Writers`] until dropped.
+pub(crate) struct Writing<'a>(&'a Writers);
+
+impl Writers {
+    /// Counts a writer until the guard is dropped.
+    pub(crate) fn enter(&self) -> Writing<'_> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Writing(self)
+    }
+
+    fn active(&self) -> bool {
+        self.0.load(Ordering::SeqCst) > 0
+    }
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.0 .0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 /// The store's failed state: `None` while it is sound, else why it failed.
 /// Set once, by the first failure; a restart clears it.
@@ -63,6 +102,8 @@ pub(crate) struct Faults {
 #[derive(Debug)]
 pub(crate) struct GroupCommit {
     queue: Option<mpsc::Sender<Waiter>>,
+    /// Flushes the committer has completed.
+    flushes: Arc<AtomicU64>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -75,8 +116,11 @@ impl GroupCommit {
         durable: watch::Sender<u64>,
         failure: Failure,
         faults: Arc<Faults>,
+        writers: Arc<Writers>,
     ) -> std::io::Result<Self> {
         let (queue, rx) = mpsc::channel::<Waiter>();
+        let flushes = Arc::new(AtomicU64::new(0));
+        let flushed = flushes.clone();
         let thread = std::thread::Builder::new()
             .name("cetrack-group-commit".into())
             .spawn(move || {
@@ -86,6 +130,21 @@ impl GroupCommit {
                     }
                     let mut batch = vec![first];
                     batch.extend(rx.try_iter());
+                    let until = Instant::now() + LINGER;
+                    while writers.active() {
+                        let left = until.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        match rx.recv_timeout(left.min(LINGER_POLL)) {
+                            Ok(w) => {
+                                batch.push(w);
+                                batch.extend(rx.try_iter());
+                            }
+                            Err(mpsc::RecvTimeoutError::Timeout) => {}
+                            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                        }
+                    }
                     let watermark = committed.load(Ordering::SeqCst);
                     let result = match failure.reason() {
                         Some(why) => Err(why),
@@ -96,6 +155,7 @@ impl GroupCommit {
                     };
                     match &result {
                         Ok(()) => {
+                            flushed.fetch_add(1, Ordering::SeqCst);
                             durable.send_if_modified(|d| {
                                 let moved = watermark > *d;
                                 *d = (*d).max(watermark);
@@ -111,8 +171,15 @@ impl GroupCommit {
             })?;
         Ok(Self {
             queue: Some(queue),
+            flushes,
             thread: Some(thread),
         })
+    }
+
+    /// How many flushes the committer has completed since the store opened:
+    /// one per batch of waiting writers, however many the batch holds.
+    pub(crate) fn flushes(&self) -> u64 {
+        self.flushes.load(Ordering::SeqCst)
     }
 
     /// Waits until everything committed before this call is on disk.

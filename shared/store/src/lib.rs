@@ -312,6 +312,9 @@ pub struct StoreStats {
     pub last_revision: u64,
     /// The size of the store's files, in bytes.
     pub size_on_disk: u64,
+    /// Flushes that made writes durable since the store opened (writers
+    /// waiting together share one).
+    pub flushes: u64,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -338,6 +341,8 @@ struct Inner {
     committed: Arc<AtomicU64>,
     durable: watch::Sender<u64>,
     group_commit: GroupCommit,
+    /// Writers not yet waiting for their flush (see [`commit::Writers`]).
+    writers: Arc<commit::Writers>,
     failure: Failure,
     faults: Arc<Faults>,
 }
@@ -624,12 +629,14 @@ impl Store {
         let (durable, _) = watch::channel(last);
         let failure = Failure(watch::channel(None).0);
         let faults = Arc::new(Faults::default());
+        let writers = Arc::new(commit::Writers::default());
         let group_commit = GroupCommit::start(
             db.clone(),
             committed.clone(),
             durable.clone(),
             failure.clone(),
             faults.clone(),
+            writers.clone(),
         )
         .map_err(|source| OpenError::Io {
             path: path.clone(),
@@ -645,6 +652,7 @@ impl Store {
                 committed,
                 durable,
                 group_commit,
+                writers,
                 failure,
                 faults,
             }),
@@ -705,11 +713,15 @@ impl Store {
         let store = self.clone();
         let id = id.to_string();
         let reporter = reporter.to_string();
+        // Counted as writing until its waiter is queued, so that the
+        // committer may hold a flush back a moment for it.
+        let writing = self.inner.writers.enter();
         let outcome = tokio::task::spawn_blocking(move || {
             store.write_blocking(&id, idempotency.as_ref(), &reporter, &plan)
         })
         .await
         .map_err(|e| Error::Storage(format!("write task failed: {e}")))??;
+        drop(writing);
         // A replayed or unchanged answer may reflect a write still waiting
         // for its flush: it too is acknowledged only once durable.
         if matches!(
@@ -1041,6 +1053,7 @@ impl Store {
             initiatives,
             last_revision: self.durable_revision(),
             size_on_disk: self.size_on_disk()?,
+            flushes: self.inner.group_commit.flushes(),
         })
     }
 

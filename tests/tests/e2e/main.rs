@@ -16,6 +16,7 @@ mod gateway_binary;
 mod gateway_faults;
 mod gateway_route;
 mod gateway_views;
+mod group_commit;
 mod hostile;
 mod hostile_fuzz;
 mod lifecycle;
