@@ -2,6 +2,7 @@
 //! directories, compiled as modules of one test binary (one link on a
 //! two-core machine instead of one per file). The harness is `tests/src`.
 
+mod backup;
 mod binaries;
 mod cli;
 mod crash;

@@ -1,0 +1,205 @@
+//! Backups through StoreAdminService against a live domain: taken while
+//! writers create and change records, each backup is the store exactly as it
+//! was at its header's revision (restored, served, and compared with the
+//! live store's history at that revision); a server without authentication
+//! (local development) serves a backup to a caller without a token.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use cetrack_contract::proto::store_admin_service_client::StoreAdminServiceClient;
+use cetrack_contract::proto::*;
+use cetrack_contract::Domain;
+use cetrack_server::auth::Auth;
+use cetrack_tests::*;
+use tokio_util::sync::CancellationToken;
+
+const D: Domain = Domain::Connectivity;
+const START: usize = 40;
+const WRITERS: usize = 8;
+const BACKUPS: usize = 3;
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Every chunk of a backup of `D` taken at `addr` as `token`.
+async fn take_backup(
+    addr: std::net::SocketAddr,
+    token: Option<&str>,
+) -> anyhow::Result<Vec<BackupChunk>> {
+    let mut admin = StoreAdminServiceClient::new(channel_as(addr, token).await?);
+    let mut stream = admin
+        .backup_store(BackupStoreRequest { parent: D.parent() })
+        .await?
+        .into_inner();
+    let mut chunks = Vec::new();
+    while let Some(chunk) = tokio::time::timeout(WAIT, stream.message()).await?? {
+        chunks.push(chunk);
+    }
+    Ok(chunks)
+}
+
+/// Restores `chunks` into a new directory and serves it; every record of
+/// the restored store by name, and its last revision.
+async fn restored(chunks: Vec<BackupChunk>) -> anyhow::Result<(BTreeMap<String, Initiative>, i64)> {
+    let dir = tempfile::tempdir()?;
+    let backup = cetrack_store::backup::assemble(chunks)?;
+    let revision = cetrack_store::backup::restore(D, dir.path(), backup)?;
+    let server = serve(D, dir.path()).await?;
+    let mut client = connect(server.addr).await?;
+    let records = list_all(&mut client, &D.parent(), None, 100)
+        .await?
+        .into_iter()
+        .map(|i| (i.name.clone(), i))
+        .collect();
+    let summary = client
+        .get_domain_summary(GetDomainSummaryRequest {
+            parent: D.parent(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    assert_eq!(summary.last_revision as u64, revision);
+    drop(client);
+    server.stop().await?;
+    Ok((records, summary.last_revision))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backup_taken_while_writes_go_on_is_the_store_at_its_revision() -> anyhow::Result<()> {
+    let t = TestDomain::start(D).await?;
+    let items = (0..START)
+        .map(|i| (format!("start-{i}"), sample(D, &format!("Start {i}"), 2030)))
+        .collect();
+    create_concurrently(&t.client, D, items, 8).await?;
+
+    // Writers create records and retitle existing ones until stopped.
+    let stop = CancellationToken::new();
+    let (written, mut progress) = tokio::sync::watch::channel(0usize);
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let (mut client, stop, written) = (t.client.clone(), stop.clone(), written.clone());
+            tokio::spawn(async move {
+                let mut i = 0;
+                while !stop.is_cancelled() {
+                    if i % 2 == 0 {
+                        client
+                            .create_initiative(create_request(
+                                D,
+                                &format!("w{w}-{i}"),
+                                sample(D, &format!("Writer {w} #{i}"), 2031),
+                            ))
+                            .await?;
+                    } else {
+                        let target =
+                            format!("{}/initiatives/start-{}", D.parent(), (w * 7 + i) % START);
+                        client
+                            .update_initiative(UpdateInitiativeRequest {
+                                initiative: Some(Initiative {
+                                    name: target,
+                                    title: format!("Retitled by {w} at {i}"),
+                                    ..Default::default()
+                                }),
+                                update_mask: Some(mask(&["title"])),
+                                request_id: String::new(),
+                                reporter: "us-nsf".into(),
+                            })
+                            .await?;
+                    }
+                    written.send_modify(|n| *n += 1);
+                    i += 1;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+
+    // Backups one after the other while the writes go on.
+    let mut backups = Vec::new();
+    for _ in 0..BACKUPS {
+        let before = *progress.borrow_and_update();
+        let chunks = take_backup(t.addr(), Some(&admin_token())).await?;
+        backups.push(chunks);
+        // The writers made progress around this backup.
+        tokio::time::timeout(WAIT, progress.wait_for(|n| *n >= before + 2 * WRITERS))
+            .await
+            .context("the writers stalled")??;
+    }
+    stop.cancel();
+    for w in writers {
+        tokio::time::timeout(WAIT, w).await???;
+    }
+
+    // The live store's history: every record's versions by revision.
+    let mut client = t.client.clone();
+    let live = list_all(&mut client, &D.parent(), None, 100).await?;
+    let mut versions: BTreeMap<String, Vec<Change>> = BTreeMap::new();
+    for record in &live {
+        versions.insert(
+            record.name.clone(),
+            history_all(&mut client, &record.name, 100).await?,
+        );
+    }
+    let last = client
+        .get_domain_summary(GetDomainSummaryRequest {
+            parent: D.parent(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .last_revision;
+
+    let mut revisions = Vec::new();
+    for chunks in backups {
+        let header = chunks
+            .first()
+            .and_then(|c| c.header.clone())
+            .context("a backup without a header")?;
+        let (records, revision) = restored(chunks).await?;
+        assert_eq!(revision, header.revision);
+        // What the live store held at that revision: each record's last
+        // version at or before it; records created later absent.
+        let expected: BTreeMap<String, Initiative> = versions
+            .iter()
+            .filter_map(|(name, changes)| {
+                let at = changes.iter().rfind(|c| c.revision <= revision)?;
+                Some((name.clone(), at.initiative.clone()?))
+            })
+            .collect();
+        assert_eq!(
+            records.keys().collect::<Vec<_>>(),
+            expected.keys().collect::<Vec<_>>(),
+            "the records of the backup at revision {revision}"
+        );
+        assert_eq!(records, expected, "the backup at revision {revision}");
+        revisions.push(revision);
+    }
+    // Taken while writes went on: each at a later revision, none at the end.
+    assert!(
+        revisions.windows(2).all(|w| w[0] < w[1]) && revisions[0] > START as i64,
+        "{revisions:?}"
+    );
+    assert!(
+        *revisions.last().unwrap_or(&0) < last,
+        "{revisions:?} {last}"
+    );
+    println!("backups at revisions {revisions:?} of {last}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_server_without_authentication_serves_backups_to_any_caller() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = serve_with_auth(D, dir.path(), Auth::Off).await?;
+    let mut client = connect_as(server.addr, None).await?;
+    let created = client
+        .create_initiative(create_request(D, "open", sample(D, "Open", 2030)))
+        .await?
+        .into_inner();
+    let chunks = take_backup(server.addr, None).await?;
+    let (records, revision) = restored(chunks).await?;
+    assert_eq!(revision, 1);
+    assert_eq!(records.into_values().collect::<Vec<_>>(), vec![created]);
+    drop(client);
+    server.stop().await?;
+    Ok(())
+}
