@@ -152,7 +152,7 @@ async fn a_backup_taken_while_writes_go_on_is_the_store_at_its_revision() -> any
     for chunks in backups {
         let header = chunks
             .first()
-            .and_then(|c| c.header.clone())
+            .and_then(|c| c.header)
             .context("a backup without a header")?;
         let (records, revision) = restored(chunks).await?;
         assert_eq!(revision, header.revision);
