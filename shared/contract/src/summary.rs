@@ -432,9 +432,35 @@ mod tests {
     fn delta_of_a_change_is_new_minus_old() {
         let a = init(LifecycleStatus::Announced, None, 10);
         let b = init(LifecycleStatus::InProgress, None, 10);
-        let d = delta(Some(&a), Some(&b));
-        assert_eq!(d.len(), 2, "only the two status counters move: {d:?}");
+        let status = |s: LifecycleStatus| with(key::STATUS, &(s as i32).to_be_bytes());
+        // Only the two status counters move, one down, one up.
+        assert_eq!(
+            delta(Some(&a), Some(&b)),
+            BTreeMap::from([
+                (status(LifecycleStatus::Announced), -1),
+                (status(LifecycleStatus::InProgress), 1),
+            ])
+        );
         assert!(delta(Some(&a), Some(&a)).is_empty());
+        // More money in the same currency and qualifier: only the sum moves,
+        // by the difference in nanos; the count of commitments does not.
+        let richer = init(LifecycleStatus::Announced, None, 15);
+        assert_eq!(
+            delta(Some(&a), Some(&richer)),
+            BTreeMap::from([(
+                funding_key(key::FUNDING_SUM, "USD", AmountQualifier::AtLeast as i32),
+                5 * NANOS
+            )])
+        );
+        // A creation adds the new record's contributions; a deletion takes
+        // away the old one's.
+        assert_eq!(delta(None, Some(&b)), contributions(&b));
+        let gone = delta(Some(&b), None);
+        assert_eq!(gone.len(), contributions(&b).len());
+        assert!(contributions(&b)
+            .iter()
+            .all(|(k, v)| gone.get(k) == Some(&-v)));
+        assert_eq!(gone.get(key::COUNT), Some(&-1));
     }
 
     #[test]

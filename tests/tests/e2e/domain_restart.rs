@@ -368,3 +368,204 @@ async fn restart(domain: Domain) -> anyhow::Result<()> {
     assert_ne!(updated.etag, survivor.etag);
     Ok(())
 }
+
+/// A milestone `id` due in `due`, with `status`.
+fn milestone(id: &str, due: ApproximateDate, status: MilestoneStatus) -> Milestone {
+    Milestone {
+        id: id.into(),
+        title: format!("Milestone {id}"),
+        due: Some(due),
+        status: status as i32,
+        date_met: (status == MilestoneStatus::Met).then(|| year(2024)),
+        ..Default::default()
+    }
+}
+
+/// A funding commitment of `units` and `nanos` of `currency`.
+fn funding(
+    currency: &str,
+    units: i64,
+    nanos: i32,
+    qualifier: AmountQualifier,
+) -> FundingCommitment {
+    FundingCommitment {
+        amount: Some(Money {
+            currency_code: currency.into(),
+            units,
+            nanos,
+        }),
+        qualifier: qualifier as i32,
+        committing_organization_id: "us-nsf".into(),
+        kind: FundingKind::Pledged as i32,
+        note: String::new(),
+    }
+}
+
+/// The summary of a small, varied data set, written out by hand from the
+/// contract's rules (not from `summary::recount`), as of 2025-06-15 with a
+/// 30-day window: after the writes and after a restart.
+#[tokio::test]
+async fn the_summary_equals_one_computed_by_hand() -> anyhow::Result<()> {
+    use LifecycleStatus::*;
+    const D: Domain = Domain::Ai;
+    let mut t = TestDomain::start(D).await?;
+
+    // a: announced, then moved to in progress; one milestone due in 2025
+    // (ends 2025-12-31: neither due soon nor overdue); USD 10M at least.
+    let a = sample(D, "A", 2025);
+    // b: in progress, an MOU, planned end 2026; milestones due 2025-Q2 (ends
+    // 2025-06-30: due soon), due 2024 (overdue), met; USD 2.5M at least and
+    // KRW 5bn exactly; a third organization.
+    let mut b = sample(D, "B", 2026);
+    b.status = InProgress as i32;
+    b.instrument = Instrument::Mou as i32;
+    b.milestones = vec![
+        milestone("soon", quarter(2025, 2), MilestoneStatus::Scheduled),
+        milestone("late", year(2024), MilestoneStatus::Scheduled),
+        milestone("done", year(2024), MilestoneStatus::Met),
+    ];
+    b.funding = vec![
+        funding("USD", 2_500_000, 0, AmountQualifier::AtLeast),
+        funding("KRW", 5_000_000_000, 0, AmountQualifier::Exact),
+    ];
+    b.participants.push(participant(
+        org(
+            "kr-nrf",
+            "National Research Foundation of Korea",
+            "NRF",
+            "KR",
+            OrganizationType::MinistryOrAgency,
+        ),
+        ParticipantRole::Partner,
+    ));
+    // c: completed, an MOU; its milestone due 2023 counts in the total but
+    // is neither overdue nor due soon (the initiative is closed); USD 1M and
+    // 250,000.5 at least.
+    let mut c = sample(D, "C", 2023);
+    c.status = Completed as i32;
+    c.planned_start = Some(year(2022));
+    c.instrument = Instrument::Mou as i32;
+    c.funding = vec![
+        funding("USD", 1_000_000, 0, AmountQualifier::AtLeast),
+        funding("USD", 250_000, 500_000_000, AmountQualifier::AtLeast),
+    ];
+    // d: announced, planned end 2024 (passed: an overdue initiative); its
+    // milestone due 2025-Q3 (ends 2025-09-30: not within 30 days); no
+    // funding; only NSF.
+    let mut d = sample(D, "D", 2024);
+    d.milestones = vec![milestone(
+        "q3",
+        quarter(2025, 3),
+        MilestoneStatus::Scheduled,
+    )];
+    d.funding.clear();
+    d.participants.truncate(1);
+    // e: created and deleted: it counts nowhere.
+    let e = sample(D, "E", 2027);
+    for (id, init) in [("a", a), ("b", b), ("c", c), ("d", d), ("e", e)] {
+        t.client
+            .create_initiative(create_request(D, id, init))
+            .await?;
+    }
+    t.client
+        .update_initiative(UpdateInitiativeRequest {
+            initiative: Some(Initiative {
+                name: t.name("a"),
+                status: InProgress as i32,
+                ..Default::default()
+            }),
+            update_mask: Some(mask(&["status"])),
+            request_id: String::new(),
+            reporter: "us-nsf".into(),
+        })
+        .await?;
+    t.client
+        .delete_initiative(DeleteInitiativeRequest {
+            name: t.name("e"),
+            ..Default::default()
+        })
+        .await?;
+
+    let usd = |units, nanos| Money {
+        currency_code: "USD".into(),
+        units,
+        nanos,
+    };
+    let organization = |id: &str, name: &str, cc: &str, count| OrganizationCount {
+        organization_id: id.into(),
+        name: name.into(),
+        country_code: cc.into(),
+        initiative_count: count,
+    };
+    let expected = DomainSummary {
+        parent: D.parent(),
+        domain: D.to_proto() as i32,
+        initiative_count: 4,
+        by_status: vec![
+            StatusCount {
+                status: Announced as i32,
+                count: 1,
+            },
+            StatusCount {
+                status: InProgress as i32,
+                count: 2,
+            },
+            StatusCount {
+                status: Completed as i32,
+                count: 1,
+            },
+        ],
+        by_instrument: vec![
+            InstrumentCount {
+                instrument: Instrument::Mou as i32,
+                count: 2,
+            },
+            InstrumentCount {
+                instrument: Instrument::JointResearchProgramme as i32,
+                count: 2,
+            },
+        ],
+        milestones: Some(MilestoneCounts {
+            due_soon: 1,
+            overdue: 1,
+            met: 1,
+            total: 6,
+        }),
+        overdue_initiatives: 1,
+        funding: vec![
+            FundingTotal {
+                total: Some(Money {
+                    currency_code: "KRW".into(),
+                    units: 5_000_000_000,
+                    nanos: 0,
+                }),
+                qualifier: AmountQualifier::Exact as i32,
+                commitment_count: 1,
+            },
+            FundingTotal {
+                // 10,000,000 + 2,500,000 + 1,000,000 + 250,000.5
+                total: Some(usd(13_750_000, 500_000_000)),
+                qualifier: AmountQualifier::AtLeast as i32,
+                commitment_count: 4,
+            },
+        ],
+        organizations: vec![
+            organization("kr-msit", "Ministry of Science and ICT", "KR", 3),
+            organization("kr-nrf", "National Research Foundation of Korea", "KR", 1),
+            organization("us-nsf", "National Science Foundation", "US", 4),
+        ],
+        // Five creates, an update, a delete.
+        last_revision: 7,
+        last_change_time: None,
+        as_of: Some(calendar(2025, 6, 15)),
+        due_within_days: 30,
+    };
+    for when in ["after the writes", "after a restart"] {
+        let parent = t.parent();
+        let mut got = summary_at(&mut t.client, &parent, calendar(2025, 6, 15), 30).await?;
+        assert!(got.last_change_time.take().is_some(), "{when}");
+        assert_eq!(got, expected, "{when}");
+        t.restart().await?;
+    }
+    Ok(())
+}
