@@ -4,6 +4,7 @@
 
 mod backup;
 mod binaries;
+mod claims;
 mod cli;
 mod crash;
 mod domain_api;
