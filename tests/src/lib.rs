@@ -63,6 +63,8 @@ pub async fn gateway_as(
 }
 
 /// A domain server running in this test process over a temporary directory.
+/// [`TestDomain::stop`] stops it gracefully and waits; dropped, it begins a
+/// graceful shutdown (the test's runtime ends the rest).
 pub struct TestDomain {
     /// The domain.
     pub domain: Domain,
@@ -101,6 +103,16 @@ impl TestDomain {
         Ok(())
     }
 
+    /// Stops the server gracefully (calls in flight finish, the store is
+    /// flushed and closed) and fails if it did not stop cleanly; the
+    /// temporary directory is removed after.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(s) = self.server.take() {
+            s.stop().await?;
+        }
+        Ok(())
+    }
+
     /// The address of the running server.
     pub fn addr(&self) -> std::net::SocketAddr {
         self.server
@@ -117,6 +129,14 @@ impl TestDomain {
     /// The resource name of initiative `id`.
     pub fn name(&self, id: &str) -> String {
         format!("{}/initiatives/{id}", self.domain.parent())
+    }
+}
+
+impl Drop for TestDomain {
+    fn drop(&mut self) {
+        if let Some(s) = &self.server {
+            s.shutdown.cancel();
+        }
     }
 }
 

@@ -48,6 +48,7 @@ async fn create_get_list_and_summary_on_every_domain() -> anyhow::Result<()> {
         assert_eq!(summary.initiative_count, 1);
         assert_eq!(summary.last_revision, 1);
         assert_eq!(summary.organizations.len(), 2);
+        t.stop().await?;
     }
     Ok(())
 }
