@@ -185,8 +185,6 @@ async fn main() -> anyhow::Result<()> {
     );
     gateway.stop().await?;
     open.stop().await?;
-    if let Some(s) = t.server {
-        s.stop().await?;
-    }
+    t.stop().await?;
     Ok(())
 }

@@ -60,9 +60,7 @@ async fn in_process_servers_share_one_recorder() -> anyhow::Result<()> {
     .await?;
 
     for t in [energy, ai] {
-        if let Some(server) = t.server {
-            server.stop().await?;
-        }
+        t.stop().await?;
     }
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(10), async {
