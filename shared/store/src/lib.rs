@@ -13,7 +13,7 @@ mod tests;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use prost::Message;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -345,9 +345,94 @@ struct Inner {
     writers: Arc<commit::Writers>,
     failure: Failure,
     faults: Arc<Faults>,
+    /// The summary counters as of the last commit (see [`Published`]).
+    published: RwLock<Arc<Published>>,
+}
+
+/// The summary counters, organization labels and last change as of the last
+/// commit: what a summary reads, without the write lock and without walking
+/// a tree. Each write publishes a new one under the write lock; the maps
+/// share their structure with the previous one, so that costs O(log n) per
+/// changed counter, and a reader takes an `Arc` and never waits for a write.
+#[derive(Debug, Clone, Default)]
+struct Published {
+    /// Stored counter key (visibility first) to value.
+    counters: imbl::OrdMap<Vec<u8>, i128>,
+    /// Stored label key (visibility first) to `country\0name`.
+    labels: imbl::HashMap<Vec<u8>, Vec<u8>>,
+    /// The last change committed.
+    last: LastChange,
+}
+
+impl Published {
+    /// Reads what the trees hold (at open and after a restore).
+    fn load(trees: &[sled::Tree]) -> Result<Self> {
+        let mut p = Published::default();
+        for kv in at(trees, Tree::Summary).iter() {
+            let (k, v) = kv.map_err(storage)?;
+            p.counters.insert(k.to_vec(), counter(&v));
+        }
+        for kv in at(trees, Tree::Labels).iter() {
+            let (k, v) = kv.map_err(storage)?;
+            p.labels.insert(k.to_vec(), v.to_vec());
+        }
+        let meta = at(trees, Tree::Meta);
+        p.last = LastChange {
+            revision: meta
+                .get(META_REVISION)
+                .map_err(storage)?
+                .map(|v| u64_of(&v))
+                .unwrap_or(0),
+            time: meta
+                .get(META_TIME)
+                .map_err(storage)?
+                .and_then(|v| timestamp_of(&v)),
+        };
+        Ok(p)
+    }
+
+    /// The next one: `delta` applied to the counters, `labels` set, `last`.
+    fn after(&self, applied: Applied, last: LastChange) -> Self {
+        let mut next = self.clone();
+        for (k, d) in applied.delta {
+            let v = next.counters.get(&k).copied().unwrap_or(0) + d;
+            if v == 0 {
+                next.counters.remove(&k);
+            } else {
+                next.counters.insert(k, v);
+            }
+        }
+        for (k, label) in applied.labels {
+            next.labels.insert(k, label);
+        }
+        next.last = last;
+        next
+    }
+}
+
+/// What one write did to the summary counters and labels.
+#[derive(Debug, Default)]
+struct Applied {
+    delta: std::collections::BTreeMap<Vec<u8>, i128>,
+    labels: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Inner {
+    /// The summary counters as of the last commit.
+    fn published(&self) -> Arc<Published> {
+        self.published
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn publish(&self, next: Published) {
+        *self
+            .published
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(next);
+    }
+
     fn tree(&self, t: Tree) -> &sled::Tree {
         at(&self.trees, t)
     }
@@ -642,6 +727,9 @@ impl Store {
             path: path.clone(),
             source,
         })?;
+        let published = RwLock::new(Arc::new(
+            Published::load(&trees).map_err(|e| damaged(e.to_string()))?,
+        ));
         Ok(Store {
             inner: Arc::new(Inner {
                 domain: config.domain,
@@ -655,6 +743,7 @@ impl Store {
                 writers,
                 failure,
                 faults,
+                published,
             }),
         })
     }
@@ -748,6 +837,9 @@ impl Store {
         let s = &*self.inner;
         let _guard = s.lock()?;
         let now = now();
+        // What the committed attempt did to the counters (a conflicting
+        // attempt is run again and overwrites it).
+        let applied = std::cell::RefCell::new(Applied::default());
         let outcome = s
             .trees
             .as_slice()
@@ -842,19 +934,23 @@ impl Store {
                 changes.insert(&keys::revision(revision), change.encode_to_vec())?;
 
                 // Summary counters and organization labels.
-                for (k, d) in summary::visible_delta(current.as_ref(), new.as_ref()) {
-                    let v = summary.get(&k)?.map(|b| counter(&b)).unwrap_or(0) + d;
+                let delta = summary::visible_delta(current.as_ref(), new.as_ref());
+                for (k, d) in &delta {
+                    let v = summary.get(k)?.map(|b| counter(&b)).unwrap_or(0) + d;
                     if v == 0 {
-                        summary.remove(k)?;
+                        summary.remove(k.as_slice())?;
                     } else {
-                        summary.insert(k, &v.to_be_bytes())?;
+                        summary.insert(k.as_slice(), &v.to_be_bytes())?;
                     }
                 }
-                if let Some(n) = &new {
-                    for (key, label) in label_entries(n) {
-                        labels.insert(key, label)?;
-                    }
+                let new_labels = new.as_ref().map(label_entries).unwrap_or_default();
+                for (key, label) in &new_labels {
+                    labels.insert(key.as_slice(), label.as_slice())?;
                 }
+                *applied.borrow_mut() = Applied {
+                    delta,
+                    labels: new_labels,
+                };
 
                 // The request id, then the domain's last revision.
                 if let (Some(key), Some(i)) = (&request_key, idempotency) {
@@ -870,6 +966,11 @@ impl Store {
             })
             .map_err(tx_error)?;
         if let Outcome::Written(c) = &outcome {
+            let last = LastChange {
+                revision: c.revision as u64,
+                time: c.change_time,
+            };
+            s.publish(s.published().after(applied.into_inner(), last));
             s.committed.store(c.revision as u64, Ordering::SeqCst);
         }
         Ok(outcome)
@@ -1040,15 +1141,16 @@ impl Store {
     /// disk, for metrics. Cheap: one counter read and a look at the files.
     pub fn stats(&self) -> Result<StoreStats> {
         let s = &*self.inner;
-        let mut initiatives = 0;
-        for v in Visibility::ALL {
-            initiatives += s
-                .tree(Tree::Summary)
-                .get(v.key(summary::INITIATIVE_COUNT_KEY))
-                .map_err(storage)?
-                .map(|v| u64::try_from(counter(&v)).unwrap_or(0))
-                .unwrap_or(0);
-        }
+        let published = s.published();
+        let initiatives = Visibility::ALL
+            .iter()
+            .filter_map(|v| {
+                published
+                    .counters
+                    .get(&v.key(summary::INITIATIVE_COUNT_KEY))
+            })
+            .map(|n| u64::try_from(*n).unwrap_or(0))
+            .sum();
         Ok(StoreStats {
             initiatives,
             last_revision: self.durable_revision(),
@@ -1058,39 +1160,20 @@ impl Store {
     }
 
     /// The summary a caller sees (`cleared`: restricted records counted
-    /// too), read from the counters under the write lock so that it reflects
-    /// whole transactions only.
+    /// too), from the counters published by the last commit: whole
+    /// transactions only, without taking the write lock (a flood of summary
+    /// reads never holds a write back) and without reading a tree.
     pub fn summary(&self, window: SummaryWindow, cleared: bool) -> Result<DomainSummary> {
         let s = &*self.inner;
-        let _guard = s.lock()?;
-        let mut counters = Vec::new();
-        for kv in s.tree(Tree::Summary).iter() {
-            let (k, v) = kv.map_err(storage)?;
-            counters.push((k.to_vec(), counter(&v)));
-        }
-        let last = LastChange {
-            revision: s
-                .tree(Tree::Meta)
-                .get(META_REVISION)
-                .map_err(storage)?
-                .map(|v| u64_of(&v))
-                .unwrap_or(0),
-            time: s
-                .tree(Tree::Meta)
-                .get(META_TIME)
-                .map_err(storage)?
-                .and_then(|v| timestamp_of(&v)),
-        };
-        let counters = summary::visible_counters(counters, cleared);
+        s.sound()?;
+        let p = s.published();
+        let counters =
+            summary::visible_counters(p.counters.iter().map(|(k, v)| (k.clone(), *v)), cleared);
         let label = |id: &str| -> OrganizationLabel {
             let bytes = Visibility::seen(cleared)
                 .iter()
-                .find_map(|v| {
-                    s.tree(Tree::Labels)
-                        .get(v.key(id.as_bytes()))
-                        .ok()
-                        .flatten()
-                })
+                .find_map(|v| p.labels.get(&v.key(id.as_bytes())))
+                .map(Vec::as_slice)
                 .unwrap_or_default();
             let mut parts = bytes.splitn(2, |b| *b == 0);
             let country_code =
@@ -1098,7 +1181,13 @@ impl Store {
             let name = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
             OrganizationLabel { name, country_code }
         };
-        Ok(summary::assemble(s.domain, counters, label, window, last))
+        Ok(summary::assemble(
+            s.domain,
+            counters,
+            label,
+            window,
+            p.last.clone(),
+        ))
     }
 
     /// Every record, for checks and exports.
@@ -1180,6 +1269,7 @@ impl Store {
         if schema < SCHEMA_VERSION {
             migrate(&s.db, &s.trees, schema)?;
         }
+        s.publish(Published::load(&s.trees)?);
         s.committed.store(revision, Ordering::SeqCst);
         s.durable.send_replace(revision);
         Ok(revision)

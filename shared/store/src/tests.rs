@@ -351,3 +351,51 @@ async fn a_damaged_or_foreign_backup_file_is_refused() {
     assert!(err.to_string().contains("newer"), "{err}");
     assert!(!data.exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_summary_is_read_while_a_write_holds_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(Domain::Quantum, dir.path()).unwrap();
+    store
+        .write("first", None, "test", put("First".into()))
+        .await
+        .unwrap();
+    let window = SummaryWindow {
+        as_of: time::macros::date!(2025 - 01 - 01),
+        due_within_days: 30,
+    };
+    // A write that stops inside its transaction, holding the write lock,
+    // until it is let go.
+    let (entered, inside) = std::sync::mpsc::channel::<()>();
+    let (release, go) = std::sync::mpsc::channel::<()>();
+    let go = Mutex::new(go);
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .write("second", None, "test", move |current| {
+                    let _ = entered.send(());
+                    let _ = go.lock().map(|g| g.recv_timeout(Duration::from_secs(30)));
+                    put("Second".into())(current)
+                })
+                .await
+        })
+    };
+    inside.recv_timeout(Duration::from_secs(30)).unwrap();
+    // The summary answers at once, with the last commit's counters.
+    let reader = store.clone();
+    let summary = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::task::spawn_blocking(move || reader.summary(window, true)),
+    )
+    .await
+    .expect("the summary waited for the write lock")
+    .unwrap()
+    .unwrap();
+    assert_eq!((summary.initiative_count, summary.last_revision), (1, 1));
+    assert_eq!(store.stats().unwrap().initiatives, 1);
+    release.send(()).unwrap();
+    revision_of(writer.await.unwrap().unwrap());
+    let summary = store.summary(window, true).unwrap();
+    assert_eq!((summary.initiative_count, summary.last_revision), (2, 2));
+}
