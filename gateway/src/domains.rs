@@ -13,7 +13,7 @@ use cetrack_contract::proto::{DomainSummary, DomainUnavailable, GetDomainSummary
 use cetrack_contract::Domain;
 use futures::future::join_all;
 use tonic::metadata::AsciiMetadataValue;
-use tonic::transport::Channel;
+use tonic::transport::{Channel, Endpoint};
 
 /// A client of one domain service.
 pub type Client = DomainServiceClient<Channel>;
@@ -90,14 +90,21 @@ impl DomainError {
 }
 
 struct Entry {
-    channel: Channel,
+    /// Unary calls.
     client: Client,
+    /// Where streams (change streams, backups) connect: each on a
+    /// connection of its own (see [`Domains::streams`]).
+    streams: Endpoint,
     /// The last summary the gateway's own identity received, per clearance
     /// (index 0: public records only, 1: with restricted ones).
     last_summary: [Mutex<Option<(DomainSummary, Instant)>>; 2],
     /// When the gateway last asked for them.
     refreshed: Mutex<Option<Instant>>,
 }
+
+/// The HTTP/2 window of a stream's own connection to a domain: what a
+/// stream whose reader stopped can hold in the gateway.
+pub const STREAM_WINDOW: u32 = 256 * 1024;
 
 /// How often at most the gateway asks a domain for its summaries with its
 /// own identity.
@@ -129,19 +136,22 @@ impl Domains {
     ) -> anyhow::Result<Self> {
         let mut entries = BTreeMap::new();
         for (domain, url) in urls {
-            let channel = cetrack_server::tls::endpoint(url, tls)?
+            let endpoint = cetrack_server::tls::endpoint(url, tls)?
                 .connect_timeout(Duration::from_secs(2))
                 .tcp_nodelay(true)
                 .http2_keep_alive_interval(Duration::from_secs(30))
-                .keep_alive_while_idle(true)
-                .connect_lazy();
-            let client = DomainServiceClient::new(channel.clone())
+                .keep_alive_while_idle(true);
+            let client = DomainServiceClient::new(endpoint.connect_lazy())
                 .max_decoding_message_size(cetrack_server::MAX_RESPONSE_BYTES);
+            let streams = endpoint
+                .clone()
+                .initial_stream_window_size(STREAM_WINDOW)
+                .initial_connection_window_size(STREAM_WINDOW);
             entries.insert(
                 *domain,
                 Entry {
-                    channel,
                     client,
+                    streams,
                     last_summary: [Mutex::new(None), Mutex::new(None)],
                     refreshed: Mutex::new(None),
                 },
@@ -176,9 +186,23 @@ impl Domains {
         self.entries.get(&domain).map(|e| e.client.clone())
     }
 
-    /// The channel to `domain` (for its other services), if configured.
-    pub fn channel(&self, domain: Domain) -> Option<Channel> {
-        self.entries.get(&domain).map(|e| e.channel.clone())
+    /// A channel for one stream of `domain` (a change stream, a backup), if
+    /// configured: a connection of its own, closed when the channel is
+    /// dropped. A stream whose reader stops holds what it was sent in the
+    /// gateway, up to HTTP/2's windows; on a shared connection a few such
+    /// streams would use up the connection's window and hold up every other
+    /// call to the domain. Alone, it holds at most [`STREAM_WINDOW`] and
+    /// nothing else waits.
+    pub fn streams(&self, domain: Domain) -> Option<Channel> {
+        self.entries.get(&domain).map(|e| e.streams.connect_lazy())
+    }
+
+    /// A client of `domain` for its streams (see [`Domains::streams`]).
+    pub fn stream_client(&self, domain: Domain) -> Option<Client> {
+        self.streams(domain).map(|c| {
+            DomainServiceClient::new(c)
+                .max_decoding_message_size(cetrack_server::MAX_RESPONSE_BYTES)
+        })
     }
 
     /// Calls `domain` with `f` under the deadline of `ctx`: the request

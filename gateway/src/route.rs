@@ -175,7 +175,17 @@ impl DomainService for DomainRouter {
         r: Request<WatchChangesRequest>,
     ) -> Reply<Self::WatchChangesStream> {
         let domain = by_parent(&r.get_ref().parent)?;
-        let stream = route!(self, domain, r, watch_changes)?.into_inner();
+        // On the domain's stream connection (see `Domains::streams`).
+        let mut client = self.domains.stream_client(domain).ok_or_else(|| {
+            Status::unavailable(format!(
+                "the gateway has no address for the {domain} service"
+            ))
+        })?;
+        let stream = client
+            .watch_changes(onward(r))
+            .await
+            .map_err(|s| back(domain, s))?
+            .into_inner();
         let stream: Self::WatchChangesStream =
             Box::pin(stream.map(move |c| c.map_err(|s| back(domain, s))));
         Ok(Response::new(stream))
@@ -203,7 +213,7 @@ impl StoreAdminService for StoreAdminRouter {
 
     async fn backup_store(&self, r: Request<BackupStoreRequest>) -> Reply<Self::BackupStoreStream> {
         let domain = by_parent(&r.get_ref().parent)?;
-        let channel = self.domains.channel(domain).ok_or_else(|| {
+        let channel = self.domains.streams(domain).ok_or_else(|| {
             Status::unavailable(format!(
                 "the gateway has no address for the {domain} service"
             ))

@@ -117,7 +117,7 @@ async fn follow(
 ) {
     let mut backoff = Duration::from_millis(50);
     loop {
-        if let Some(mut client) = domains.client(domain) {
+        if let Some(mut client) = domains.stream_client(domain) {
             let mut req = tonic::Request::new(WatchChangesRequest {
                 parent: domain.parent(),
                 after_revision: i64::try_from(after).unwrap_or(i64::MAX),

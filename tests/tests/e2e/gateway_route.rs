@@ -287,3 +287,62 @@ async fn a_call_cancelled_at_the_gateway_is_cancelled_at_the_domain() -> anyhow:
     gateway.stop().await?;
     Ok(())
 }
+
+/// A record of about 380 KB (its milestones' evidence links).
+fn big(title: &str) -> Initiative {
+    let link = format!("https://example.org/{}", "b".repeat(1_900));
+    let mut i = sample(D, title, 2027);
+    i.milestones = (0..10)
+        .map(|n| Milestone {
+            id: format!("m{n}"),
+            title: "Milestone".into(),
+            status: MilestoneStatus::Scheduled as i32,
+            evidence_links: vec![link.clone(); 20],
+            ..Default::default()
+        })
+        .collect();
+    i
+}
+
+/// Watches through the gateway whose callers stop reading hold what the
+/// domain sent them in the gateway (HTTP/2 flow control: 2 MB a stream, 5 MB
+/// a connection by default). On the connection that carries the gateway's
+/// other calls to the domain, four of them would use up its window and every
+/// call to that domain would wait; the gateway keeps its streams on a
+/// connection of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stalled_watches_do_not_hold_up_calls_to_the_same_domain() -> anyhow::Result<()> {
+    let s = Stack::start().await?;
+    // About 11 MB of changes for every watch from the start.
+    for i in 0..30 {
+        s.create(D, &format!("big-{i}"), big(&format!("Big {i}")))
+            .await?;
+    }
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        // Each on a connection of its own to the gateway: what it holds
+        // back there is the caller's business.
+        let mut staller = connect(s.gateway_server.addr).await?;
+        let mut stream = watch(&mut staller, &D.parent(), 0).await?;
+        // Flowing: the first change arrived; the rest is never read.
+        next_change(&mut stream, WAIT).await?;
+        stalled.push(stream);
+    }
+    // Another caller's calls to the same domain through the gateway answer,
+    // one after another, while the backlog of the stalled watches fills
+    // every window it can.
+    let mut caller = connect(s.gateway_server.addr).await?;
+    let name = format!("{}/initiatives/big-0", D.parent());
+    for _ in 0..50 {
+        let mut request = tonic::Request::new(GetInitiativeRequest { name: name.clone() });
+        request.set_timeout(Duration::from_secs(5));
+        let got = caller.get_initiative(request).await?.into_inner();
+        assert_eq!(got.name, name);
+    }
+    // And a new watch of the same domain delivers its whole backlog.
+    let mut fresh = watch(&mut caller, &D.parent(), 0).await?;
+    let all = next_changes(&mut fresh, 30, WAIT).await?;
+    assert_eq!(all.len(), 30);
+    drop(stalled);
+    Ok(())
+}
