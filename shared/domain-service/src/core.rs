@@ -26,18 +26,11 @@ use cetrack_contract::rules;
 use cetrack_contract::validate::{self, Violations};
 use cetrack_store::{Idempotency, Page, Plan, Store};
 
-/// How many changes a watch reads from the store at a time.
-const WATCH_BATCH: usize = 256;
+use crate::feed::{self, Feed};
 
 /// Most change streams one domain service keeps open at once; one more is
 /// RESOURCE_EXHAUSTED.
 pub const MAX_WATCHES: usize = 1_000;
-
-/// How long a change stream waits for its reader to take the next change
-/// before it ends the stream (with ABORTED, naming the revision to resume
-/// after): a reader that stops reading holds a bounded buffer for a bounded
-/// time.
-pub const STALLED_READER: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// One domain's service logic over its store.
 #[derive(Debug, Clone)]
@@ -45,6 +38,8 @@ pub struct DomainCore {
     domain: Domain,
     store: Store,
     watches: Arc<tokio::sync::Semaphore>,
+    /// Every durable change, read once for every change stream.
+    feed: Feed,
 }
 
 fn idempotency<M: Message + Clone>(
@@ -86,12 +81,14 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 }
 
 impl DomainCore {
-    /// The logic of `domain` over `store`.
-    pub fn new(domain: Domain, store: Store) -> Self {
+    /// The logic of `domain` over `store`, its change streams fed by `feed`
+    /// (see [`Feed::start`]).
+    pub fn new(domain: Domain, store: Store, feed: Feed) -> Self {
         Self {
             domain,
             store,
             watches: Arc::new(tokio::sync::Semaphore::new(MAX_WATCHES)),
+            feed,
         }
     }
 
@@ -433,60 +430,29 @@ impl DomainCore {
         shutdown: CancellationToken,
     ) -> Result<impl Stream<Item = Result<Change>> + Send + 'static> {
         caller.check_read(self.domain)?;
-        let mut cursor = self.served().watch(&req)?;
+        let cursor = self.served().watch(&req)?;
         let permit = self.watches.clone().try_acquire_owned().map_err(|_| {
             Error::ResourceExhausted(format!(
                 "the {} service has {MAX_WATCHES} change streams open, the most it keeps; retry later",
                 self.domain
             ))
         })?;
-        let who = caller.clone();
-        let store = self.store.clone();
-        let (tx, rx) = mpsc::channel::<Result<Change>>(WATCH_BATCH);
+        let (tx, rx) = mpsc::channel::<Result<Change>>(feed::READ_BATCH);
         // The stream's last word when the task ends it early.
         let (last_tx, last_rx) = tokio::sync::oneshot::channel::<Error>();
-        let mut durable = store.subscribe();
+        // Subscribed before the backlog is read: nothing falls between.
+        let changes = self.feed.subscribe();
+        let stream = feed::Stream {
+            store: self.store.clone(),
+            caller: caller.clone(),
+            cursor,
+            tx,
+            last: Some(last_tx),
+            shutdown,
+        };
         tokio::spawn(async move {
             let _permit = permit;
-            loop {
-                durable.borrow_and_update();
-                let s = store.clone();
-                let batch = match blocking(move || s.changes_after(cursor, WATCH_BATCH)).await {
-                    Ok(b) => b,
-                    Err(e) => {
-                        let _ = last_tx.send(e);
-                        return;
-                    }
-                };
-                if batch.is_empty() {
-                    tokio::select! {
-                        changed = durable.changed() => if changed.is_err() { return },
-                        _ = shutdown.cancelled() => return,
-                        _ = tx.closed() => return,
-                    }
-                    continue;
-                }
-                for change in batch {
-                    let revision = change.revision.unsigned_abs();
-                    if change.initiative.as_ref().is_some_and(|i| who.may_see(i)) {
-                        tokio::select! {
-                            sent = tx.send_timeout(Ok(change), STALLED_READER) => match sent {
-                                Ok(()) => {}
-                                Err(mpsc::error::SendTimeoutError::Closed(_)) => return,
-                                Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
-                                    let _ = last_tx.send(Error::Aborted(format!(
-                                        "the stream was ended: its reader took no change for {}s; watch again after revision {cursor}",
-                                        STALLED_READER.as_secs()
-                                    )));
-                                    return;
-                                }
-                            },
-                            _ = shutdown.cancelled() => return,
-                        }
-                    }
-                    cursor = revision;
-                }
-            }
+            stream.run(changes).await;
         });
         let last =
             futures::stream::once(last_rx).filter_map(|e| std::future::ready(e.ok().map(Err)));

@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod core;
+pub mod feed;
 pub mod server;
 
 pub use core::MAX_WATCHES;

@@ -11,7 +11,9 @@ use cetrack_contract::proto::domain_service_server::DomainServiceServer;
 use cetrack_contract::proto::store_admin_service_server::StoreAdminServiceServer;
 use cetrack_contract::Domain;
 use cetrack_server::auth::{Auth, AuthArgs};
-use cetrack_server::metrics::{self, INITIATIVES, LAST_REVISION, STORE_FLUSHES, STORE_SIZE};
+use cetrack_server::metrics::{
+    self, CHANGES_READ, INITIATIVES, LAST_REVISION, STORE_FLUSHES, STORE_SIZE,
+};
 use cetrack_server::tls::ServerTlsArgs;
 use cetrack_server::{
     init_tracing, serve, serve_main, CommonArgs, RunningServer, Services, MAX_REQUEST_BYTES,
@@ -25,6 +27,7 @@ use tonic::transport::ServerTlsConfig;
 
 use crate::api::{DomainApi, StoreAdminApi};
 use crate::core::DomainCore;
+use crate::feed::Feed;
 
 /// How often the store gauges are refreshed besides after every write (the
 /// size on disk also changes when sled compacts).
@@ -122,7 +125,9 @@ pub async fn serve_store(
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunningServer> {
     let domain = store.domain();
-    let core = Arc::new(DomainCore::new(domain, store.clone()));
+    let feed_stop = shutdown.child_token();
+    let (feed, feed_task) = Feed::start(store.clone(), feed_stop.clone());
+    let core = Arc::new(DomainCore::new(domain, store.clone(), feed));
     let services = Services::new(domain.slug(), config.auth)
         .with_tls(config.tls)
         .with_failure(store.failed())
@@ -135,14 +140,24 @@ pub async fn serve_store(
             StoreAdminServiceServer::new(StoreAdminApi::new(core))
                 .max_encoding_message_size(MAX_RESPONSE_BYTES),
         );
-    let server = serve(services, listener, shutdown.clone()).await?;
+    let server = match serve(services, listener, shutdown.clone()).await {
+        Ok(server) => server,
+        Err(e) => {
+            feed_stop.cancel();
+            let _ = feed_task.await;
+            return Err(e);
+        }
+    };
     let gauges_stop = shutdown.child_token();
     let gauges = tokio::spawn(track_store(store.clone(), gauges_stop.clone()));
     let task = tokio::spawn(async move {
         let served = server.task.await;
-        // The gauges task holds a clone of the store: let it end first.
+        // The gauges and feed tasks hold clones of the store: let them end
+        // first.
         gauges_stop.cancel();
         let _ = gauges.await;
+        feed_stop.cancel();
+        let _ = feed_task.await;
         let flushed = store.flush();
         tracing::info!(%domain, "stopped");
         served??;
@@ -192,6 +207,7 @@ fn set_store_gauges(domain: Domain, stats: StoreStats) {
     ::metrics::gauge!(STORE_SIZE, "domain" => domain).set(stats.size_on_disk as f64);
     ::metrics::gauge!(LAST_REVISION, "domain" => domain).set(stats.last_revision as f64);
     ::metrics::counter!(STORE_FLUSHES, "domain" => domain).absolute(stats.flushes);
+    ::metrics::counter!(CHANGES_READ, "domain" => domain).absolute(stats.changes_read);
 }
 
 /// The `main` of a domain binary (see [`serve_main`] for exit codes).

@@ -17,7 +17,13 @@
 //! - `cetrack_initiatives{domain}`, `cetrack_store_size_bytes{domain}`,
 //!   `cetrack_last_revision{domain}`: the state of a domain's store;
 //! - `cetrack_store_flushes_total{domain}`: flushes that made writes durable
-//!   (writers waiting together share one: compare with the revisions).
+//!   (writers waiting together share one: compare with the revisions);
+//! - `cetrack_change_streams{domain,state}`: change streams open, reading
+//!   their backlog from the store (`backlog`) or following the changes as
+//!   they become durable (`live`);
+//! - `cetrack_store_changes_read_total{domain}`: changes read from the change
+//!   log (each durable change once for every change stream that is caught
+//!   up; a stream's backlog on top).
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
@@ -46,6 +52,10 @@ pub const STORE_SIZE: &str = "cetrack_store_size_bytes";
 pub const LAST_REVISION: &str = "cetrack_last_revision";
 /// Flushes of a domain's store that made writes durable.
 pub const STORE_FLUSHES: &str = "cetrack_store_flushes_total";
+/// Change streams open, by domain and state (`backlog`, `live`).
+pub const CHANGE_STREAMS: &str = "cetrack_change_streams";
+/// Changes read from a domain's change log.
+pub const CHANGES_READ: &str = "cetrack_store_changes_read_total";
 
 /// Upper bounds of the latency histogram's buckets, in seconds: from half a
 /// millisecond (a read served from cache) to the server's two-minute timeout.
@@ -123,6 +133,14 @@ fn describe() {
     describe_gauge!(
         LAST_REVISION,
         "Last revision made durable in the domain's store."
+    );
+    describe_gauge!(
+        CHANGE_STREAMS,
+        "Change streams open, reading their backlog (state=backlog) or following live changes (state=live)."
+    );
+    describe_counter!(
+        CHANGES_READ,
+        "Changes read from the domain's change log since it opened (once per change for all caught-up change streams)."
     );
     describe_counter!(
         STORE_FLUSHES,

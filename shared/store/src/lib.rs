@@ -315,6 +315,9 @@ pub struct StoreStats {
     /// Flushes that made writes durable since the store opened (writers
     /// waiting together share one).
     pub flushes: u64,
+    /// Changes read from the change log for change streams since the store
+    /// opened.
+    pub changes_read: u64,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -347,6 +350,8 @@ struct Inner {
     faults: Arc<Faults>,
     /// The summary counters as of the last commit (see [`Published`]).
     published: RwLock<Arc<Published>>,
+    /// Changes read from the change log since the store opened.
+    changes_read: AtomicU64,
 }
 
 /// The summary counters, organization labels and last change as of the last
@@ -744,6 +749,7 @@ impl Store {
                 failure,
                 faults,
                 published,
+                changes_read: AtomicU64::new(0),
             }),
         })
     }
@@ -1124,6 +1130,9 @@ impl Store {
             let (_, v) = kv.map_err(storage)?;
             out.push(decode(&v)?);
         }
+        self.inner
+            .changes_read
+            .fetch_add(out.len() as u64, Ordering::Relaxed);
         Ok(out)
     }
 
@@ -1156,6 +1165,7 @@ impl Store {
             last_revision: self.durable_revision(),
             size_on_disk: self.size_on_disk()?,
             flushes: self.inner.group_commit.flushes(),
+            changes_read: self.inner.changes_read.load(Ordering::Relaxed),
         })
     }
 

@@ -292,3 +292,65 @@ async fn a_live_watch_keeps_up_with_concurrent_writers() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Each durable change is read from the store once for every change stream
+/// that follows live changes (the feed), not once per stream: once 50
+/// streams have read their backlog (one change each), 20 more changes cost
+/// exactly 20 reads of the change log (counted by the binary's own metrics),
+/// where reading per stream would cost 1,000.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_change_is_read_once_for_all_streams() -> anyhow::Result<()> {
+    const STREAMS: usize = 50;
+    const WRITES: usize = 20;
+    let domain = Domain::Semiconductors;
+    let dir = tempfile::tempdir()?;
+    let (process, metrics) = spawn_domain_with_metrics(domain, dir.path()).await?;
+    let mut client = connect(process.addr).await?;
+    let write = |n: usize| {
+        create_request(
+            domain,
+            &format!("w{n}"),
+            sample(domain, &format!("W{n}"), 2027),
+        )
+    };
+    client.create_initiative(write(0)).await?;
+    let mut streams = Vec::new();
+    for _ in 0..STREAMS {
+        let mut stream = watch(&mut client, &domain.parent(), 0).await?;
+        assert_eq!(next_change(&mut stream, WAIT).await?.revision, 1);
+        streams.push(stream);
+    }
+    let labels = [("domain", domain.slug())];
+    let live = [("domain", domain.slug()), ("state", "live")];
+    let read = |t: &str| value(t, "cetrack_store_changes_read_total", &labels);
+    // Every stream follows live changes, having read the first change from
+    // the store; the feed read it once.
+    let setup = (1 + STREAMS) as f64;
+    scrape_until(metrics, |t| {
+        value(t, "cetrack_change_streams", &live) == Some(STREAMS as f64) && read(t) == Some(setup)
+    })
+    .await?;
+
+    for n in 1..=WRITES {
+        client.create_initiative(write(n)).await?;
+    }
+    for stream in &mut streams {
+        let revisions: Vec<i64> = next_changes(stream, WRITES, WAIT)
+            .await?
+            .iter()
+            .map(|c| c.revision)
+            .collect();
+        assert_eq!(revisions, (2..=1 + WRITES as i64).collect::<Vec<_>>());
+    }
+    let text = scrape_until(metrics, |t| {
+        read(t).is_some_and(|n| n >= setup + WRITES as f64)
+    })
+    .await?;
+    let reads = read(&text).unwrap_or_default() - setup;
+    println!("{STREAMS} live streams, {WRITES} changes: {reads} reads of the change log");
+    assert_eq!(reads, WRITES as f64, "{text}");
+    drop(streams);
+    let exited = process.terminate().await?;
+    assert_eq!(exited.status.code(), Some(0), "{exited:?}");
+    Ok(())
+}
