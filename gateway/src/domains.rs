@@ -110,9 +110,19 @@ pub const STREAM_WINDOW: u32 = 256 * 1024;
 /// own identity.
 pub const SUMMARY_REFRESH: Duration = Duration::from_secs(1);
 
+/// Most change streams (routed WatchChanges and WatchAllChanges) the gateway
+/// keeps open at once; one more is RESOURCE_EXHAUSTED.
+pub const MAX_STREAMS: usize = 1_000;
+
+/// Most change streams one caller (the subject of their token) may keep open
+/// on the gateway; one more is RESOURCE_EXHAUSTED.
+pub const MAX_STREAMS_PER_CALLER: usize = 100;
+
 /// The domain services the gateway answers from.
 pub struct Domains {
     entries: BTreeMap<Domain, Entry>,
+    /// The caps on the change streams callers hold open.
+    streams_open: cetrack_server::streams::StreamLimits,
     /// The file holding the gateway's own bearer token (its service
     /// identity), re-read at each use so that it can be renewed in place.
     service_token: Option<std::path::PathBuf>,
@@ -169,6 +179,11 @@ impl Domains {
         }
         Ok(Self {
             entries,
+            streams_open: cetrack_server::streams::StreamLimits::new(
+                "the gateway",
+                MAX_STREAMS,
+                MAX_STREAMS_PER_CALLER,
+            ),
             service_token,
         })
     }
@@ -195,6 +210,16 @@ impl Domains {
     /// nothing else waits.
     pub fn streams(&self, domain: Domain) -> Option<Channel> {
         self.entries.get(&domain).map(|e| e.streams.connect_lazy())
+    }
+
+    /// Counts a change stream of `caller` (the subject of their token) until
+    /// the permit is dropped, or RESOURCE_EXHAUSTED past [`MAX_STREAMS`] or
+    /// [`MAX_STREAMS_PER_CALLER`].
+    pub fn open_stream(
+        &self,
+        caller: &str,
+    ) -> Result<cetrack_server::streams::StreamPermit, cetrack_contract::Error> {
+        self.streams_open.open(caller)
     }
 
     /// A client of `domain` for its streams (see [`Domains::streams`]).

@@ -175,6 +175,8 @@ impl DomainService for DomainRouter {
         r: Request<WatchChangesRequest>,
     ) -> Reply<Self::WatchChangesStream> {
         let domain = by_parent(&r.get_ref().parent)?;
+        let caller = cetrack_server::auth::caller(&r)?;
+        let permit = self.domains.open_stream(&caller.sub)?;
         // On the domain's stream connection (see `Domains::streams`).
         let mut client = self.domains.stream_client(domain).ok_or_else(|| {
             Status::unavailable(format!(
@@ -186,8 +188,10 @@ impl DomainService for DomainRouter {
             .await
             .map_err(|s| back(domain, s))?
             .into_inner();
-        let stream: Self::WatchChangesStream =
-            Box::pin(stream.map(move |c| c.map_err(|s| back(domain, s))));
+        let stream: Self::WatchChangesStream = Box::pin(stream.map(move |c| {
+            let _counted = &permit;
+            c.map_err(|s| back(domain, s))
+        }));
         Ok(Response::new(stream))
     }
 }

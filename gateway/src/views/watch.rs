@@ -77,6 +77,7 @@ pub fn watch_all(
         .map_err(|e| v.extend([e]))
         .unwrap_or_default();
     v.finish()?;
+    let permit = domains.open_stream(&ctx.caller.sub)?;
     let (tx, rx) = mpsc::channel::<Followed>(256);
     let stop = shutdown.child_token();
     for d in wanted {
@@ -94,6 +95,7 @@ pub fn watch_all(
     let mut position = cursor;
     Ok(ReceiverStream::new(rx).map(move |followed| {
         let _keep_followers = &guard;
+        let _counted = &permit;
         let (d, change) = followed?;
         position.insert(d, change.revision.unsigned_abs());
         Ok(DomainChange {

@@ -24,6 +24,7 @@ use cetrack_contract::proto::{
 use cetrack_contract::requests::Served;
 use cetrack_contract::rules;
 use cetrack_contract::validate::{self, Violations};
+use cetrack_server::streams::StreamLimits;
 use cetrack_store::{Idempotency, Page, Plan, Store};
 
 use crate::feed::{self, Feed};
@@ -32,12 +33,16 @@ use crate::feed::{self, Feed};
 /// RESOURCE_EXHAUSTED.
 pub const MAX_WATCHES: usize = 1_000;
 
+/// Most change streams one caller (the subject of their token) may keep
+/// open on one domain service; one more is RESOURCE_EXHAUSTED.
+pub const MAX_WATCHES_PER_CALLER: usize = 100;
+
 /// One domain's service logic over its store.
 #[derive(Debug, Clone)]
 pub struct DomainCore {
     domain: Domain,
     store: Store,
-    watches: Arc<tokio::sync::Semaphore>,
+    watches: StreamLimits,
     /// Every durable change, read once for every change stream.
     feed: Feed,
 }
@@ -87,7 +92,11 @@ impl DomainCore {
         Self {
             domain,
             store,
-            watches: Arc::new(tokio::sync::Semaphore::new(MAX_WATCHES)),
+            watches: StreamLimits::new(
+                format!("the {domain} service"),
+                MAX_WATCHES,
+                MAX_WATCHES_PER_CALLER,
+            ),
             feed,
         }
     }
@@ -431,12 +440,7 @@ impl DomainCore {
     ) -> Result<impl Stream<Item = Result<Change>> + Send + 'static> {
         caller.check_read(self.domain)?;
         let cursor = self.served().watch(&req)?;
-        let permit = self.watches.clone().try_acquire_owned().map_err(|_| {
-            Error::ResourceExhausted(format!(
-                "the {} service has {MAX_WATCHES} change streams open, the most it keeps; retry later",
-                self.domain
-            ))
-        })?;
+        let permit = self.watches.open(&caller.sub)?;
         let (tx, rx) = mpsc::channel::<Result<Change>>(feed::READ_BATCH);
         // The stream's last word when the task ends it early.
         let (last_tx, last_rx) = tokio::sync::oneshot::channel::<Error>();

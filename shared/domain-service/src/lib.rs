@@ -14,5 +14,5 @@ pub mod core;
 pub mod feed;
 pub mod server;
 
-pub use core::MAX_WATCHES;
+pub use core::{MAX_WATCHES, MAX_WATCHES_PER_CALLER};
 pub use server::{domain_main, serve_store, start_domain, DomainArgs, DomainServerConfig};

@@ -17,6 +17,7 @@ pub mod deadline;
 pub mod metrics;
 pub mod run;
 pub mod serve;
+pub mod streams;
 pub mod tls;
 
 pub use run::{cancel_on_signals, init_tracing, serve_main, CommonArgs, LogFormat};

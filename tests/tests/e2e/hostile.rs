@@ -2,12 +2,14 @@
 //! a short, bounded answer; records, pages and streams have caps a caller
 //! cannot pass; what was refused left the store as it was.
 
+use anyhow::Context;
+use cetrack_contract::auth::{Clearance, Role};
 use cetrack_contract::error::{MAX_ECHO, MAX_VIOLATIONS, MAX_VIOLATION_BYTES};
 use cetrack_contract::pagination::{MAX_EXAMINED, MAX_PAGE_BYTES};
 use cetrack_contract::proto::*;
 use cetrack_contract::rules::{MAX_MASK_PATHS, MAX_PROGRESS_UPDATES, MAX_RECORD_BYTES};
 use cetrack_contract::Domain;
-use cetrack_domain_service::MAX_WATCHES;
+use cetrack_domain_service::{MAX_WATCHES, MAX_WATCHES_PER_CALLER};
 use cetrack_tests::*;
 use futures::StreamExt;
 use prost::Message;
@@ -373,31 +375,142 @@ async fn a_page_is_bounded_in_bytes_and_in_records_examined() -> anyhow::Result<
 #[tokio::test]
 async fn change_streams_are_capped() -> anyhow::Result<()> {
     let t = TestDomain::start(D).await?;
-    // Several connections: one carries at most 256 calls at once.
+    let callers = MAX_WATCHES / MAX_WATCHES_PER_CALLER;
+    // One caller (a token of its own) per connection: a connection carries
+    // at most 256 calls at once.
     let mut clients = Vec::new();
-    for _ in 0..(MAX_WATCHES / 200 + 1) {
-        clients.push(connect(t.addr()).await?);
+    for n in 0..=callers {
+        let token = token(
+            &format!("watcher-{n}"),
+            None,
+            &[Role::Viewer],
+            None,
+            Clearance::Public,
+        );
+        clients.push(connect_as(t.addr(), Some(&token)).await?);
     }
-    let mut open = Vec::new();
-    for n in 0..MAX_WATCHES {
-        let c = &mut clients[n / 200];
-        open.push(watch(c, &t.parent(), 0).await?);
+    let mut open: Vec<Vec<_>> = Vec::new();
+    for c in clients.iter_mut().take(callers) {
+        let mut mine = Vec::new();
+        for _ in 0..MAX_WATCHES_PER_CALLER {
+            mine.push(watch(c, &t.parent(), 0).await?);
+        }
+        open.push(mine);
     }
-    let last = clients.len() - 1;
-    let status = expect_err(
-        clients[last]
-            .watch_changes(WatchChangesRequest {
-                parent: t.parent(),
-                after_revision: 0,
-            })
-            .await,
-    );
-    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
-    // One closes: one more may open (once the server has seen it go).
-    drop(open.pop());
+    let request = || WatchChangesRequest {
+        parent: t.parent(),
+        after_revision: 0,
+    };
+    // The server holds MAX_WATCHES: one more, of a caller who has none, is
+    // refused.
+    let full = expect_err(clients[callers].watch_changes(request()).await);
+    assert_eq!(full.code(), Code::ResourceExhausted, "{full:?}");
+    assert!(full.message().contains("the most it keeps"), "{full:?}");
+    // One caller closes one of theirs: a caller with none may open one (once
+    // the server has seen it go); the one who closed may not go past their
+    // own cap again.
+    drop(open[0].pop());
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        match watch(&mut clients[last], &t.parent(), 0).await {
+        match watch(&mut clients[callers], &t.parent(), 0).await {
+            Ok(stream) => {
+                open[0].push(stream);
+                break;
+            }
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                assert!(e.to_string().contains("change streams open"), "{e}");
+                tokio::task::yield_now().await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    // Per caller: with room in the server, a caller at their cap is refused.
+    drop(open[1].pop());
+    drop(open[1].pop());
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let one_more = clients[2].watch_changes(request()).await;
+        let status = expect_err(one_more);
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+        if status.message().contains("one caller") {
+            break;
+        }
+        // The server has not yet seen the two streams go.
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "{status:?}");
+        tokio::task::yield_now().await;
+    }
+    Ok(())
+}
+
+/// The gateway caps the change streams (routed WatchChanges and
+/// WatchAllChanges together) one caller holds; another caller still opens
+/// theirs, and a stream closed frees its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_gateways_change_streams_are_capped_per_caller() -> anyhow::Result<()> {
+    use cetrack_gateway::domains::MAX_STREAMS_PER_CALLER;
+    let s = Stack::start().await?;
+    let addr = s.gateway_server.addr;
+    let heavy = token(
+        "heavy-watcher",
+        None,
+        &[Role::Viewer],
+        None,
+        Clearance::Public,
+    );
+    let other = token(
+        "other-watcher",
+        None,
+        &[Role::Viewer],
+        None,
+        Clearance::Public,
+    );
+    // Half merged streams, half routed watches, on a few connections.
+    let mut merged = Vec::new();
+    let mut routed = Vec::new();
+    for n in 0..MAX_STREAMS_PER_CALLER {
+        if n % 50 == 0 {
+            merged.push((gateway_as(addr, Some(&heavy)).await?, Vec::new()));
+            routed.push((connect_as(addr, Some(&heavy)).await?, Vec::new()));
+        }
+        if n % 2 == 0 {
+            let (g, open) = merged.last_mut().context("a connection")?;
+            open.push(
+                g.watch_all_changes(WatchAllChangesRequest::default())
+                    .await?
+                    .into_inner(),
+            );
+        } else {
+            let (c, open) = routed.last_mut().context("a connection")?;
+            open.push(watch(c, &D.parent(), 0).await?);
+        }
+    }
+    let (g, _) = merged.first_mut().context("a connection")?;
+    let refused = expect_err(g.watch_all_changes(WatchAllChangesRequest::default()).await);
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.message().contains("one caller"), "{refused:?}");
+    let (c, _) = routed.first_mut().context("a connection")?;
+    let refused = expect_err(
+        c.watch_changes(WatchChangesRequest {
+            parent: D.parent(),
+            after_revision: 0,
+        })
+        .await,
+    );
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+
+    // Another caller opens theirs.
+    let mut g2 = gateway_as(addr, Some(&other)).await?;
+    let _theirs = g2
+        .watch_all_changes(WatchAllChangesRequest::default())
+        .await?
+        .into_inner();
+    // One closed: the heavy caller opens one again (once the gateway has
+    // seen it go).
+    drop(routed[0].1.pop());
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (c, open) = routed.first_mut().context("a connection")?;
+    loop {
+        match watch(c, &D.parent(), 0).await {
             Ok(stream) => {
                 open.push(stream);
                 break;
