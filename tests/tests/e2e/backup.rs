@@ -113,7 +113,11 @@ async fn a_backup_taken_while_writes_go_on_is_the_store_at_its_revision() -> any
         })
         .collect();
 
-    // Backups one after the other while the writes go on.
+    // Backups one after the other while the writes go on (the first once
+    // they have begun: on a busy machine the writers may start late).
+    tokio::time::timeout(WAIT, progress.wait_for(|n| *n >= WRITERS))
+        .await
+        .context("the writers did not start")??;
     let mut backups = Vec::new();
     for _ in 0..BACKUPS {
         let before = *progress.borrow_and_update();
