@@ -524,3 +524,33 @@ async fn the_gateways_change_streams_are_capped_per_caller() -> anyhow::Result<(
     }
     Ok(())
 }
+
+/// A request over the 4 MiB message limit is refused before it is decoded,
+/// as the caller's mistake (OUT_OF_RANGE naming the limit: tonic's code for
+/// it), at a domain and at the gateway, and the server goes on serving.
+#[tokio::test]
+async fn a_message_over_the_limit_is_refused_naming_it() -> anyhow::Result<()> {
+    let s = Stack::start().await?;
+    s.create(D, "kept", sample(D, "Kept", 2027)).await?;
+    let oversized = || ListInitiativesRequest {
+        parent: D.parent(),
+        filter: Some(InitiativeFilter {
+            text: "x".repeat(5 * 1024 * 1024),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    for mut client in [s.domain(D), connect(s.gateway_server.addr).await?] {
+        let status = expect_err(client.list_initiatives(oversized()).await);
+        assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+        assert!(status.message().contains("4194304"), "{status:?}");
+        let kept = client
+            .get_initiative(GetInitiativeRequest {
+                name: format!("{}/initiatives/kept", D.parent()),
+            })
+            .await?
+            .into_inner();
+        assert_eq!(kept.title, "Kept");
+    }
+    Ok(())
+}
