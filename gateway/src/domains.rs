@@ -90,7 +90,8 @@ impl DomainError {
 }
 
 struct Entry {
-    /// Unary calls.
+    /// Unary calls (the channel, and a client on it).
+    channel: Channel,
     client: Client,
     /// Where streams (change streams, backups) connect: each on a
     /// connection of its own (see [`Domains::streams`]).
@@ -151,7 +152,8 @@ impl Domains {
                 .tcp_nodelay(true)
                 .http2_keep_alive_interval(Duration::from_secs(30))
                 .keep_alive_while_idle(true);
-            let client = DomainServiceClient::new(endpoint.connect_lazy())
+            let channel = endpoint.connect_lazy();
+            let client = DomainServiceClient::new(channel.clone())
                 .max_decoding_message_size(cetrack_server::MAX_RESPONSE_BYTES);
             let streams = endpoint
                 .clone()
@@ -160,6 +162,7 @@ impl Domains {
             entries.insert(
                 *domain,
                 Entry {
+                    channel,
                     client,
                     streams,
                     last_summary: [Mutex::new(None), Mutex::new(None)],
@@ -199,6 +202,11 @@ impl Domains {
     /// A client of `domain`, if configured.
     pub fn client(&self, domain: Domain) -> Option<Client> {
         self.entries.get(&domain).map(|e| e.client.clone())
+    }
+
+    /// The channel of `domain`'s unary calls, if configured.
+    pub fn channel(&self, domain: Domain) -> Option<Channel> {
+        self.entries.get(&domain).map(|e| e.channel.clone())
     }
 
     /// A channel for one stream of `domain` (a change stream, a backup), if

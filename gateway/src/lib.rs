@@ -13,6 +13,7 @@
 pub mod api;
 pub mod deadline;
 pub mod domains;
+pub mod proxy;
 pub mod route;
 pub mod views;
 
@@ -21,7 +22,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cetrack_contract::proto::domain_service_server::DomainServiceServer;
 use cetrack_contract::proto::gateway_service_server::GatewayServiceServer;
 use cetrack_contract::proto::store_admin_service_server::StoreAdminServiceServer;
 use cetrack_contract::Domain;
@@ -33,7 +33,8 @@ use tonic::transport::{ClientTlsConfig, ServerTlsConfig};
 
 use crate::api::GatewayApi;
 use crate::domains::Domains;
-use crate::route::{DomainRouter, StoreAdminRouter};
+use crate::proxy::DomainProxy;
+use crate::route::StoreAdminRouter;
 
 /// The gateway's name in logs and in the metrics' `service` label.
 pub const SERVICE_LABEL: &str = "gateway";
@@ -114,9 +115,7 @@ pub async fn start_gateway(
     ))
     .max_decoding_message_size(MAX_REQUEST_BYTES)
     .max_encoding_message_size(MAX_RESPONSE_BYTES);
-    let router = DomainServiceServer::new(DomainRouter::new(domains.clone()))
-        .max_decoding_message_size(MAX_REQUEST_BYTES)
-        .max_encoding_message_size(MAX_RESPONSE_BYTES);
+    let router = DomainProxy::new(domains.clone());
     let admin = StoreAdminServiceServer::new(StoreAdminRouter::new(domains))
         .max_encoding_message_size(MAX_RESPONSE_BYTES);
     serve(

@@ -11,7 +11,8 @@
 //! against the same on a server with authentication off, measured
 //! alternately in the same run; and what the gateway's routing costs:
 //! GetInitiative through the gateway against the same call made to the
-//! domain directly.
+//! domain directly, with 64 callers (throughput) and with one (the latency of
+//! one call, p50 and p99).
 //!
 //! Run: `cargo bench -p cetrack-tests --bench throughput` (CETRACK_BENCH_WRITES
 //! sets how many writes a run makes; default 2000).
@@ -182,6 +183,46 @@ async fn main() -> anyhow::Result<()> {
         "GetInitiative, 64 callers, through the gateway: {rg:>10.0} calls/s  = {:.3} x (mean latency {:.2} x)",
         rg / rd,
         rd / rg
+    );
+    // The same with one caller at a time: the latency of one call, not the
+    // throughput of a loaded machine.
+    let (mut via, mut direct) = (via_gateway.clone(), authed_client.clone());
+    let (mut routed_each, mut straight_each) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        for (client, into) in [
+            (&mut via, &mut routed_each),
+            (&mut direct, &mut straight_each),
+        ] {
+            for _ in 0..total / 5 {
+                let start = Instant::now();
+                let got = client
+                    .get_initiative(GetInitiativeRequest { name: name.clone() })
+                    .await?
+                    .into_inner();
+                into.push(start.elapsed());
+                anyhow::ensure!(got.name == name, "got {}", got.name);
+            }
+        }
+    }
+    let quantile = |v: &mut Vec<Duration>, q: f64| {
+        v.sort();
+        v[((v.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6
+    };
+    let (g50, g99) = (
+        quantile(&mut routed_each, 0.5),
+        quantile(&mut routed_each, 0.99),
+    );
+    let (d50, d99) = (
+        quantile(&mut straight_each, 0.5),
+        quantile(&mut straight_each, 0.99),
+    );
+    println!(
+        "GetInitiative, 1 caller, to the domain:         p50 {d50:>7.0} us  p99 {d99:>7.0} us"
+    );
+    println!(
+        "GetInitiative, 1 caller, through the gateway:   p50 {g50:>7.0} us  p99 {g99:>7.0} us  = {:.2} x p50, {:.2} x p99",
+        g50 / d50,
+        g99 / d99
     );
     gateway.stop().await?;
     open.stop().await?;

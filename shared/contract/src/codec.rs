@@ -35,6 +35,26 @@ where
     }
 }
 
+/// The status of a message that is not a valid encoding of `U`: the
+/// sender's mistake, INVALID_ARGUMENT, naming the message type and `why`.
+pub fn undecodable<U>(why: &str) -> Status {
+    undecodable_as(
+        std::any::type_name::<U>()
+            .rsplit("::")
+            .next()
+            .unwrap_or("it"),
+        why,
+    )
+}
+
+/// The status of a message that is not a valid encoding of the message type
+/// called `name` (e.g. `GetInitiativeRequest`), as [`undecodable`].
+pub fn undecodable_as(name: &str, why: &str) -> Status {
+    Status::invalid_argument(format!(
+        "the message is not a valid protobuf encoding of {name}: {why}"
+    ))
+}
+
 /// prost's decoder; a message it cannot decode is INVALID_ARGUMENT.
 #[derive(Debug)]
 pub struct CheckedDecoder<U>(ProstDecoder<U>);
@@ -44,16 +64,9 @@ impl<U: prost::Message + Default> Decoder for CheckedDecoder<U> {
     type Error = Status;
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
-        self.0.decode(buf).map_err(|s| {
-            Status::invalid_argument(format!(
-                "the message is not a valid protobuf encoding of {}: {}",
-                std::any::type_name::<U>()
-                    .rsplit("::")
-                    .next()
-                    .unwrap_or("it"),
-                s.message()
-            ))
-        })
+        self.0
+            .decode(buf)
+            .map_err(|s| undecodable::<U>(s.message()))
     }
 
     fn buffer_settings(&self) -> BufferSettings {
