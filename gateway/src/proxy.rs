@@ -22,7 +22,7 @@ use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use cetrack_contract::auth::Caller;
-use cetrack_contract::codec::undecodable_as;
+use cetrack_contract::codec::{max_request_bytes, undecodable_as};
 use cetrack_contract::names::{parse_parent, InitiativeName};
 use cetrack_contract::proto::domain_service_server::SERVICE_NAME;
 use cetrack_contract::{Domain, Error};
@@ -136,8 +136,12 @@ fn domain_of(method: &str, message: &[u8]) -> Result<Domain, Status> {
 }
 
 /// Reads `body` until it holds the whole first message (its 5-byte prefix
-/// and its bytes); what was read, and the message's length.
-async fn first_message(body: &mut Body) -> Result<(BytesMut, usize), Status> {
+/// and its bytes) of `method`; what was read, and the message's length. A
+/// message longer than a valid request of its type can be is refused on its
+/// prefix, before its bytes are read (as the domain would refuse it).
+async fn first_message(body: &mut Body, method: &str) -> Result<(BytesMut, usize), Status> {
+    let request = format!("{method}Request");
+    let most = max_request_bytes(&request);
     let mut head = BytesMut::new();
     loop {
         if let Some(prefix) = head.get(..5) {
@@ -151,6 +155,11 @@ async fn first_message(body: &mut Body) -> Result<(BytesMut, usize), Status> {
                 // tonic's answer to a message over its decode limit.
                 return Err(Status::out_of_range(format!(
                     "Error, decoded message length too large: found {len} bytes, the limit is: {MAX_REQUEST_BYTES} bytes"
+                )));
+            }
+            if let Some(most) = most.filter(|most| len > *most) {
+                return Err(Status::invalid_argument(format!(
+                    "the {request} is {len} bytes; a valid one is at most {most} bytes"
                 )));
             }
             if head.len() >= 5 + len {
@@ -186,7 +195,7 @@ async fn pass(
         .unwrap_or_default()
         .to_string();
     let (mut parts, mut body) = request.into_parts();
-    let (head, len) = first_message(&mut body).await?;
+    let (head, len) = first_message(&mut body, &method).await?;
     let domain = domain_of(&method, &head[5..5 + len])?;
     let unreachable = || {
         Status::unavailable(format!(

@@ -38,13 +38,37 @@ where
 /// The status of a message that is not a valid encoding of `U`: the
 /// sender's mistake, INVALID_ARGUMENT, naming the message type and `why`.
 pub fn undecodable<U>(why: &str) -> Status {
-    undecodable_as(
-        std::any::type_name::<U>()
-            .rsplit("::")
-            .next()
-            .unwrap_or("it"),
-        why,
-    )
+    undecodable_as(type_name::<U>(), why)
+}
+
+/// The proto name of the message type `U` (e.g. `GetInitiativeRequest`).
+fn type_name<U>() -> &'static str {
+    std::any::type_name::<U>()
+        .rsplit("::")
+        .next()
+        .unwrap_or("it")
+}
+
+/// Room for everything but a record in a request, generously: the largest
+/// valid request without a record is far smaller.
+pub const SMALL_REQUEST_BYTES: usize = 64 * 1024;
+
+/// The largest encoding a valid request of the type called `name` can have
+/// (`None`: not a request, no limit but tonic's): a request that carries a
+/// record (create, update) at most the record cap and [`SMALL_REQUEST_BYTES`];
+/// a progress update or a milestone at most four times that; any other
+/// request [`SMALL_REQUEST_BYTES`]. A larger one is refused before it is
+/// decoded: decoding a few megabytes of values only to refuse them would
+/// cost the server tens of milliseconds of work a caller chose.
+pub fn max_request_bytes(name: &str) -> Option<usize> {
+    match name {
+        "CreateInitiativeRequest" | "UpdateInitiativeRequest" => {
+            Some(crate::rules::MAX_RECORD_BYTES + SMALL_REQUEST_BYTES)
+        }
+        "AddProgressUpdateRequest" | "UpdateMilestoneRequest" => Some(4 * SMALL_REQUEST_BYTES),
+        n if n.ends_with("Request") => Some(SMALL_REQUEST_BYTES),
+        _ => None,
+    }
 }
 
 /// The status of a message that is not a valid encoding of the message type
@@ -64,6 +88,15 @@ impl<U: prost::Message + Default> Decoder for CheckedDecoder<U> {
     type Error = Status;
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
+        let name = type_name::<U>();
+        if let Some(most) = max_request_bytes(name) {
+            let size = prost::bytes::Buf::remaining(buf);
+            if size > most {
+                return Err(Status::invalid_argument(format!(
+                    "the {name} is {size} bytes; a valid one is at most {most} bytes"
+                )));
+            }
+        }
         self.0
             .decode(buf)
             .map_err(|s| undecodable::<U>(s.message()))

@@ -4,6 +4,7 @@
 
 use anyhow::Context;
 use cetrack_contract::auth::{Clearance, Role};
+use cetrack_contract::codec::SMALL_REQUEST_BYTES;
 use cetrack_contract::error::{MAX_ECHO, MAX_VIOLATIONS, MAX_VIOLATION_BYTES};
 use cetrack_contract::pagination::{MAX_EXAMINED, MAX_PAGE_BYTES};
 use cetrack_contract::proto::*;
@@ -19,6 +20,9 @@ const D: Domain = Domain::Quantum;
 
 /// How many one-byte values fit in a request under the 4 MiB message limit.
 const MANY: usize = 4_000_000;
+/// How many fit in a request that is not refused for its size alone (64 KiB
+/// for a request without a record).
+const SOME: usize = 60_000;
 
 /// Asserts that `status` is INVALID_ARGUMENT, short, with at most
 /// MAX_VIOLATIONS violations and one more saying how many were cut when
@@ -89,10 +93,35 @@ async fn millions_of_repeated_values_cost_one_short_error() -> anyhow::Result<()
     s.create(D, "kept", sample(D, "Kept", 2027)).await?;
     let before = list_all(&mut direct, &D.parent(), None, 100).await?;
 
-    // Four million statuses, valid or not: refused before they are looked at.
+    // Four million statuses: refused for the request's size, before it is
+    // decoded.
+    let huge = ListInitiativesRequest {
+        parent: D.parent(),
+        filter: Some(InitiativeFilter {
+            statuses: vec![LifecycleStatus::InProgress as i32; MANY],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    assert!(huge.encoded_len() > 3_900_000);
+    for status in [
+        expect_err(direct.list_initiatives(huge.clone()).await),
+        expect_err(via.list_initiatives(huge).await),
+    ] {
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert!(
+            status
+                .message()
+                .contains("a valid one is at most 65536 bytes"),
+            "{status:?}"
+        );
+    }
+
+    // Sixty thousand statuses, valid or not: refused before they are looked
+    // at.
     for value in [LifecycleStatus::InProgress as i32, 99] {
         let filter = InitiativeFilter {
-            statuses: vec![value; MANY],
+            statuses: vec![value; SOME],
             ..Default::default()
         };
         let list = ListInitiativesRequest {
@@ -100,7 +129,7 @@ async fn millions_of_repeated_values_cost_one_short_error() -> anyhow::Result<()
             filter: Some(filter.clone()),
             ..Default::default()
         };
-        assert!(list.encoded_len() > 3_900_000);
+        assert!(list.encoded_len() > 59_000);
         for status in [
             expect_err(direct.list_initiatives(list.clone()).await),
             expect_err(via.list_initiatives(list.clone()).await),
@@ -136,19 +165,30 @@ async fn millions_of_repeated_values_cost_one_short_error() -> anyhow::Result<()
         list_all(&mut direct, &D.parent(), Some(repeated), 10).await?
     );
 
-    // Half a million mask paths: one violation, nothing changed.
-    let update = UpdateInitiativeRequest {
+    // Half a million mask paths: refused for the request's size; a hundred
+    // thousand: one violation; nothing changed.
+    let update = |paths: usize| UpdateInitiativeRequest {
         initiative: Some(Initiative {
             name: format!("{}/initiatives/kept", D.parent()),
             title: "Changed".into(),
             ..Default::default()
         }),
-        update_mask: Some(mask(&vec!["title"; 500_000])),
+        update_mask: Some(mask(&vec!["title"; paths])),
         ..Default::default()
     };
     for status in [
-        expect_err(direct.update_initiative(update.clone()).await),
-        expect_err(via.update_initiative(update).await),
+        expect_err(direct.update_initiative(update(500_000)).await),
+        expect_err(via.update_initiative(update(500_000)).await),
+    ] {
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert!(
+            status.message().contains("a valid one is at most"),
+            "{status:?}"
+        );
+    }
+    for status in [
+        expect_err(direct.update_initiative(update(100_000)).await),
+        expect_err(via.update_initiative(update(100_000)).await),
     ] {
         let v = short_invalid(&status, false);
         assert_eq!(v.len(), 1, "{v:?}");
@@ -192,7 +232,7 @@ async fn a_request_with_thousands_of_mistakes_hears_of_fifty() -> anyhow::Result
     );
 
     // A value echoed back is cut short.
-    let long = "x".repeat(1_000_000);
+    let long = "x".repeat(20_000);
     let status = expect_err(
         t.client
             .get_initiative(GetInitiativeRequest {
@@ -217,8 +257,11 @@ async fn a_request_with_thousands_of_mistakes_hears_of_fifty() -> anyhow::Result
 #[tokio::test]
 async fn records_have_a_size_and_a_progress_cap() -> anyhow::Result<()> {
     let mut t = TestDomain::start(D).await?;
-    let big = heavy("Big", 60);
+    // Over the record cap, within what a create request may carry (a
+    // request far over it is refused for its size before it is decoded).
+    let big = heavy("Big", 28);
     assert!(big.encoded_len() > MAX_RECORD_BYTES);
+    assert!(big.encoded_len() < MAX_RECORD_BYTES + SMALL_REQUEST_BYTES - 1024);
     let status = expect_err(
         t.client
             .create_initiative(create_request(D, "big", big.clone()))
