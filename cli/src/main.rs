@@ -150,10 +150,23 @@ enum Command {
     },
 }
 
+/// Lets a command whose reader went away (`cetrack list ... | head`) end
+/// quietly, as Unix tools do, instead of panicking on the failed print: the
+/// default action of SIGPIPE, which Rust programs otherwise ignore. Not for
+/// `cetrack up`, a server whose sockets must not stop it.
+fn quiet_on_closed_pipe() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: set once at start, before any other thread exists; SIG_DFL
+    // runs no handler code.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Up(args) = &cli.command {
         init_tracing(&args.common);
+    } else {
+        quiet_on_closed_pipe();
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,

@@ -584,3 +584,43 @@ fn the_readme_commands_run_as_written() {
     assert!(work.path().join("all.jsonl").exists());
     system.stop();
 }
+
+/// A command whose reader went away (`cetrack ... | head`) ends quietly, as
+/// Unix tools do (SIGPIPE), instead of panicking on its failed print.
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    let keys = tempfile::tempdir().expect("tempdir");
+    let made = Command::new(cli_binary())
+        .args(["keys", "init", "--dir"])
+        .arg(keys.path())
+        .output_within()
+        .expect("run");
+    assert!(made.status.success(), "{made:?}");
+    let mut child = Command::new(cli_binary())
+        .args([
+            "token", "issue", "--sub", "reader", "--roles", "viewer", "--keys",
+        ])
+        .arg(keys.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // The reader is gone before the command prints.
+    drop(child.stdout.take());
+    let (tx, rx) = mpsc::channel();
+    let mut err = child.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        let mut stderr = String::new();
+        let _ = err.read_to_string(&mut stderr);
+        let _ = tx.send((stderr, child.wait()));
+    });
+    let (stderr, status) = rx
+        .recv_timeout(COMMAND_LIMIT)
+        .expect("the command did not end");
+    let status = status.expect("wait");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(status.signal(), Some(13), "{status:?} {stderr}");
+}
