@@ -212,8 +212,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Seed => {
             let loaded = seed::load(c, seed::FACT_SHEET_2023_12_08).await?;
             eprintln!(
-                "seeded the 2023-12-08 fact sheet: {} created, {} already present",
-                loaded.created, loaded.present
+                "seeded the 2023-12-08 fact sheet: {} created, {} already present, {} seeded before and deleted since (left deleted)",
+                loaded.created, loaded.present, loaded.deleted_since
             );
         }
         Command::Export { out: file, domains } => {
@@ -256,8 +256,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 transfer::import(c, &mut std::io::BufReader::new(f)).await?
             };
             eprintln!(
-                "imported: {} created, {} already present",
-                done.created, done.present
+                "imported: {} created ({} of them imported before and deleted since), {} already present",
+                done.created, done.recreated, done.present
             );
         }
     }

@@ -26,6 +26,10 @@ pub(crate) struct Loaded {
     pub created: usize,
     /// Initiatives that were there already.
     pub present: usize,
+    /// Initiatives seeded before and deleted since: their request id
+    /// answered with a replay, and they stay deleted (an operator deleted
+    /// them; seeding again does not bring them back).
+    pub deleted_since: usize,
 }
 
 /// Creates every initiative of the data set that is not there yet. Each
@@ -45,6 +49,13 @@ pub(crate) async fn load(endpoints: &Endpoints, text: &str) -> anyhow::Result<Lo
             continue;
         }
         match client.create_initiative(req).await {
+            Ok(answer)
+                if answer
+                    .metadata()
+                    .contains_key(cetrack_contract::headers::REPLAYED) =>
+            {
+                loaded.deleted_since += 1
+            }
             Ok(_) => loaded.created += 1,
             Err(s) if s.code() == tonic::Code::AlreadyExists => loaded.present += 1,
             Err(s) => {

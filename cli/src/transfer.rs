@@ -78,6 +78,9 @@ pub(crate) struct Imported {
     pub created: usize,
     /// Initiatives that were there already (left as they are).
     pub present: usize,
+    /// Of the created ones, those imported before and deleted since (their
+    /// first import's request id answered with a replay).
+    pub recreated: usize,
 }
 
 /// One line of an import: an exported `Initiative`, or a
@@ -129,18 +132,42 @@ pub(crate) async fn import(
             progress.inc(1);
             continue;
         }
-        client
-            .create_initiative(req)
+        let request_id = req.request_id.clone();
+        let answer = client
+            .create_initiative(req.clone())
             .await
             .map_err(StatusError)
             .with_context(|| format!("line {}: creating {name}", n + 1))?;
+        // A replayed answer: this line was imported before under the same
+        // request id and the record has been deleted since (it was absent
+        // above). Import it anew, under request ids of its own.
+        let mut suffix = String::new();
+        if answer
+            .metadata()
+            .contains_key(cetrack_contract::headers::REPLAYED)
+        {
+            suffix = format!("-{}", uuid::Uuid::new_v4().simple());
+            client
+                .create_initiative(CreateInitiativeRequest {
+                    request_id: format!("{request_id}{suffix}"),
+                    ..req
+                })
+                .await
+                .map_err(StatusError)
+                .with_context(|| format!("line {}: creating {name} again", n + 1))?;
+            done.recreated += 1;
+        }
         for p in &init.progress_updates {
             client
                 .add_progress_update(AddProgressUpdateRequest {
                     name: name.clone(),
                     progress_update: Some(p.clone()),
                     etag: String::new(),
-                    request_id: format!("import-{:016x}-{}", fingerprint(&[name.as_bytes()]), p.id),
+                    request_id: format!(
+                        "import-{:016x}-{}{suffix}",
+                        fingerprint(&[name.as_bytes()]),
+                        p.id
+                    ),
                     reporter: "import".into(),
                 })
                 .await

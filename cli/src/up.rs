@@ -157,8 +157,8 @@ pub(crate) async fn up(args: UpArgs) -> anyhow::Result<()> {
         )?;
         let loaded = seed::load(&endpoints, seed::FACT_SHEET_2023_12_08).await?;
         eprintln!(
-            "seeded the 2023-12-08 fact sheet: {} created, {} already present",
-            loaded.created, loaded.present
+            "seeded the 2023-12-08 fact sheet: {} created, {} already present, {} seeded before and deleted since (left deleted)",
+            loaded.created, loaded.present, loaded.deleted_since
         );
     }
     let me = std::env::current_exe()

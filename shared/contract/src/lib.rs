@@ -22,6 +22,7 @@ pub mod codec;
 pub mod dates;
 pub mod domain;
 pub mod error;
+pub mod headers;
 pub mod names;
 pub mod pagination;
 pub mod requests;

@@ -16,7 +16,7 @@ use futures::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use crate::core::DomainCore;
+use crate::core::{DomainCore, Written};
 use cetrack_contract::proto::{
     AddProgressUpdateRequest, Change, CreateInitiativeRequest, DeleteInitiativeRequest,
     DomainSummary, GetDomainSummaryRequest, GetInitiativeRequest, Initiative, ListHistoryRequest,
@@ -45,11 +45,31 @@ async fn reply<T>(call: impl std::future::Future<Output = Result<T, Error>>) -> 
     call.await.map(Response::new).map_err(Status::from)
 }
 
+/// The answer of a write: the initiative, with `cetrack-replayed: true` when
+/// it is the replayed answer of an earlier request.
+async fn written(
+    call: impl std::future::Future<Output = Result<Written, Error>>,
+) -> Reply<Initiative> {
+    let w = call.await.map_err(Status::from)?;
+    Ok(replayed(Response::new(w.initiative), w.replayed))
+}
+
+/// `response`, marked as replayed if it is.
+fn replayed<T>(mut response: Response<T>, replayed: bool) -> Response<T> {
+    if replayed {
+        response.metadata_mut().insert(
+            cetrack_contract::headers::REPLAYED,
+            tonic::metadata::MetadataValue::from_static("true"),
+        );
+    }
+    response
+}
+
 #[tonic::async_trait]
 impl DomainService for DomainApi {
     async fn create_initiative(&self, r: Request<CreateInitiativeRequest>) -> Reply<Initiative> {
         let who = caller(&r)?;
-        reply(self.core.create(&who, r.into_inner())).await
+        written(self.core.create(&who, r.into_inner())).await
     }
 
     async fn get_initiative(&self, r: Request<GetInitiativeRequest>) -> Reply<Initiative> {
@@ -67,7 +87,7 @@ impl DomainService for DomainApi {
 
     async fn update_initiative(&self, r: Request<UpdateInitiativeRequest>) -> Reply<Initiative> {
         let who = caller(&r)?;
-        reply(self.core.update(&who, r.into_inner())).await
+        written(self.core.update(&who, r.into_inner())).await
     }
 
     async fn delete_initiative(
@@ -75,18 +95,25 @@ impl DomainService for DomainApi {
         r: Request<DeleteInitiativeRequest>,
     ) -> Reply<pbjson_types::Empty> {
         let who = caller(&r)?;
-        let deleted = self.core.delete(&who, r.into_inner());
-        reply(async { deleted.await.map(|()| pbjson_types::Empty::default()) }).await
+        let was_replayed = self
+            .core
+            .delete(&who, r.into_inner())
+            .await
+            .map_err(Status::from)?;
+        Ok(replayed(
+            Response::new(pbjson_types::Empty::default()),
+            was_replayed,
+        ))
     }
 
     async fn add_progress_update(&self, r: Request<AddProgressUpdateRequest>) -> Reply<Initiative> {
         let who = caller(&r)?;
-        reply(self.core.add_progress_update(&who, r.into_inner())).await
+        written(self.core.add_progress_update(&who, r.into_inner())).await
     }
 
     async fn update_milestone(&self, r: Request<UpdateMilestoneRequest>) -> Reply<Initiative> {
         let who = caller(&r)?;
-        reply(self.core.update_milestone(&who, r.into_inner())).await
+        written(self.core.update_milestone(&who, r.into_inner())).await
     }
 
     async fn get_domain_summary(

@@ -37,6 +37,26 @@ pub const MAX_WATCHES: usize = 1_000;
 /// open on one domain service; one more is RESOURCE_EXHAUSTED.
 pub const MAX_WATCHES_PER_CALLER: usize = 100;
 
+/// What a write answers: the initiative, and whether the answer is the
+/// first one of an earlier request with the same request id, replayed.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// The initiative as the write left it (for a replay, as the first
+    /// request left it).
+    pub initiative: Initiative,
+    /// Nothing was written now: the answer is replayed.
+    pub replayed: bool,
+}
+
+impl From<cetrack_store::Outcome> for Written {
+    fn from(outcome: cetrack_store::Outcome) -> Self {
+        Self {
+            replayed: outcome.replayed(),
+            initiative: outcome.into_initiative(),
+        }
+    }
+}
+
 /// One domain's service logic over its store.
 #[derive(Debug, Clone)]
 pub struct DomainCore {
@@ -118,11 +138,7 @@ impl DomainCore {
 
     /// CreateInitiative: editors and admins; a RESTRICTED record needs
     /// clearance.
-    pub async fn create(
-        &self,
-        caller: &Caller,
-        req: CreateInitiativeRequest,
-    ) -> Result<Initiative> {
+    pub async fn create(&self, caller: &Caller, req: CreateInitiativeRequest) -> Result<Written> {
         caller.check_edit(self.domain)?;
         let generated = format!("i{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
         let checked = self.served().create(&req, &generated)?;
@@ -149,7 +165,7 @@ impl DomainCore {
                 },
             )
             .await?;
-        Ok(outcome.into_initiative())
+        Ok(Written::from(outcome))
     }
 
     /// GetInitiative: any role; a record the caller may not see does not
@@ -193,11 +209,7 @@ impl DomainCore {
     /// UpdateInitiative: editors and admins; a reporter may change only
     /// their own organization's status and note in its participations.
     /// Marking a record RESTRICTED, or changing one, needs clearance.
-    pub async fn update(
-        &self,
-        caller: &Caller,
-        req: UpdateInitiativeRequest,
-    ) -> Result<Initiative> {
+    pub async fn update(&self, caller: &Caller, req: UpdateInitiativeRequest) -> Result<Written> {
         let reporter_org = match (
             caller.may_edit(self.domain),
             caller.reporting_org(self.domain),
@@ -246,25 +258,26 @@ impl DomainCore {
                 })
             })
             .await?;
-        Ok(outcome.into_initiative())
+        Ok(Written::from(outcome))
     }
 
-    /// DeleteInitiative: editors and admins.
-    pub async fn delete(&self, caller: &Caller, req: DeleteInitiativeRequest) -> Result<()> {
+    /// DeleteInitiative: editors and admins; whether it was a replay.
+    pub async fn delete(&self, caller: &Caller, req: DeleteInitiativeRequest) -> Result<bool> {
         caller.check_edit(self.domain)?;
         let name = self.served().delete(&req)?;
         let idem = idempotency("delete", &req.request_id, &req, |r| r.request_id.clear());
         let etag = req.etag.clone();
         let full = req.name.clone();
         let who = caller.clone();
-        self.store
+        let outcome = self
+            .store
             .write(&name.id, idem, &caller.signature(), move |current| {
                 let current = seen(current, &who, &full)?;
                 check_etag(current, &etag)?;
                 Ok(Plan::Delete)
             })
             .await?;
-        Ok(())
+        Ok(outcome.replayed())
     }
 
     /// AddProgressUpdate: editors and admins; a reporter only for their own
@@ -273,7 +286,7 @@ impl DomainCore {
         &self,
         caller: &Caller,
         req: AddProgressUpdateRequest,
-    ) -> Result<Initiative> {
+    ) -> Result<Written> {
         let checked = self.served().add_progress_update(&req)?;
         let (name, mut update) = (checked.name, checked.update);
         let own =
@@ -307,7 +320,7 @@ impl DomainCore {
                 })
             })
             .await?;
-        Ok(outcome.into_initiative())
+        Ok(Written::from(outcome))
     }
 
     /// UpdateMilestone: editors and admins; a reporter on initiatives their
@@ -316,7 +329,7 @@ impl DomainCore {
         &self,
         caller: &Caller,
         req: UpdateMilestoneRequest,
-    ) -> Result<Initiative> {
+    ) -> Result<Written> {
         let editor = caller.may_edit(self.domain);
         let reporter_org = caller.reporting_org(self.domain).map(str::to_string);
         if !editor && reporter_org.is_none() {
@@ -374,7 +387,7 @@ impl DomainCore {
                 })
             })
             .await?;
-        Ok(outcome.into_initiative())
+        Ok(Written::from(outcome))
     }
 
     /// GetDomainSummary: any role; counts what the caller may see.

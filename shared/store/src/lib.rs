@@ -231,6 +231,12 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Whether this is the first answer of an earlier request, replayed
+    /// (nothing was written now).
+    pub fn replayed(&self) -> bool {
+        matches!(self, Outcome::Replayed(_))
+    }
+
     /// The initiative the caller gets back.
     pub fn into_initiative(self) -> Initiative {
         match self {

@@ -339,6 +339,28 @@ fn export_import_export_is_lossless() {
         copy,
         records(&std::fs::read_to_string(&third).expect("read"))
     );
+
+    // Deleted after its import, a record comes back with a third import,
+    // progress updates included: the first import's request ids answer with
+    // a replay (cetrack-replayed), and the import does not count a replay as
+    // created.
+    b.ok(&["delete", name]);
+    let out = b.cli(&["import", first.to_str().expect("path")]);
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("imported: 1 created (1 of them imported before and deleted since)"),
+        "{said}"
+    );
+    let fourth = files.path().join("d.jsonl");
+    b.ok(&["export", "--out", fourth.to_str().expect("path")]);
+    assert_eq!(
+        copy.into_iter().map(comparable).collect::<Vec<_>>(),
+        records(&std::fs::read_to_string(&fourth).expect("read"))
+            .into_iter()
+            .map(comparable)
+            .collect::<Vec<_>>()
+    );
     a.stop();
     b.stop();
 }

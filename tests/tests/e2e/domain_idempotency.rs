@@ -192,3 +192,48 @@ async fn request_ids_survive_a_restart() -> anyhow::Result<()> {
     assert_eq!(all, vec![first]);
     Ok(())
 }
+
+/// A replayed answer says so (`cetrack-replayed: true`), at the domain and
+/// through the gateway; a first answer does not. After a delete, a create
+/// retried with its first request id is a replay, and writes nothing.
+#[tokio::test]
+async fn a_replayed_answer_says_so() -> anyhow::Result<()> {
+    use cetrack_contract::headers::REPLAYED;
+    const D: Domain = Domain::Ai;
+    let s = Stack::start().await?;
+    let mut direct = s.domain(D);
+    let mut via = connect(s.gateway_server.addr).await?;
+    let create = |id: &str| CreateInitiativeRequest {
+        request_id: format!("replay-{id}"),
+        ..create_request(D, id, sample(D, "Replayed", 2027))
+    };
+    for (client, id) in [(&mut direct, "direct"), (&mut via, "via")] {
+        let first = client.create_initiative(create(id)).await?;
+        assert!(first.metadata().get(REPLAYED).is_none(), "{first:?}");
+        let again = client.create_initiative(create(id)).await?;
+        assert_eq!(
+            again
+                .metadata()
+                .get(REPLAYED)
+                .map(|v| v.as_bytes().to_vec()),
+            Some(b"true".to_vec())
+        );
+        assert_eq!(again.get_ref(), first.get_ref());
+        let name = first.get_ref().name.clone();
+        client
+            .delete_initiative(DeleteInitiativeRequest {
+                name: name.clone(),
+                request_id: format!("delete-{id}"),
+                ..Default::default()
+            })
+            .await?;
+        let replayed = client.create_initiative(create(id)).await?;
+        assert!(replayed.metadata().get(REPLAYED).is_some());
+        let gone = client
+            .get_initiative(GetInitiativeRequest { name })
+            .await
+            .expect_err("a replay wrote the record again");
+        assert_eq!(gone.code(), tonic::Code::NotFound);
+    }
+    Ok(())
+}
