@@ -15,6 +15,9 @@
 //! attackers run in this process, on the same two cores as the servers: the
 //! ratio includes the CPU their own clients take.
 //!
+//! First, the latency of one GetInitiative at a time through the gateway
+//! against the same call to the domain (the one address's cost).
+//!
 //! Run: `cargo build --release --workspace && cargo bench -p cetrack-tests
 //! --bench pressure` (CETRACK_BENCH_CALLS sets the honest calls per phase;
 //! default 2000).
@@ -207,6 +210,40 @@ async fn main() -> anyhow::Result<()> {
             sample(D, "Honest read", 2027),
         ))
         .await?;
+
+    // One address: the latency of one GetInitiative at a time through the
+    // gateway binary against the same call to the domain binary, in
+    // alternating rounds (real processes, measured from outside).
+    let name = format!("{}/initiatives/honest-read", D.parent());
+    let mut direct = connect(domain.addr).await?;
+    let (mut via_gateway, mut to_domain) = (Latencies::default(), Latencies::default());
+    for _ in 0..10 {
+        for (client, into) in [
+            (&mut client, &mut via_gateway),
+            (&mut direct, &mut to_domain),
+        ] {
+            for _ in 0..calls / 10 {
+                let start = Instant::now();
+                let got = client
+                    .get_initiative(GetInitiativeRequest { name: name.clone() })
+                    .await?
+                    .into_inner();
+                into.0.push(start.elapsed());
+                ensure!(got.name == name, "got {}", got.name);
+            }
+        }
+    }
+    let (g50, g99) = (via_gateway.quantile(0.5), via_gateway.quantile(0.99));
+    let (d50, d99) = (to_domain.quantile(0.5), to_domain.quantile(0.99));
+    println!(
+        "GetInitiative, one at a time: to the domain p50 {:.3} ms p99 {:.3} ms | through the gateway p50 {:.3} ms p99 {:.3} ms | {:.2}x p50, {:.2}x p99",
+        ms(d50),
+        ms(d99),
+        ms(g50),
+        ms(g99),
+        ms(g50) / ms(d50).max(1e-6),
+        ms(g99) / ms(d99).max(1e-6)
+    );
 
     // Warm up, then without an attack.
     honest(addr, calls / 4, "warm").await?;
