@@ -151,22 +151,33 @@ enum Command {
 }
 
 /// Lets a command whose reader went away (`cetrack list ... | head`) end
-/// quietly, as Unix tools do, instead of panicking on the failed print: the
-/// default action of SIGPIPE, which Rust programs otherwise ignore. Not for
-/// `cetrack up`, a server whose sockets must not stop it.
+/// quietly, as Unix tools do, instead of panicking on its failed print.
+/// Rust ignores SIGPIPE, so a print to a closed pipe panics with "failed
+/// printing to stdout: Broken pipe": that panic, and only that, ends the
+/// process silently with the status of a Unix tool killed by SIGPIPE (141).
+/// SIGPIPE itself stays ignored: the gRPC connections write with `writev`,
+/// which would raise it when a server goes away.
 fn quiet_on_closed_pipe() {
-    use nix::sys::signal::{signal, SigHandler, Signal};
-    // SAFETY: set once at start, before any other thread exists; SIG_DFL
-    // runs no handler code.
-    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    quiet_on_closed_pipe();
     if let Command::Up(args) = &cli.command {
         init_tracing(&args.common);
-    } else {
-        quiet_on_closed_pipe();
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,

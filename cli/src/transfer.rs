@@ -123,16 +123,21 @@ pub(crate) async fn import(
             .map_err(|v| anyhow::anyhow!("line {}: {}: {}", n + 1, v.field, v.description))?;
         let name = format!("{}/initiatives/{}", req.parent, req.initiative_id);
         let mut client = endpoints.domain(domain).await?;
-        if client
+        match client
             .get_initiative(GetInitiativeRequest { name: name.clone() })
             .await
-            .is_ok()
         {
-            done.present += 1;
-            progress.inc(1);
-            continue;
+            Ok(_) => {
+                done.present += 1;
+                progress.inc(1);
+                continue;
+            }
+            Err(s) if s.code() == tonic::Code::NotFound => {}
+            Err(s) => {
+                return Err(StatusError(s))
+                    .with_context(|| format!("line {}: looking for {name}", n + 1))
+            }
         }
-        let request_id = req.request_id.clone();
         let answer = client
             .create_initiative(req.clone())
             .await
@@ -146,16 +151,25 @@ pub(crate) async fn import(
             .metadata()
             .contains_key(cetrack_contract::headers::REPLAYED)
         {
-            suffix = format!("-{}", uuid::Uuid::new_v4().simple());
-            client
-                .create_initiative(CreateInitiativeRequest {
-                    request_id: format!("{request_id}{suffix}"),
-                    ..req
-                })
-                .await
-                .map_err(StatusError)
-                .with_context(|| format!("line {}: creating {name} again", n + 1))?;
-            done.recreated += 1;
+            // Short, so that every request id stays within its cap.
+            suffix = format!("-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+            let again = CreateInitiativeRequest {
+                request_id: format!("import-{:016x}{suffix}", fingerprint(&[name.as_bytes()])),
+                ..req
+            };
+            match client.create_initiative(again).await {
+                Ok(_) => done.recreated += 1,
+                // Created meanwhile by someone else: there now.
+                Err(s) if s.code() == tonic::Code::AlreadyExists => {
+                    done.present += 1;
+                    progress.inc(1);
+                    continue;
+                }
+                Err(s) => {
+                    return Err(StatusError(s))
+                        .with_context(|| format!("line {}: creating {name} again", n + 1))
+                }
+            }
         }
         for p in &init.progress_updates {
             client

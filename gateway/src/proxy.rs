@@ -27,7 +27,9 @@ use cetrack_contract::names::{parse_parent, InitiativeName};
 use cetrack_contract::proto::domain_service_server::SERVICE_NAME;
 use cetrack_contract::{Domain, Error};
 use cetrack_server::MAX_REQUEST_BYTES;
-use http_body_util::BodyExt;
+use futures::StreamExt;
+use http_body::Frame;
+use http_body_util::{BodyExt, BodyStream, StreamBody};
 use prost::Message;
 use tonic::body::Body;
 use tonic::server::NamedService;
@@ -227,6 +229,8 @@ async fn pass(
     head.truncate(5 + len);
     let onward = Body::new(http_body_util::Full::new(Bytes::from(head)));
     parts.extensions = http::Extensions::new();
+    // The body sent on is exactly the one message.
+    parts.headers.remove(http::header::CONTENT_LENGTH);
     let request = http::Request::from_parts(parts, onward);
     futures::future::poll_fn(|cx| channel.poll_ready(cx))
         .await
@@ -238,14 +242,36 @@ async fn pass(
     // The caller's body was kept until the answer came (by then its end of
     // stream has arrived).
     drop(body);
-    Ok(match permit {
-        None => response,
-        // The stream counts until its body is dropped.
-        Some(permit) => response.map(|b| {
-            Body::new(b.map_frame(move |f| {
-                let _counted = &permit;
-                f
-            }))
-        }),
-    })
+    Ok(response.map(|body| answer_body(domain, body, permit)))
+}
+
+/// The domain's answer as it comes, but for a failure while it comes (the
+/// domain went away mid-answer): that ends the answer with UNAVAILABLE
+/// naming the domain, in the trailers, instead of a reset stream. A change
+/// stream's `permit` counts until the body is dropped.
+fn answer_body(
+    domain: Domain,
+    body: Body,
+    permit: Option<cetrack_server::streams::StreamPermit>,
+) -> Body {
+    let frames = BodyStream::new(body).map(move |frame| -> Result<Frame<Bytes>, Status> {
+        let _counted = &permit;
+        frame.or_else(|failed| {
+            let status = Status::unavailable(format!(
+                "the {domain} service is unavailable: {}",
+                failed.message()
+            ));
+            let mut trailers = http::HeaderMap::new();
+            status.add_header(&mut trailers).map_err(|_| failed)?;
+            Ok(Frame::trailers(trailers))
+        })
+    });
+    // Nothing after the trailers of a failure.
+    let mut ended = false;
+    let frames = frames.take_while(move |frame: &Result<Frame<Bytes>, Status>| {
+        let go = !ended;
+        ended = ended || frame.as_ref().is_ok_and(Frame::is_trailers);
+        std::future::ready(go)
+    });
+    Body::new(StreamBody::new(frames))
 }

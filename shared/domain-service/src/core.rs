@@ -48,6 +48,20 @@ pub struct Written {
     pub replayed: bool,
 }
 
+impl Written {
+    /// The answer, if `caller` may see it: a replayed answer is the record
+    /// as the first request left it, and a caller without clearance for it
+    /// (who sent the same request with the same request id) learns nothing
+    /// of it (NOT_FOUND, like a record they may not see).
+    fn seen_by(self, caller: &Caller) -> Result<Self> {
+        if caller.may_see(&self.initiative) {
+            Ok(self)
+        } else {
+            Err(not_found(&self.initiative.name))
+        }
+    }
+}
+
 impl From<cetrack_store::Outcome> for Written {
     fn from(outcome: cetrack_store::Outcome) -> Self {
         Self {
@@ -165,7 +179,7 @@ impl DomainCore {
                 },
             )
             .await?;
-        Ok(Written::from(outcome))
+        Written::from(outcome).seen_by(caller)
     }
 
     /// GetInitiative: any role; a record the caller may not see does not
@@ -260,7 +274,7 @@ impl DomainCore {
                 })
             })
             .await?;
-        Ok(Written::from(outcome))
+        Written::from(outcome).seen_by(caller)
     }
 
     /// DeleteInitiative: editors and admins; whether it was a replay.
@@ -322,7 +336,7 @@ impl DomainCore {
                 })
             })
             .await?;
-        Ok(Written::from(outcome))
+        Written::from(outcome).seen_by(caller)
     }
 
     /// UpdateMilestone: editors and admins; a reporter on initiatives their
@@ -389,7 +403,7 @@ impl DomainCore {
                 })
             })
             .await?;
-        Ok(Written::from(outcome))
+        Written::from(outcome).seen_by(caller)
     }
 
     /// GetDomainSummary: any role; counts what the caller may see.
@@ -469,13 +483,15 @@ impl DomainCore {
             last: Some(last_tx),
             shutdown,
         };
-        tokio::spawn(async move {
-            let _permit = permit;
-            stream.run(changes).await;
-        });
+        tokio::spawn(stream.run(changes));
         let last =
             futures::stream::once(last_rx).filter_map(|e| std::future::ready(e.ok().map(Err)));
-        Ok(ReceiverStream::new(rx).chain(last))
+        // The stream counts against the caps for as long as its caller holds
+        // it (what it buffered included), not only while the task sends.
+        Ok(ReceiverStream::new(rx).chain(last).map(move |c| {
+            let _counted = &permit;
+            c
+        }))
     }
 }
 

@@ -23,7 +23,7 @@ pub(crate) const READ_BATCH: usize = 256;
 
 /// How many changes the feed keeps for streams that have not taken them yet;
 /// a stream further behind reads the rest from the store.
-pub const FEED_CAPACITY: usize = 128;
+pub const FEED_CAPACITY: usize = READ_BATCH;
 
 /// How long a change stream waits for its reader to take the next change
 /// before it ends the stream (with ABORTED, naming the revision to resume
@@ -33,20 +33,37 @@ pub const STALLED_READER: std::time::Duration = std::time::Duration::from_secs(6
 
 /// The sending side of the feed, for streams to subscribe to.
 #[derive(Debug, Clone)]
-pub struct Feed(broadcast::Sender<Arc<Change>>);
+pub struct Feed {
+    tx: broadcast::Sender<Arc<Change>>,
+    /// Fires when the feed has stopped reading (the service stops, or a read
+    /// failed): streams then read the store themselves, and end with its
+    /// error if it has failed.
+    ended: CancellationToken,
+}
 
 impl Feed {
     /// A feed of `store`'s durable changes, read by a task that runs until
     /// `stop` fires (join it before the store is closed).
     pub fn start(store: Store, stop: CancellationToken) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, _) = broadcast::channel(FEED_CAPACITY);
-        let task = tokio::spawn(read_once(store, tx.clone(), stop));
-        (Self(tx), task)
+        let ended = CancellationToken::new();
+        // Where it starts, taken now: nothing durable from here on is missed,
+        // however late the task first runs.
+        let durable = store.subscribe();
+        let cursor = store.durable_revision();
+        let task = tokio::spawn({
+            let (tx, ended) = (tx.clone(), ended.clone());
+            async move {
+                read_once(store, durable, cursor, tx, stop).await;
+                ended.cancel();
+            }
+        });
+        (Self { tx, ended }, task)
     }
 
-    /// Changes from now on.
-    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
-        self.0.subscribe()
+    /// Changes from now on, and the feed's end.
+    pub(crate) fn subscribe(&self) -> (broadcast::Receiver<Arc<Change>>, CancellationToken) {
+        (self.tx.subscribe(), self.ended.clone())
     }
 }
 
@@ -57,11 +74,14 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 }
 
 /// Reads every change once as it becomes durable and sends it on the feed.
-/// A store that fails ends it: the streams then read the store themselves
-/// and end with its error.
-async fn read_once(store: Store, tx: broadcast::Sender<Arc<Change>>, stop: CancellationToken) {
-    let mut durable = store.subscribe();
-    let mut cursor = store.durable_revision();
+/// A read that fails ends it (see [`Feed`]'s `ended`).
+async fn read_once(
+    store: Store,
+    mut durable: tokio::sync::watch::Receiver<u64>,
+    mut cursor: u64,
+    tx: broadcast::Sender<Arc<Change>>,
+    stop: CancellationToken,
+) {
     loop {
         durable.borrow_and_update();
         loop {
@@ -124,6 +144,15 @@ impl Drop for Counted {
     }
 }
 
+/// Resolves once the store has failed (see `Store::failed`).
+async fn failure(failed: &mut tokio::sync::watch::Receiver<Option<String>>) {
+    let seen = failed.wait_for(Option::is_some).await.is_ok();
+    if !seen {
+        // The store is gone (the service is stopping): nothing to report.
+        std::future::pending::<()>().await;
+    }
+}
+
 /// One change stream's sending side: what its caller may see, sent to its
 /// reader, until the reader goes, stalls, or the service shuts down.
 pub(crate) struct Stream {
@@ -139,15 +168,31 @@ pub(crate) struct Stream {
 impl Stream {
     /// Sends the backlog from the store, then the feed's changes, until the
     /// stream ends.
-    pub(crate) async fn run(mut self, mut feed: broadcast::Receiver<Arc<Change>>) {
+    pub(crate) async fn run(
+        mut self,
+        (mut feed, ended): (broadcast::Receiver<Arc<Change>>, CancellationToken),
+    ) {
         let mut counted = Counted::new(self.store.domain(), "backlog");
         if !self.catch_up().await {
             return;
         }
         counted.now("live");
+        let mut failed = self.store.failed();
         loop {
             let next = tokio::select! {
                 n = feed.recv() => n,
+                _ = failure(&mut failed) => {
+                    // The store failed: the read ends the stream with its
+                    // error (UNAVAILABLE until the service restarts).
+                    self.catch_up().await;
+                    return;
+                }
+                _ = ended.cancelled() => {
+                    // The feed stopped reading: read the store as it was
+                    // done before the feed, one stream at a time.
+                    self.follow_store().await;
+                    return;
+                }
                 _ = self.shutdown.cancelled() => return,
                 _ = self.tx.closed() => return,
             };
@@ -170,6 +215,28 @@ impl Stream {
             };
             if !going {
                 return;
+            }
+        }
+    }
+
+    /// Reads the store itself for every durable change until the stream
+    /// ends (or the store fails: the stream ends with its error).
+    async fn follow_store(&mut self) {
+        let mut durable = self.store.subscribe();
+        let mut failed = self.store.failed();
+        loop {
+            durable.borrow_and_update();
+            if !self.catch_up().await {
+                return;
+            }
+            tokio::select! {
+                changed = durable.changed() => if changed.is_err() { return },
+                _ = failure(&mut failed) => {
+                    self.catch_up().await;
+                    return;
+                }
+                _ = self.shutdown.cancelled() => return,
+                _ = self.tx.closed() => return,
             }
         }
     }

@@ -237,3 +237,49 @@ async fn a_replayed_answer_says_so() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// A replayed answer is the record as the first request left it: a caller
+/// without clearance who sends the same request with the same request id
+/// (an editor of the domain, uncleared) learns nothing of a restricted
+/// record (NOT_FOUND), where the replay used to hand it back.
+#[tokio::test]
+async fn a_replay_shows_a_restricted_record_to_no_one_without_clearance() -> anyhow::Result<()> {
+    use cetrack_contract::auth::{Clearance, Role};
+    const D: Domain = Domain::Quantum;
+    let mut t = TestDomain::start(D).await?;
+    let mut secret = sample(D, "Restricted marker", 2027);
+    secret.sensitivity = Sensitivity::Restricted as i32;
+    let created = t
+        .client
+        .create_initiative(create_request(D, "secret", secret))
+        .await?
+        .into_inner();
+    let add = AddProgressUpdateRequest {
+        name: created.name.clone(),
+        progress_update: Some(ProgressUpdate {
+            id: "p1".into(),
+            as_of: Some(year(2025)),
+            text: "Restricted progress".into(),
+            reporting_organization_id: "us-nsf".into(),
+            ..Default::default()
+        }),
+        request_id: "same-request".into(),
+        ..Default::default()
+    };
+    t.client.add_progress_update(add.clone()).await?;
+    let editor = token(
+        "uncleared-editor",
+        None,
+        &[Role::Editor],
+        None,
+        Clearance::Public,
+    );
+    let mut uncleared = connect_as(t.addr(), Some(&editor)).await?;
+    let status = uncleared
+        .add_progress_update(add)
+        .await
+        .expect_err("a replay handed a restricted record to a caller without clearance");
+    assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
+    assert!(!status.message().contains("Restricted"), "{status:?}");
+    Ok(())
+}

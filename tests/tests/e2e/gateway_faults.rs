@@ -482,3 +482,30 @@ async fn with_no_domain_up_every_view_still_answers() -> anyhow::Result<()> {
     assert_eq!(f.markdown.matches("did not answer").count(), 7);
     Ok(())
 }
+
+/// A domain that goes away in the middle of an answer (a routed change
+/// stream, the domain killed): the caller's stream ends with UNAVAILABLE
+/// naming the domain, as any call to a domain that is down, not with a
+/// reset stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_domain_killed_mid_stream_ends_it_unavailable() -> anyhow::Result<()> {
+    const K: Domain = Domain::Connectivity;
+    let mut s = Stack::with_child_process(K).await?;
+    s.create(K, "first", sample(K, "First", 2027)).await?;
+    let mut via = connect(s.gateway_server.addr).await?;
+    let mut stream = watch(&mut via, &K.parent(), 0).await?;
+    assert_eq!(
+        next_change(&mut stream, Duration::from_secs(10))
+            .await?
+            .revision,
+        1
+    );
+    s.child()?.process.kill9().await?;
+    let ended = tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .map_err(|_| anyhow::anyhow!("the stream went silent"))?;
+    let status = ended.expect_err("a change from a killed domain");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("connectivity"), "{status:?}");
+    Ok(())
+}

@@ -98,6 +98,15 @@ async fn a_failed_store_serves_nothing_until_restarted() -> anyhow::Result<()> {
             .await?
             .into_inner();
 
+        // A change stream open and following live changes.
+        let mut stream = watch(&mut client, &D.parent(), 0).await?;
+        assert_eq!(
+            next_change(&mut stream, Duration::from_secs(10))
+                .await?
+                .revision,
+            1
+        );
+
         store.inject(fault);
         let status = expect_err(
             client
@@ -106,6 +115,12 @@ async fn a_failed_store_serves_nothing_until_restarted() -> anyhow::Result<()> {
         );
         assert_eq!(status.code(), Code::Unavailable, "{fault:?}: {status:?}");
         assert!(status.message().contains("restarted"), "{status:?}");
+        // The open stream ends with the store's failure, not silence.
+        let ended = tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .map_err(|_| anyhow::anyhow!("{fault:?}: the open stream went silent"))?;
+        let status = ended.expect_err("a change after the failure");
+        assert_eq!(status.code(), Code::Unavailable, "{fault:?}: {status:?}");
         // Nothing is read from a store that may hold unflushed writes.
         for name in ["kept", "lost"] {
             let status = expect_err(
