@@ -27,9 +27,7 @@ use cetrack_contract::names::{parse_parent, InitiativeName};
 use cetrack_contract::proto::domain_service_server::SERVICE_NAME;
 use cetrack_contract::{Domain, Error};
 use cetrack_server::MAX_REQUEST_BYTES;
-use futures::StreamExt;
-use http_body::Frame;
-use http_body_util::{BodyExt, BodyStream, StreamBody};
+use http_body_util::BodyExt;
 use prost::Message;
 use tonic::body::Body;
 use tonic::server::NamedService;
@@ -254,24 +252,60 @@ fn answer_body(
     body: Body,
     permit: Option<cetrack_server::streams::StreamPermit>,
 ) -> Body {
-    let frames = BodyStream::new(body).map(move |frame| -> Result<Frame<Bytes>, Status> {
-        let _counted = &permit;
-        frame.or_else(|failed| {
-            let status = Status::unavailable(format!(
-                "the {domain} service is unavailable: {}",
-                failed.message()
-            ));
-            let mut trailers = http::HeaderMap::new();
-            status.add_header(&mut trailers).map_err(|_| failed)?;
-            Ok(Frame::trailers(trailers))
-        })
-    });
-    // Nothing after the trailers of a failure.
-    let mut ended = false;
-    let frames = frames.take_while(move |frame: &Result<Frame<Bytes>, Status>| {
-        let go = !ended;
-        ended = ended || frame.as_ref().is_ok_and(Frame::is_trailers);
-        std::future::ready(go)
-    });
-    Body::new(StreamBody::new(frames))
+    Body::new(Answer {
+        inner: body,
+        domain,
+        ended: false,
+        _permit: permit,
+    })
+}
+
+/// See [`answer_body`]. It keeps the inner body's end of stream as it is, so
+/// that a trailers-only answer stays one HEADERS frame with END_STREAM
+/// (strict clients, grpc-core's among them, refuse a trailers-only answer
+/// followed by an empty DATA frame).
+struct Answer {
+    inner: Body,
+    domain: Domain,
+    /// A failure's trailers were sent: nothing follows.
+    ended: bool,
+    _permit: Option<cetrack_server::streams::StreamPermit>,
+}
+
+impl http_body::Body for Answer {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Status>>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Err(failed))) => {
+                self.ended = true;
+                let status = Status::unavailable(format!(
+                    "the {} service is unavailable: {}",
+                    self.domain,
+                    failed.message()
+                ));
+                let mut trailers = http::HeaderMap::new();
+                if status.add_header(&mut trailers).is_err() {
+                    return Poll::Ready(Some(Err(failed)));
+                }
+                Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers))))
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
