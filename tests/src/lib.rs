@@ -356,6 +356,35 @@ pub fn sample(domain: Domain, title: &str, due_year: i32) -> Initiative {
     }
 }
 
+/// A valid initiative of `domain` of about 38 kB per milestone: `milestones`
+/// milestones, each with 20 evidence links of about 1,900 bytes.
+pub fn heavy(domain: Domain, title: &str, milestones: usize) -> Initiative {
+    let link = format!("https://example.org/{}", "a".repeat(1_900));
+    let mut i = sample(domain, title, 2027);
+    i.milestones = (0..milestones)
+        .map(|n| Milestone {
+            id: format!("m{n}"),
+            title: "Milestone".into(),
+            status: MilestoneStatus::Scheduled as i32,
+            evidence_links: vec![link.clone(); 20],
+            ..Default::default()
+        })
+        .collect();
+    i
+}
+
+/// The revision of `domain`'s last change, as its summary says.
+pub async fn last_revision(client: &mut Client, domain: Domain) -> anyhow::Result<i64> {
+    Ok(client
+        .get_domain_summary(GetDomainSummaryRequest {
+            parent: domain.parent(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .last_revision)
+}
+
 /// A CreateInitiativeRequest for `init` with id `id` in `domain`.
 pub fn create_request(domain: Domain, id: &str, init: Initiative) -> CreateInitiativeRequest {
     CreateInitiativeRequest {

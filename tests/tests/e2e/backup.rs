@@ -51,17 +51,11 @@ async fn restored(chunks: Vec<BackupChunk>) -> anyhow::Result<(BTreeMap<String, 
         .into_iter()
         .map(|i| (i.name.clone(), i))
         .collect();
-    let summary = client
-        .get_domain_summary(GetDomainSummaryRequest {
-            parent: D.parent(),
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
-    assert_eq!(summary.last_revision as u64, revision);
+    let last = last_revision(&mut client, D).await?;
+    assert_eq!(last as u64, revision);
     drop(client);
     server.stop().await?;
-    Ok((records, summary.last_revision))
+    Ok((records, last))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -133,14 +127,7 @@ async fn a_backup_taken_while_writes_go_on_is_the_store_at_its_revision() -> any
         tokio::time::timeout(WAIT, async {
             loop {
                 progress.changed().await?;
-                let now = watcher
-                    .get_domain_summary(GetDomainSummaryRequest {
-                        parent: D.parent(),
-                        ..Default::default()
-                    })
-                    .await?
-                    .into_inner()
-                    .last_revision;
+                let now = last_revision(&mut watcher, D).await?;
                 if now > at + WRITERS as i64 {
                     return anyhow::Ok(());
                 }
@@ -164,14 +151,7 @@ async fn a_backup_taken_while_writes_go_on_is_the_store_at_its_revision() -> any
             history_all(&mut client, &record.name, 100).await?,
         );
     }
-    let last = client
-        .get_domain_summary(GetDomainSummaryRequest {
-            parent: D.parent(),
-            ..Default::default()
-        })
-        .await?
-        .into_inner()
-        .last_revision;
+    let last = last_revision(&mut client, D).await?;
 
     let mut revisions = Vec::new();
     for chunks in backups {

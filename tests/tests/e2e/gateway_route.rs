@@ -288,22 +288,6 @@ async fn a_call_cancelled_at_the_gateway_is_cancelled_at_the_domain() -> anyhow:
     Ok(())
 }
 
-/// A record of about 380 KB (its milestones' evidence links).
-fn big(title: &str) -> Initiative {
-    let link = format!("https://example.org/{}", "b".repeat(1_900));
-    let mut i = sample(D, title, 2027);
-    i.milestones = (0..10)
-        .map(|n| Milestone {
-            id: format!("m{n}"),
-            title: "Milestone".into(),
-            status: MilestoneStatus::Scheduled as i32,
-            evidence_links: vec![link.clone(); 20],
-            ..Default::default()
-        })
-        .collect();
-    i
-}
-
 /// Watches through the gateway whose callers stop reading hold what the
 /// domain sent them in the gateway (HTTP/2 flow control: 2 MB a stream, 5 MB
 /// a connection by default). On the connection that carries the gateway's
@@ -315,7 +299,7 @@ async fn stalled_watches_do_not_hold_up_calls_to_the_same_domain() -> anyhow::Re
     let s = Stack::start().await?;
     // About 11 MB of changes for every watch from the start.
     for i in 0..30 {
-        s.create(D, &format!("big-{i}"), big(&format!("Big {i}")))
+        s.create(D, &format!("big-{i}"), heavy(D, &format!("Big {i}"), 10))
             .await?;
     }
     let mut stalled = Vec::new();

@@ -67,23 +67,6 @@ fn short_invalid(status: &tonic::Status, cut: bool) -> Vec<(String, String)> {
     violations
 }
 
-/// A valid initiative of about 38 kB per milestone: `milestones` milestones,
-/// each with 20 evidence links of about 1,900 bytes.
-fn heavy(title: &str, milestones: usize) -> Initiative {
-    let link = format!("https://example.org/{}", "a".repeat(1_900));
-    let mut i = sample(D, title, 2027);
-    i.milestones = (0..milestones)
-        .map(|n| Milestone {
-            id: format!("m{n}"),
-            title: "Milestone".into(),
-            status: MilestoneStatus::Scheduled as i32,
-            evidence_links: vec![link.clone(); 20],
-            ..Default::default()
-        })
-        .collect();
-    i
-}
-
 #[tokio::test]
 async fn millions_of_repeated_values_cost_one_short_error() -> anyhow::Result<()> {
     let s = Stack::start().await?;
@@ -259,7 +242,7 @@ async fn records_have_a_size_and_a_progress_cap() -> anyhow::Result<()> {
     let mut t = TestDomain::start(D).await?;
     // Over the record cap, within what a create request may carry (a
     // request far over it is refused for its size before it is decoded).
-    let big = heavy("Big", 28);
+    let big = heavy(D, "Big", 28);
     assert!(big.encoded_len() > MAX_RECORD_BYTES);
     assert!(big.encoded_len() < MAX_RECORD_BYTES + SMALL_REQUEST_BYTES - 1024);
     let status = expect_err(
@@ -342,7 +325,7 @@ async fn records_have_a_size_and_a_progress_cap() -> anyhow::Result<()> {
 async fn a_page_is_bounded_in_bytes_and_in_records_examined() -> anyhow::Result<()> {
     let mut t = TestDomain::start(D).await?;
     // Five records of about 700 kB: a page holds two.
-    let fat = heavy("Fat", 19);
+    let fat = heavy(D, "Fat", 19);
     let items = (0..5).map(|i| (format!("fat-{i}"), fat.clone())).collect();
     create_concurrently(&t.client, D, items, 5).await?;
     let page = t

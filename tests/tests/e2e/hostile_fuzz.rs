@@ -558,14 +558,7 @@ async fn a_hundred_thousand_hostile_requests_change_nothing_they_should_not() ->
 
     // Every change since the seed is one a caller was told succeeded.
     let mut watcher = connect(domain.addr).await?;
-    let durable = watcher
-        .get_domain_summary(GetDomainSummaryRequest {
-            parent: D.parent(),
-            ..Default::default()
-        })
-        .await?
-        .into_inner()
-        .last_revision;
+    let durable = last_revision(&mut watcher, D).await?;
     let mut changes = watch(&mut watcher, &D.parent(), baseline).await?;
     let mut deleted = 0;
     for _ in baseline..durable {

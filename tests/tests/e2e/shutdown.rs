@@ -370,14 +370,7 @@ async fn sigterm_finishes_the_calls_in_flight_and_refuses_new_ones() -> anyhow::
         .await
         .expect_err("the refused write is there");
     assert_eq!(missing.code(), Code::NotFound);
-    let summary = client
-        .get_domain_summary(GetDomainSummaryRequest {
-            parent: DOMAIN.parent(),
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
-    assert_eq!(summary.last_revision, 1 + HELD as i64);
+    assert_eq!(last_revision(&mut client, DOMAIN).await?, 1 + HELD as i64);
     let exited = process.terminate().await?;
     assert_eq!(exited.status.code(), Some(0), "{exited:?}");
     Ok(())
