@@ -80,6 +80,8 @@ enum Command {
     Progress(commands::records::ProgressArgs),
     /// Update one milestone of an initiative.
     Milestone(commands::records::MilestoneArgs),
+    /// Change an initiative's lifecycle status, dated since when it holds.
+    Status(commands::records::StatusArgs),
     /// Every revision of an initiative.
     History {
         /// `domains/{domain}/initiatives/{id}`.
@@ -215,6 +217,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Delete(args) => commands::records::delete(c, args).await?,
         Command::Progress(args) => commands::records::progress(c, out, args).await?,
         Command::Milestone(args) => commands::records::milestone(c, out, args).await?,
+        Command::Status(args) => commands::records::set_status(c, out, args).await?,
         Command::History { name } => commands::records::history(c, out, &name).await?,
         Command::Portfolio(args) => commands::views::portfolio(c, out, args).await?,
         Command::Timeline(args) => commands::views::timeline(c, out, args).await?,

@@ -58,6 +58,14 @@ pub(crate) async fn load(endpoints: &Endpoints, text: &str) -> anyhow::Result<Lo
             }
             Ok(_) => loaded.created += 1,
             Err(s) if s.code() == tonic::Code::AlreadyExists => loaded.present += 1,
+            // The seed's request id was used by an earlier version of the
+            // seed data for this record, which has been deleted since.
+            Err(s)
+                if s.code() == tonic::Code::FailedPrecondition
+                    && s.message().contains("request_id") =>
+            {
+                loaded.deleted_since += 1
+            }
             Err(s) => {
                 return Err(crate::error::StatusError(s))
                     .with_context(|| format!("creating {name}"))

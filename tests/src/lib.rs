@@ -337,6 +337,7 @@ pub fn sample(domain: Domain, title: &str, due_year: i32) -> Initiative {
             committing_organization_id: "us-nsf".into(),
             kind: FundingKind::Pledged as i32,
             note: String::new(),
+            date: None,
         }],
         topics: vec!["joint-research".into()],
         sources: vec![SourceReference {

@@ -108,9 +108,17 @@ pub(crate) struct FilterArgs {
     /// Text in the title or summary.
     #[arg(long)]
     text: Option<String>,
-    /// The day "overdue" is judged against [default: today].
+    /// The day the filters speak for: status, milestones met and overdue as
+    /// they stood then [default: today].
     #[arg(long, value_parser = day)]
     as_of: Option<CalendarDate>,
+    /// Answer as the tracker would have at the end of this day (record
+    /// time) [default: now].
+    #[arg(long, value_parser = day)]
+    as_known_on: Option<CalendarDate>,
+    /// Only commitments of this source document (its title, exactly).
+    #[arg(long)]
+    document: Option<String>,
 }
 
 impl FilterArgs {
@@ -126,6 +134,8 @@ impl FilterArgs {
             overdue_only: self.overdue,
             text: self.text.clone().unwrap_or_default(),
             as_of: self.as_of,
+            as_known_on: self.as_known_on,
+            document: self.document.clone().unwrap_or_default(),
         }
     }
 }
@@ -141,8 +151,9 @@ fn print_initiative(i: &Initiative, out: Format) -> anyhow::Result<()> {
         println!("  {}", i.summary);
     }
     println!(
-        "  status: {}  instrument: {}  planned: {} .. {}  revision: {}  etag: {}",
+        "  status: {} since {}  instrument: {}  planned: {} .. {}  revision: {}  etag: {}",
         label(status.as_str_name(), "LIFECYCLE_STATUS_"),
+        output::date(i.status_date.as_ref()),
         label(instrument.as_str_name(), "INSTRUMENT_"),
         output::date(i.planned_start.as_ref()),
         output::date(i.planned_end.as_ref()),
@@ -175,6 +186,22 @@ fn print_initiative(i: &Initiative, out: Format) -> anyhow::Result<()> {
             ]);
         }
         println!("{t}");
+    }
+    if i.status_history.len() > 1 {
+        let steps: Vec<String> = i
+            .status_history
+            .iter()
+            .map(|h| {
+                let st =
+                    LifecycleStatus::try_from(h.status).unwrap_or(LifecycleStatus::Unspecified);
+                format!(
+                    "{} since {}",
+                    label(st.as_str_name(), "LIFECYCLE_STATUS_"),
+                    output::date(h.effective.as_ref())
+                )
+            })
+            .collect();
+        println!("  status history: {}", steps.join(", then "));
     }
     for f in &i.funding {
         let q = AmountQualifier::try_from(f.qualifier).unwrap_or(AmountQualifier::Unspecified);

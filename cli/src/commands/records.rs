@@ -354,6 +354,53 @@ pub(crate) async fn milestone(
     print_initiative(&i, out)
 }
 
+/// Options of `status`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct StatusArgs {
+    /// `domains/{domain}/initiatives/{id}`.
+    name: String,
+    /// The new lifecycle status (proposed, announced, in-progress, completed,
+    /// suspended, cancelled).
+    #[arg(value_parser = status)]
+    status: i32,
+    /// Since when it holds in the world, at any precision (2024, 2024-Q2,
+    /// 2024-06, 2024-06-15) [default: the day it is recorded]. With the
+    /// status the initiative already has, corrects that status's date.
+    #[arg(long, value_parser = approx)]
+    since: Option<ApproximateDate>,
+    /// The etag last read (empty: unconditional).
+    #[arg(long, default_value = "")]
+    etag: String,
+}
+
+/// `cetrack status`.
+pub(crate) async fn set_status(c: &Endpoints, out: Format, args: StatusArgs) -> anyhow::Result<()> {
+    let name = initiative_name(&args.name)?;
+    let mut paths = vec!["status".to_string()];
+    if args.since.is_some() {
+        paths.push("status_date".into());
+    }
+    let i = c
+        .domain(name.domain)
+        .await?
+        .update_initiative(UpdateInitiativeRequest {
+            initiative: Some(Initiative {
+                name: args.name,
+                status: args.status,
+                status_date: args.since,
+                etag: args.etag,
+                ..Default::default()
+            }),
+            update_mask: Some(pbjson_types::FieldMask { paths }),
+            request_id: String::new(),
+            reporter: String::new(),
+        })
+        .await
+        .map_err(StatusError)?
+        .into_inner();
+    print_initiative(&i, out)
+}
+
 /// `cetrack history`.
 pub(crate) async fn history(c: &Endpoints, out: Format, name: &str) -> anyhow::Result<()> {
     let n = initiative_name(name)?;

@@ -16,9 +16,14 @@ use crate::output::{self, label, Format};
 /// Options of `overview`.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct OverviewArgs {
-    /// The day "due soon" and "overdue" are judged against [default: today].
+    /// The day counted: statuses, milestones met, due soon and overdue as
+    /// they stood then [default: today].
     #[arg(long, value_parser = day)]
     as_of: Option<CalendarDate>,
+    /// Answer as the tracker would have at the end of this day (record
+    /// time) [default: now].
+    #[arg(long, value_parser = day)]
+    as_known_on: Option<CalendarDate>,
     /// How many days ahead count as due soon.
     #[arg(long, default_value_t = 90)]
     due_within_days: i32,
@@ -32,6 +37,7 @@ pub(crate) async fn overview(c: &Endpoints, out: Format, args: OverviewArgs) -> 
         .get_overview(GetOverviewRequest {
             due_within_days: args.due_within_days,
             as_of: args.as_of,
+            as_known_on: args.as_known_on,
         })
         .await
         .map_err(StatusError)?
@@ -161,9 +167,13 @@ pub(crate) async fn search(c: &Endpoints, out: Format, args: SearchArgs) -> anyh
 pub(crate) struct PortfolioArgs {
     /// The organization's id, e.g. us-nsf.
     org: String,
-    /// The day "due soon" and "overdue" are judged against [default: today].
+    /// The day the portfolio speaks for [default: today].
     #[arg(long, value_parser = day)]
     as_of: Option<CalendarDate>,
+    /// Answer as the tracker would have at the end of this day (record
+    /// time) [default: now].
+    #[arg(long, value_parser = day)]
+    as_known_on: Option<CalendarDate>,
     /// How many days ahead count as due soon.
     #[arg(long, default_value_t = 90)]
     due_within_days: i32,
@@ -182,6 +192,7 @@ pub(crate) async fn portfolio(
             organization_id: args.org,
             due_within_days: args.due_within_days,
             as_of: args.as_of,
+            as_known_on: args.as_known_on,
         })
         .await
         .map_err(StatusError)?
@@ -227,18 +238,23 @@ pub(crate) async fn portfolio(
 /// Options of `timeline`.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct TimelineArgs {
-    /// The last day of the window.
+    /// The last day of the window [default: a year after the as-of day].
     #[arg(long, value_parser = day)]
-    until: CalendarDate,
-    /// The first day of the window [default: the as-of day].
+    until: Option<CalendarDate>,
+    /// The first day of the window [default: the as-of day, or no bound
+    /// when --until is before it].
     #[arg(long, value_parser = day)]
     from: Option<CalendarDate>,
     /// Also list overdue milestones.
     #[arg(long)]
     overdue: bool,
-    /// The day "overdue" is judged against [default: today].
+    /// The day the timeline speaks for [default: today].
     #[arg(long, value_parser = day)]
     as_of: Option<CalendarDate>,
+    /// Answer as the tracker would have at the end of this day (record
+    /// time) [default: now].
+    #[arg(long, value_parser = day)]
+    as_known_on: Option<CalendarDate>,
 }
 
 /// `cetrack timeline`.
@@ -250,9 +266,10 @@ pub(crate) async fn timeline(c: &Endpoints, out: Format, args: TimelineArgs) -> 
         let page = gateway
             .list_milestone_timeline(ListMilestoneTimelineRequest {
                 due_after: args.from,
-                due_before: Some(args.until),
+                due_before: args.until,
                 include_overdue: args.overdue,
                 as_of: args.as_of,
+                as_known_on: args.as_known_on,
                 domains: vec![],
                 page_size: 1000,
                 page_token: token,
@@ -356,10 +373,21 @@ pub(crate) struct FactSheetArgs {
     /// The day the status is reported as of [default: today].
     #[arg(long, value_parser = day)]
     as_of: Option<CalendarDate>,
+    /// Answer as the tracker would have at the end of this day (record
+    /// time) [default: now].
+    #[arg(long, value_parser = day)]
+    as_known_on: Option<CalendarDate>,
+    /// Only this source document's commitments, in its order (its title,
+    /// exactly).
+    #[arg(long, default_value = "")]
+    document: String,
+    /// Print each commitment's quoted source words.
+    #[arg(long)]
+    quotes: bool,
     /// Write to this file [default: standard output].
     #[arg(long)]
     out: Option<PathBuf>,
-    /// The document's title.
+    /// The heading [default: the document's title].
     #[arg(long, default_value = "")]
     title: String,
 }
@@ -376,6 +404,9 @@ pub(crate) async fn fact_sheet(
         .generate_fact_sheet(GenerateFactSheetRequest {
             as_of: args.as_of,
             title: args.title,
+            as_known_on: args.as_known_on,
+            document: args.document,
+            include_quotes: args.quotes,
         })
         .await
         .map_err(StatusError)?

@@ -1,25 +1,77 @@
-//! The joint fact sheet, regenerated from the records in the structure of the
-//! source document (a title, one section per domain, one bullet per
-//! initiative naming its participants) and annotated with status and progress
-//! as of a given day.
+//! The joint fact sheet, regenerated from the records in the structure and
+//! order of its source document: the document's sections in their order
+//! under their own headings (`SourceReference.section_order`), the
+//! commitments of a section in the order of their bullets (`bullet_order`,
+//! the records split from one bullet together), each annotated with its
+//! status, milestones, money and progress as of a given day (valid time)
+//! and, optionally, as known on a given day (record time).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use cetrack_contract::proto::{
-    AmountQualifier, ChangeType, FactSheet, FundingKind, GenerateFactSheetRequest, Initiative,
-    InitiativeFilter, Instrument, LifecycleStatus, ListHistoryRequest, MilestoneStatus,
-    ParticipantRole, ProgressUpdate,
+    AmountQualifier, CompletionAssessment, FactSheet, FundingKind, GenerateFactSheetRequest,
+    Initiative, InitiativeFilter, Instrument, LifecycleStatus, MilestoneStatus, ParticipantRole,
+    ProgressUpdate, SourceReference,
 };
 use cetrack_contract::validate::Violations;
-use cetrack_contract::{dates, requests};
-use cetrack_contract::{Domain, Error};
+use cetrack_contract::Error;
+use cetrack_contract::{dates, requests, rules, valid_time};
 use time::Date;
 
-use crate::domains::{request, CallCtx, Client, DomainError, Domains, FanOut};
+use crate::domains::{CallCtx, Domains, FanOut};
 
-/// The default title.
+/// The heading when no document names the records.
 pub const DEFAULT_TITLE: &str =
     "Joint Fact Sheet: U.S.-ROK Next Generation Critical and Emerging Technologies Dialogue";
+
+/// Where a commitment stands in its document, for ordering: section order
+/// (0, not stated, after the stated ones), then the domain (the order of
+/// sections not stated), section heading, bullet order (0 last), resource
+/// name.
+type Place = (i32, i32, String, i32, String);
+
+/// One source document's commitments, each with its place in it.
+struct Document<'a> {
+    /// The document's title; empty for records with no source.
+    title: String,
+    /// Its earliest date among the records' sources.
+    date: Option<Date>,
+    entries: Vec<(Place, &'a Initiative)>,
+}
+
+/// The source a record is printed under: the one naming `document`, else
+/// its first.
+fn source_of<'a>(i: &'a Initiative, document: Option<&str>) -> Option<&'a SourceReference> {
+    match document {
+        Some(doc) => i.sources.iter().find(|s| s.document == doc),
+        None => i.sources.first(),
+    }
+}
+
+fn place(i: &Initiative, source: Option<&SourceReference>) -> Place {
+    let last = |n: i32| if n > 0 { n } else { i32::MAX };
+    match source {
+        Some(s) => (
+            last(s.section_order),
+            if s.section_order > 0 { 0 } else { i.domain },
+            if s.section.is_empty() {
+                "Other commitments".to_string()
+            } else {
+                s.section.clone()
+            },
+            last(s.bullet_order),
+            i.name.clone(),
+        ),
+        None => (
+            i32::MAX,
+            i.domain,
+            "Other commitments".to_string(),
+            i32::MAX,
+            i.name.clone(),
+        ),
+    }
+}
 
 /// GenerateFactSheet.
 pub async fn fact_sheet(
@@ -29,150 +81,145 @@ pub async fn fact_sheet(
 ) -> Result<FactSheet, Error> {
     let mut v = Violations::default();
     let as_of = requests::as_of(&mut v, req.as_of.as_ref(), "as_of");
+    let known_on = requests::known_on(&mut v, req.as_known_on.as_ref(), "as_known_on");
     v.text("title", &req.title, false, 300);
+    v.text("document", &req.document, false, 500);
     v.finish()?;
+    let document = Some(req.document.as_str()).filter(|d| !d.is_empty());
+    let filter = InitiativeFilter {
+        as_of: Some(dates::to_calendar(as_of)),
+        as_known_on: known_on.map(dates::to_calendar),
+        document: req.document.clone(),
+        ..Default::default()
+    };
     let all = domains.all();
     let FanOut {
         answers,
         unavailable,
     } = domains
-        .fan_out(&all, ctx, |d, client, ctx| async move {
-            let (items, _) = super::walk(
-                d,
-                client.clone(),
-                InitiativeFilter::default(),
-                None,
-                super::MAX_WALK,
-                &ctx,
-            )
-            .await?;
-            as_of_versions(d, client, items, as_of, &ctx).await
+        .fan_out(&all, ctx, |d, client, ctx| {
+            let filter = filter.clone();
+            async move { super::walk(d, client, filter, None, super::MAX_WALK, &ctx).await }
         })
         .await;
-    let title = if req.title.trim().is_empty() {
-        DEFAULT_TITLE
+    let items: Vec<Initiative> = answers
+        .into_iter()
+        .flat_map(|(_, (items, _))| items)
+        .collect();
+
+    // Documents by title, each with its earliest date; then places in them.
+    let mut grouped: BTreeMap<String, Document> = BTreeMap::new();
+    for i in &items {
+        let source = source_of(i, document);
+        let doc = source.map(|s| s.document.clone()).unwrap_or_default();
+        let date = source
+            .and_then(|s| s.date.as_ref())
+            .and_then(valid_time::first_day);
+        let entry = grouped.entry(doc.clone()).or_insert_with(|| Document {
+            title: doc,
+            date: None,
+            entries: Vec::new(),
+        });
+        entry.date = match (entry.date, date) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        entry.entries.push((place(i, source), i));
+    }
+    // Dated documents in date order, then the undated, then the records
+    // with no source.
+    let mut by_document: Vec<Document> = grouped.into_values().collect();
+    by_document.sort_by_key(|d| {
+        (
+            d.title.is_empty(),
+            d.date.is_none(),
+            d.date,
+            d.title.clone(),
+        )
+    });
+    let title = if !req.title.trim().is_empty() {
+        req.title.trim().to_string()
+    } else if let Some(doc) = document {
+        doc.to_string()
+    } else if let [only] = by_document.as_slice() {
+        if only.title.is_empty() {
+            DEFAULT_TITLE.to_string()
+        } else {
+            only.title.clone()
+        }
     } else {
-        req.title.trim()
+        DEFAULT_TITLE.to_string()
     };
+
     let mut md = String::new();
-    let mut count = 0;
-    let mut answers: std::collections::BTreeMap<_, _> = answers.into_iter().collect();
     let _ = writeln!(md, "# {title}\n");
+    let known = known_on
+        .map(|k| format!(", as recorded by the end of {}", day(k)))
+        .unwrap_or_default();
     let _ = writeln!(
         md,
-        "*Generated by cetrack from the tracked records; status and progress as of {}.*\n",
+        "*Generated by cetrack from the tracked records: status and progress as of {}{known}. Words in quotation marks are the source's; the rest is the tracker's.*\n",
         day(as_of)
     );
-    for d in all {
-        let _ = writeln!(md, "## {}\n", d.title());
-        match answers.remove(&d) {
-            None => {
-                let _ = writeln!(
-                    md,
-                    "*The {d} service did not answer; its commitments are not listed.*\n"
-                );
-            }
-            Some(items) if items.is_empty() => {
-                let _ = writeln!(md, "*No commitments recorded.*\n");
-            }
-            Some(items) => {
-                for i in &items {
-                    bullet(&mut md, i, as_of);
-                    count += 1;
+    for u in &unavailable {
+        let d = cetrack_contract::Domain::from_proto(u.domain)
+            .map(|d| d.to_string())
+            .unwrap_or_else(|| format!("domain {}", u.domain));
+        let _ = writeln!(
+            md,
+            "*The {d} service did not answer; its commitments are not listed.*\n"
+        );
+    }
+    if items.is_empty() {
+        let _ = writeln!(md, "*No commitments recorded.*\n");
+    }
+    let several = by_document.len() > 1;
+    for Document {
+        date,
+        title: doc,
+        mut entries,
+    } in by_document
+    {
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        if several {
+            let heading = if doc.is_empty() {
+                "Commitments without a source".to_string()
+            } else {
+                match date {
+                    Some(d) => format!("{doc} ({})", day(d)),
+                    None => doc.clone(),
                 }
-                md.push('\n');
-            }
+            };
+            let _ = writeln!(md, "## {heading}\n");
         }
+        let mut section: Option<(i32, i32, String)> = None;
+        for ((order, domain, heading, _, _), i) in &entries {
+            let this = (*order, *domain, heading.clone());
+            if section.as_ref() != Some(&this) {
+                if section.is_some() {
+                    md.push('\n');
+                }
+                let level = if several { "###" } else { "##" };
+                let _ = writeln!(md, "{level} {heading}\n");
+                section = Some(this);
+            }
+            bullet(
+                &mut md,
+                i,
+                as_of,
+                source_of(i, document),
+                req.include_quotes,
+            );
+        }
+        md.push('\n');
     }
     Ok(FactSheet {
         markdown: md,
-        initiative_count: count,
+        initiative_count: items.len() as i32,
         unavailable,
         as_of: Some(dates::to_calendar(as_of)),
+        as_known_on: known_on.map(dates::to_calendar),
     })
-}
-
-/// The day a commitment was made: the earliest date of its sources, or the
-/// day it was recorded when no source is dated.
-fn committed_on(i: &Initiative) -> Option<Date> {
-    i.sources
-        .iter()
-        .filter_map(|s| s.date.as_ref())
-        .filter_map(|d| dates::period(d, "").ok().map(|(start, _)| start))
-        .min()
-        .or_else(|| {
-            i.create_time
-                .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
-                .map(|t| t.date())
-        })
-}
-
-/// Each initiative as it stood at the end of `as_of`. Commitments made after
-/// that day are left out. A record changed after that day is read back from
-/// its history: the last version recorded by then, or, for a commitment
-/// recorded only later, the version first recorded.
-async fn as_of_versions(
-    domain: Domain,
-    client: Client,
-    items: Vec<Initiative>,
-    as_of: Date,
-    ctx: &CallCtx,
-) -> Result<Vec<Initiative>, DomainError> {
-    let end_of_day = as_of
-        .next_day()
-        .map(|d| d.midnight().assume_utc().unix_timestamp())
-        .unwrap_or(i64::MAX);
-    let mut out = Vec::new();
-    for i in items {
-        if committed_on(&i).is_some_and(|d| d > as_of) {
-            continue;
-        }
-        let changed_after = i.update_time.is_some_and(|t| t.seconds >= end_of_day);
-        if !changed_after {
-            out.push(i);
-            continue;
-        }
-        let mut client = client.clone();
-        let mut token = String::new();
-        let mut first = None;
-        let mut version = None;
-        'pages: loop {
-            let page = client
-                .list_history(request(
-                    ListHistoryRequest {
-                        name: i.name.clone(),
-                        page_size: 1000,
-                        page_token: token,
-                    },
-                    ctx,
-                ))
-                .await
-                .map_err(|s| DomainError::from_status(domain, s))?
-                .into_inner();
-            for c in page.changes {
-                if first.is_none() {
-                    first = c.initiative.clone();
-                }
-                if c.change_time.is_some_and(|t| t.seconds >= end_of_day) {
-                    break 'pages;
-                }
-                version = Some(if c.r#type == ChangeType::Deleted as i32 {
-                    None
-                } else {
-                    c.initiative
-                });
-            }
-            if page.next_page_token.is_empty() {
-                break;
-            }
-            token = page.next_page_token;
-        }
-        match version {
-            Some(v) => out.extend(v),
-            None => out.extend(first),
-        }
-    }
-    Ok(out)
 }
 
 fn day(d: Date) -> String {
@@ -208,48 +255,100 @@ fn with_thousands(n: i64) -> String {
     out
 }
 
-fn bullet(md: &mut String, i: &Initiative, as_of: Date) {
-    let _ = write!(md, "-   **{}**", i.title);
-    if !i.summary.is_empty() {
-        let _ = write!(md, ": {}", i.summary);
+/// An organization of the record by name (and acronym), or its id when the
+/// record does not describe it.
+fn organization(i: &Initiative, id: &str) -> String {
+    i.participants
+        .iter()
+        .filter_map(|p| p.organization.as_ref())
+        .find(|o| o.id == id)
+        .map(|o| {
+            if o.acronym.is_empty() {
+                o.name.clone()
+            } else {
+                format!("{} ({})", o.name, o.acronym)
+            }
+        })
+        .unwrap_or_else(|| id.to_string())
+}
+
+fn role_label(role: i32) -> &'static str {
+    match ParticipantRole::try_from(role).unwrap_or(ParticipantRole::Unspecified) {
+        ParticipantRole::Lead => "lead",
+        ParticipantRole::CoLead => "co-lead",
+        ParticipantRole::Funder => "funder",
+        ParticipantRole::Implementer => "implementer",
+        ParticipantRole::Partner => "partner",
+        ParticipantRole::Observer => "observer",
+        ParticipantRole::Unspecified => "participant",
     }
-    md.push('\n');
+}
+
+fn instrument_label(instrument: i32) -> &'static str {
+    match Instrument::try_from(instrument).unwrap_or(Instrument::Unspecified) {
+        Instrument::Mou => "MOU",
+        Instrument::CooperationAgreement => "cooperation agreement",
+        Instrument::JointResearchProgramme => "joint research programme",
+        Instrument::WorkingGroup => "working group",
+        Instrument::DialogueChannel => "dialogue channel",
+        Instrument::ForumOrConsortium => "forum or consortium",
+        Instrument::ExchangeProgramme => "exchange programme",
+        Instrument::TestbedOrPilot => "testbed or pilot",
+        Instrument::StandardsCollaboration => "standards collaboration",
+        Instrument::SharedResource => "shared resource",
+        Instrument::Other => "other instrument",
+        Instrument::Unspecified => "instrument not stated",
+    }
+}
+
+fn bullet(
+    md: &mut String,
+    i: &Initiative,
+    as_of: Date,
+    source: Option<&SourceReference>,
+    quotes: bool,
+) {
+    let _ = writeln!(md, "-   **{}**", i.title);
+    if quotes {
+        if let Some(q) = source.map(|s| s.quote.trim()).filter(|q| !q.is_empty()) {
+            let _ = writeln!(md, "    -   Source: \u{201c}{q}\u{201d}");
+        }
+    }
+    if !i.summary.is_empty() {
+        let _ = writeln!(md, "    -   Tracked as: {}", i.summary);
+    }
     let people: Vec<String> = i
         .participants
         .iter()
         .filter_map(|p| {
             let o = p.organization.as_ref()?;
-            let role = ParticipantRole::try_from(p.role).unwrap_or(ParticipantRole::Unspecified);
-            let short = if o.acronym.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", o.acronym)
-            };
             Some(format!(
-                "{}{short}, {}: {}",
-                o.name,
+                "{}, {}: {}",
+                organization(i, &o.id),
                 o.country_code,
-                label(role.as_str_name(), "PARTICIPANT_ROLE_").to_lowercase()
+                role_label(p.role)
             ))
         })
         .collect();
     if !people.is_empty() {
         let _ = writeln!(md, "    -   Participants: {}.", people.join("; "));
     }
-    let instrument = Instrument::try_from(i.instrument).unwrap_or(Instrument::Unspecified);
     let mut status = format!(
-        "    -   Status as of {}: **{}** ({})",
+        "    -   Status as of {}: **{}**",
         day(as_of),
-        status_label(i.status),
-        label(instrument.as_str_name(), "INSTRUMENT_").to_lowercase()
+        status_label(i.status)
     );
+    if let Some(since) = &i.status_date {
+        let _ = write!(status, " since {}", dates::display(since));
+    }
+    let _ = write!(status, " ({})", instrument_label(i.instrument));
     if let Some(p) = &i.planned_start {
         let _ = write!(status, "; planned start {}", dates::display(p));
     }
     if let Some(p) = &i.planned_end {
         let _ = write!(status, "; planned end {}", dates::display(p));
     }
-    if cetrack_contract::rules::is_overdue(i, as_of) {
+    if rules::is_overdue(i, as_of) {
         status.push_str("; **overdue**");
     }
     let _ = writeln!(md, "{status}.");
@@ -265,11 +364,16 @@ fn bullet(md: &mut String, i: &Initiative, as_of: Date) {
         let by = if f.committing_organization_id.is_empty() {
             String::new()
         } else {
-            format!(", by {}", f.committing_organization_id)
+            format!(", by {}", organization(i, &f.committing_organization_id))
         };
+        let when = f
+            .date
+            .as_ref()
+            .map(|d| format!(", {}", dates::display(d)))
+            .unwrap_or_default();
         let _ = writeln!(
             md,
-            "    -   Funding: {q}{} {} ({}{by}).",
+            "    -   Funding: {q}{} {} ({}{by}{when}).",
             m.currency_code,
             with_thousands(m.units),
             label(kind.as_str_name(), "FUNDING_KIND_").to_lowercase()
@@ -289,21 +393,20 @@ fn bullet(md: &mut String, i: &Initiative, as_of: Date) {
         if let Some(met) = &m.date_met {
             let _ = write!(line, " ({})", dates::display(met));
         }
-        if cetrack_contract::rules::is_open(i)
-            && cetrack_contract::rules::open_milestone_due(m).is_some_and(|end| end < as_of)
-        {
+        if rules::is_open(i) && rules::open_milestone_due(m).is_some_and(|end| end < as_of) {
             line.push_str(", **overdue**");
         }
         let _ = writeln!(md, "{line}.");
     }
-    let latest: Option<&ProgressUpdate> = i.progress_updates.iter().rfind(|p| {
+    // The records hold the progress dated by `as_of` only (valid time).
+    let latest: Option<&ProgressUpdate> = i.progress_updates.iter().max_by_key(|p| {
         p.as_of
             .as_ref()
-            .and_then(|d| dates::period(d, "").ok())
-            .is_some_and(|(start, _)| start <= as_of)
+            .and_then(valid_time::first_day)
+            .unwrap_or(Date::MIN)
     });
     if let Some(p) = latest {
-        let assessment = cetrack_contract::proto::CompletionAssessment::try_from(p.assessment)
+        let assessment = CompletionAssessment::try_from(p.assessment)
             .ok()
             .filter(|a| *a as i32 != 0)
             .map(|a| {
@@ -317,7 +420,7 @@ fn bullet(md: &mut String, i: &Initiative, as_of: Date) {
             md,
             "    -   Latest progress ({}, {}{assessment}): {}",
             p.as_of.as_ref().map(dates::display).unwrap_or_default(),
-            p.reporting_organization_id,
+            organization(i, &p.reporting_organization_id),
             p.text
         );
     }

@@ -21,6 +21,7 @@ pub async fn overview(
     let mut v = Violations::default();
     let due_within_days = requests::due_within(&mut v, req.due_within_days, "due_within_days");
     let as_of = requests::as_of(&mut v, req.as_of.as_ref(), "as_of");
+    let known_on = requests::known_on(&mut v, req.as_known_on.as_ref(), "as_known_on");
     v.finish()?;
     let all = domains.all();
     let FanOut {
@@ -37,6 +38,7 @@ pub async fn overview(
                         due_within_days,
                         as_of: Some(dates::to_calendar(as_of)),
                         public_only: false,
+                        as_known_on: known_on.map(dates::to_calendar),
                     },
                     &ctx,
                 )),
@@ -135,5 +137,6 @@ pub async fn overview(
         totals: Some(totals),
         as_of: Some(dates::to_calendar(as_of)),
         generate_time: Some(dates::now()),
+        as_known_on: known_on.map(dates::to_calendar),
     })
 }

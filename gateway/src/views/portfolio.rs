@@ -19,10 +19,13 @@ pub async fn portfolio(
     v.slug("organization_id", &req.organization_id, 2);
     let within = requests::due_within(&mut v, req.due_within_days, "due_within_days");
     let as_of = requests::as_of(&mut v, req.as_of.as_ref(), "as_of");
+    let known_on = requests::known_on(&mut v, req.as_known_on.as_ref(), "as_known_on");
     v.finish()?;
     let horizon = as_of.saturating_add(time::Duration::days(within as i64));
     let filter = InitiativeFilter {
         organization_id: req.organization_id.clone(),
+        as_of: Some(dates::to_calendar(as_of)),
+        as_known_on: known_on.map(dates::to_calendar),
         ..Default::default()
     };
     let all = domains.all();
@@ -125,5 +128,6 @@ pub async fn portfolio(
         entries,
         unavailable,
         as_of: Some(dates::to_calendar(as_of)),
+        as_known_on: known_on.map(dates::to_calendar),
     })
 }

@@ -9,8 +9,13 @@ use cetrack_contract::proto::{
 use cetrack_contract::validate::Violations;
 use cetrack_contract::{dates, requests, rules, Error};
 use prost::Message;
+use time::Date;
 
 use crate::domains::{CallCtx, Domains, FanOut};
+
+/// The window's length when no `due_before` is sent: a year after the as-of
+/// day.
+const DEFAULT_WINDOW_DAYS: i64 = 365;
 
 /// Page size when the caller sends 0.
 const DEFAULT_PAGE: usize = 100;
@@ -23,18 +28,20 @@ pub async fn timeline(
 ) -> Result<ListMilestoneTimelineResponse, Error> {
     let mut v = Violations::default();
     let as_of = requests::as_of(&mut v, req.as_of.as_ref(), "as_of");
-    let after = match &req.due_after {
-        None => Some(as_of),
-        Some(d) => dates::calendar(d, "due_after")
+    let known_on = requests::known_on(&mut v, req.as_known_on.as_ref(), "as_known_on");
+    let before = match &req.due_before {
+        None => Some(as_of.saturating_add(time::Duration::days(DEFAULT_WINDOW_DAYS))),
+        Some(d) => dates::calendar(d, "due_before")
             .map_err(|e| v.extend([e]))
             .ok(),
     };
-    let before = match &req.due_before {
-        None => {
-            v.add("due_before", "required: the last day of the window");
-            None
+    let after = match &req.due_after {
+        // A window that ends before the as-of day starts at the beginning.
+        None if before.is_some_and(|b| b < as_of) => {
+            Date::from_calendar_date(dates::MIN_YEAR, time::Month::January, 1).ok()
         }
-        Some(d) => dates::calendar(d, "due_before")
+        None => Some(as_of),
+        Some(d) => dates::calendar(d, "due_after")
             .map_err(|e| v.extend([e]))
             .ok(),
     };
@@ -68,12 +75,14 @@ pub async fn timeline(
         due_after: Some(dates::to_calendar(after)),
         due_before: Some(dates::to_calendar(before)),
         as_of: Some(dates::to_calendar(as_of)),
+        as_known_on: known_on.map(dates::to_calendar),
         ..Default::default()
     }];
     if req.include_overdue {
         filters.push(InitiativeFilter {
             overdue_only: true,
             as_of: Some(dates::to_calendar(as_of)),
+            as_known_on: known_on.map(dates::to_calendar),
             ..Default::default()
         });
     }

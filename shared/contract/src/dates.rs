@@ -166,6 +166,15 @@ pub fn day(year: i32, month: i32, day: i32) -> ApproximateDate {
     }
 }
 
+/// A calendar day as an ApproximateDate of DAY precision.
+pub fn as_day(date: Date) -> ApproximateDate {
+    day(
+        date.year(),
+        i32::from(u8::from(date.month())),
+        i32::from(date.day()),
+    )
+}
+
 /// Days since 1970-01-01 as a sortable key.
 pub fn day_key(date: Date) -> i32 {
     date.to_julian_day()

@@ -11,6 +11,7 @@
 //! - [`requests`]: request checks, returning checked request types;
 //! - [`rules`]: the domain rules (lifecycle, masks, overdue, filters);
 //! - [`summary`]: the incremental summary counters and their assembly;
+//! - [`valid_time`]: a record as it stood on a day by the dates it carries;
 //! - [`pagination`]: page sizes and opaque page tokens;
 //! - [`error`]: the typed errors and their one mapping to gRPC status codes.
 //!
@@ -28,6 +29,7 @@ pub mod pagination;
 pub mod requests;
 pub mod rules;
 pub mod summary;
+pub mod valid_time;
 pub mod validate;
 
 /// Code generated from `proto/cet/v1`: messages (with proto3 JSON mapping),

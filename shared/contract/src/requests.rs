@@ -52,6 +52,17 @@ pub fn as_of(v: &mut Violations, day: Option<&CalendarDate>, field: &str) -> Dat
     }
 }
 
+/// Checks an optional "as known on" day (unset: now).
+pub fn known_on(v: &mut Violations, day: Option<&CalendarDate>, field: &str) -> Option<Date> {
+    day.and_then(|d| match dates::calendar(d, field) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            v.extend([e]);
+            None
+        }
+    })
+}
+
 /// Most values in one list of enum values of a filter: more than any of
 /// its enums has (a value listed twice is counted once).
 pub const MAX_FILTER_VALUES: usize = 32;
@@ -110,6 +121,11 @@ pub fn filter(v: &mut Violations, f: &InitiativeFilter, field: &str) -> Filter {
         }
     }
     out.as_of = day(v, &f.as_of, "as_of");
+    out.known_on = day(v, &f.as_known_on, "as_known_on");
+    v.text(&format!("{field}.document"), &f.document, false, 500);
+    if !f.document.is_empty() {
+        out.document = Some(f.document.clone());
+    }
     out.overdue_only = f.overdue_only;
     v.text(&format!("{field}.text"), &f.text, false, 200);
     if !f.text.trim().is_empty() {
@@ -311,17 +327,22 @@ impl Served {
         })
     }
 
-    /// GetDomainSummaryRequest: the window counted.
-    pub fn summary(self, req: &GetDomainSummaryRequest) -> Result<SummaryWindow> {
+    /// GetDomainSummaryRequest: the window counted, and the record-time day
+    /// to count as known on (unset: now).
+    pub fn summary(self, req: &GetDomainSummaryRequest) -> Result<(SummaryWindow, Option<Date>)> {
         let mut v = Violations::default();
         self.parent(&mut v, &req.parent, "parent")?;
         let due_within_days = due_within(&mut v, req.due_within_days, "due_within_days");
         let as_of = as_of(&mut v, req.as_of.as_ref(), "as_of");
+        let known_on = known_on(&mut v, req.as_known_on.as_ref(), "as_known_on");
         v.finish()?;
-        Ok(SummaryWindow {
-            as_of,
-            due_within_days,
-        })
+        Ok((
+            SummaryWindow {
+                as_of,
+                due_within_days,
+            },
+            known_on,
+        ))
     }
 
     /// ListHistoryRequest: the name, page size and position.

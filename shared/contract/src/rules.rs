@@ -7,9 +7,11 @@ use time::Date;
 use crate::dates;
 use crate::error::{quote, Error, FieldViolation};
 use crate::proto::{
-    AmountQualifier, FundingKind, Initiative, LifecycleStatus, Milestone, MilestoneStatus,
-    Sensitivity,
+    AmountQualifier, ApproximateDate, FundingKind, Initiative, LifecycleStatus, Milestone,
+    MilestoneStatus, Sensitivity, StatusChange,
 };
+use crate::valid_time::first_day;
+use crate::validate::Violations;
 
 /// The writable top-level fields of an initiative, the paths an update mask may name.
 pub const WRITABLE_FIELDS: &[&str] = &[
@@ -17,6 +19,7 @@ pub const WRITABLE_FIELDS: &[&str] = &[
     "summary",
     "instrument",
     "status",
+    "status_date",
     "participants",
     "planned_start",
     "planned_end",
@@ -40,6 +43,7 @@ pub const OUTPUT_ONLY_FIELDS: &[&str] = &[
     "update_time",
     "revision",
     "etag",
+    "status_history",
 ];
 
 /// The writable fields of a milestone.
@@ -178,6 +182,7 @@ pub fn apply_mask(target: &mut Initiative, source: &Initiative, paths: &[String]
         summary,
         instrument,
         status,
+        status_date,
         participants,
         planned_start,
         planned_end,
@@ -280,6 +285,7 @@ pub fn changed_fields(old: Option<&Initiative>, new: &Initiative) -> Vec<String>
         summary,
         instrument,
         status,
+        status_date,
         participants,
         planned_start,
         planned_end,
@@ -295,6 +301,151 @@ pub fn changed_fields(old: Option<&Initiative>, new: &Initiative) -> Vec<String>
         details
     );
     out
+}
+
+/// Most status changes one initiative keeps: one more is
+/// FAILED_PRECONDITION.
+pub const MAX_STATUS_CHANGES: usize = 100;
+
+/// The earliest dated source of an initiative: the day it was committed to.
+pub fn committed_on(init: &Initiative) -> Option<ApproximateDate> {
+    init.sources
+        .iter()
+        .filter_map(|s| s.date)
+        .filter_map(|d| first_day(&d).map(|start| (start, d)))
+        .min_by_key(|(start, _)| *start)
+        .map(|(_, d)| d)
+}
+
+/// Checks that a dated fact has not started after `today` (`field` names it).
+fn not_after(v: &mut Violations, field: &str, date: &ApproximateDate, today: Date) {
+    if first_day(date).is_some_and(|start| start > today) {
+        v.add(
+            field,
+            format!(
+                "{} starts after today ({today}): record a fact once it has happened",
+                dates::display(date)
+            ),
+        );
+    }
+}
+
+/// Dates a milestone met or partially met without a date met: the day it is
+/// recorded. A date met must not start after that day. `field` is the
+/// milestone's path.
+pub fn date_milestone(v: &mut Violations, field: &str, m: &mut Milestone, today: Date) {
+    if milestone_met(m) {
+        match &m.date_met {
+            None => m.date_met = Some(dates::as_day(today)),
+            Some(d) => not_after(v, &format!("{field}.date_met"), d, today),
+        }
+    }
+}
+
+/// Dates the facts of `next`, the version about to be written over
+/// `current` (`None`: a creation), on `today` at `now`:
+/// - the status history (output only) is carried over, and gains an entry
+///   when the status changes, effective from `status_date` when the caller
+///   sent one (`status_date_sent`), else from the day it is recorded (for a
+///   creation: the earliest dated source, else that day); a `status_date`
+///   sent without a new status corrects the date of the current status;
+/// - a milestone newly met without a date met gets the day it is recorded.
+///
+/// A status date must not start after today, nor before the date of the
+/// status it follows: INVALID_ARGUMENT. More than [`MAX_STATUS_CHANGES`]:
+/// FAILED_PRECONDITION. `field` is the record's path in the request.
+pub fn date_facts(
+    current: Option<&Initiative>,
+    next: &mut Initiative,
+    status_date_sent: bool,
+    today: Date,
+    now: pbjson_types::Timestamp,
+    field: &str,
+) -> Result<(), Error> {
+    let mut v = Violations::default();
+    for (i, m) in next.milestones.iter_mut().enumerate() {
+        let before = current.and_then(|c| c.milestones.iter().find(|o| o.id == m.id));
+        if before.is_some_and(|b| b.status == m.status && b.date_met == m.date_met) {
+            continue;
+        }
+        date_milestone(&mut v, &format!("{field}.milestones[{i}]"), m, today);
+    }
+    let mut history = current
+        .map(|c| c.status_history.clone())
+        .unwrap_or_default();
+    let recorded = |effective: ApproximateDate| StatusChange {
+        status: next.status,
+        effective: Some(effective),
+        record_time: Some(now),
+    };
+    let sent = if status_date_sent {
+        next.status_date
+    } else {
+        None
+    };
+    let today_day = dates::as_day(today);
+    let amend = match current {
+        None => {
+            let effective = next
+                .status_date
+                .or_else(|| committed_on(next))
+                .unwrap_or(today_day);
+            history = vec![recorded(effective)];
+            false
+        }
+        Some(c) if c.status != next.status => {
+            history.push(recorded(sent.unwrap_or(today_day)));
+            false
+        }
+        Some(c) if sent.is_some_and(|d| Some(d) != c.status_date) => {
+            let effective = sent.unwrap_or(today_day);
+            match history.last_mut() {
+                Some(last) => {
+                    last.effective = Some(effective);
+                    last.record_time = Some(now);
+                }
+                None => history.push(recorded(effective)),
+            }
+            true
+        }
+        Some(c) => {
+            next.status_date = c.status_date;
+            next.status_history = history;
+            return v.finish();
+        }
+    };
+    let status_field = format!("{field}.status_date");
+    if let Some(last) = history.last().and_then(|h| h.effective) {
+        v.date(&status_field, Some(&last));
+        not_after(&mut v, &status_field, &last, today);
+        let follows = history
+            .len()
+            .checked_sub(2)
+            .and_then(|i| history.get(i))
+            .and_then(|h| h.effective);
+        if let (Some(prev), Some(start)) = (follows, first_day(&last)) {
+            if first_day(&prev).is_some_and(|p| start < p) {
+                v.add(
+                    &status_field,
+                    format!(
+                        "{} starts before the date of the status it follows ({})",
+                        dates::display(&last),
+                        dates::display(&prev)
+                    ),
+                );
+            }
+        }
+        next.status_date = Some(last);
+    }
+    v.finish()?;
+    if history.len() > MAX_STATUS_CHANGES && !amend {
+        return Err(Error::FailedPrecondition(format!(
+            "the initiative has changed status {} times, the most one record keeps",
+            MAX_STATUS_CHANGES
+        )));
+    }
+    next.status_history = history;
+    Ok(())
 }
 
 /// A list filter, checked and ready to apply.
@@ -318,13 +469,40 @@ pub struct Filter {
     pub overdue_only: bool,
     /// Lower-cased text to find in title or summary.
     pub text: Option<String>,
-    /// The day "overdue" is judged against.
+    /// The day the filter speaks for (valid time; unset: today).
     pub as_of: Option<Date>,
+    /// Versions as known at the end of this day (record time; unset: now).
+    pub known_on: Option<Date>,
+    /// A source names exactly this document.
+    pub document: Option<String>,
     /// Leave out records marked RESTRICTED (for callers without clearance).
     pub hide_restricted: bool,
 }
 
 impl Filter {
+    /// The day the filter speaks for.
+    pub fn day(&self) -> Date {
+        self.as_of.unwrap_or_else(dates::today)
+    }
+
+    /// Whether records may be found by their current status (in an index
+    /// of it): the filter speaks for today or later, when the status of
+    /// every record is its current one (no status takes effect in the
+    /// future).
+    pub fn current_status_applies(&self) -> bool {
+        self.known_on.is_none() && self.as_of.is_none_or(|d| d >= dates::today())
+    }
+
+    /// The initiative as it stood on the filter's day, if it existed then
+    /// and passes every part of the filter.
+    pub fn select(&self, init: Initiative) -> Option<Initiative> {
+        if self.hide_restricted && crate::auth::is_restricted(&init) {
+            return None;
+        }
+        let init = crate::valid_time::on_day(&init, self.day())?;
+        self.matches(&init).then_some(init)
+    }
+
     /// Whether the initiative passes every part of the filter.
     pub fn matches(&self, init: &Initiative) -> bool {
         if self.hide_restricted && crate::auth::is_restricted(init) {
@@ -371,8 +549,13 @@ impl Filter {
                 return false;
             }
         }
-        if self.overdue_only && !is_overdue(init, self.as_of.unwrap_or_else(dates::today)) {
+        if self.overdue_only && !is_overdue(init, self.day()) {
             return false;
+        }
+        if let Some(doc) = &self.document {
+            if !init.sources.iter().any(|s| &s.document == doc) {
+                return false;
+            }
         }
         if let Some(text) = &self.text {
             if !init.title.to_lowercase().contains(text)

@@ -3,6 +3,16 @@
 //! new version, so reading a summary costs the number of distinct counters
 //! (statuses, instruments, days, currencies, organizations), never the number
 //! of initiatives.
+//!
+//! Counters answer for any "as of" day (valid time, see [`valid_time`]): the
+//! plain counters hold each initiative as it stands after all its dated
+//! facts, and dated counters (`~/` + day + counter) hold how each counter
+//! moved on the day a fact took effect. The counters of day D are the plain
+//! ones minus every move dated after D: for today that is nothing to
+//! subtract unless a fact is dated in the future, and for a past day the
+//! cost is the number of moves since, never the number of initiatives.
+//!
+//! [`valid_time`]: crate::valid_time
 
 use std::collections::BTreeMap;
 
@@ -15,6 +25,7 @@ use crate::proto::{
     OrganizationCount, StatusCount,
 };
 use crate::rules;
+use crate::valid_time;
 
 const NANOS: i128 = 1_000_000_000;
 
@@ -30,6 +41,12 @@ mod key {
     pub(super) const FUNDING_COUNT: &[u8] = b"fc/";
     pub(super) const FUNDING_SUM: &[u8] = b"fs/";
     pub(super) const ORGANIZATION: &[u8] = b"o/";
+    /// Dated moves: `~/` + day + counter key. Sorts after every plain key.
+    pub(super) const DATED: &[u8] = b"~/";
+    /// The first key after every dated move.
+    pub(super) const DATED_END: &[u8] = b"~0";
+    /// The first key after every plain counter.
+    pub(super) const PLAIN_END: &[u8] = b"~";
 }
 
 /// The key of the counter of initiatives.
@@ -106,6 +123,113 @@ pub fn delta(old: Option<&Initiative>, new: Option<&Initiative>) -> BTreeMap<Vec
     d
 }
 
+/// What of an initiative the counters look at (no texts, links or progress),
+/// so that projecting it on many days stays cheap.
+fn counted_part(init: &Initiative) -> Initiative {
+    Initiative {
+        status: init.status,
+        status_date: init.status_date,
+        status_history: init.status_history.clone(),
+        instrument: init.instrument,
+        planned_end: init.planned_end,
+        milestones: init
+            .milestones
+            .iter()
+            .map(|m| crate::proto::Milestone {
+                status: m.status,
+                due: m.due,
+                date_met: m.date_met,
+                ..Default::default()
+            })
+            .collect(),
+        funding: init
+            .funding
+            .iter()
+            .map(|f| crate::proto::FundingCommitment {
+                amount: f.amount.clone(),
+                qualifier: f.qualifier,
+                date: f.date,
+                ..Default::default()
+            })
+            .collect(),
+        participants: init
+            .participants
+            .iter()
+            .map(|p| crate::proto::Participant {
+                organization: p.organization.as_ref().map(|o| crate::proto::Organization {
+                    id: o.id.clone(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// The counter increments one initiative contributes over time: the plain
+/// counters as it stands after all its dated facts, and for each day a fact
+/// takes effect the dated move of every counter that day.
+pub fn dated_contributions(init: &Initiative) -> BTreeMap<Vec<u8>, i128> {
+    let part = counted_part(init);
+    let mut out = valid_time::at_the_end(&part)
+        .map(|i| contributions(&i))
+        .unwrap_or_default();
+    let days = valid_time::event_days(&part);
+    let Some(first) = days.first() else {
+        return out;
+    };
+    let mut before = first
+        .previous_day()
+        .and_then(|d| valid_time::on_day(&part, d));
+    for d in days {
+        let now = valid_time::on_day(&part, d);
+        for (k, v) in delta(before.as_ref(), now.as_ref()) {
+            let mut dated = day(key::DATED, d);
+            dated.extend_from_slice(&k);
+            *out.entry(dated).or_default() += v;
+        }
+        before = now;
+    }
+    out.retain(|_, v| *v != 0);
+    out
+}
+
+/// The stored-key ranges (in one visibility's set) a summary of `as_of`
+/// reads: the plain counters, and the dated moves after that day.
+pub fn ranges_for(vis: Visibility, as_of: Date) -> [(Vec<u8>, Vec<u8>); 2] {
+    let after = as_of.next_day().unwrap_or(as_of);
+    [
+        (vis.key(b""), vis.key(key::PLAIN_END)),
+        (vis.key(&day(key::DATED, after)), vis.key(key::DATED_END)),
+    ]
+}
+
+/// The counters of one day from the stored ones a caller sees, read from
+/// the two [`ranges_for`] that day (keys with their visibility prefix): the
+/// plain counters minus the moves dated after the day.
+pub fn counters_on(
+    plain: impl IntoIterator<Item = (Vec<u8>, i128)>,
+    later: impl IntoIterator<Item = (Vec<u8>, i128)>,
+) -> BTreeMap<Vec<u8>, i128> {
+    let mut out: BTreeMap<Vec<u8>, i128> = BTreeMap::new();
+    for (k, v) in plain {
+        if let Some((_, key)) = Visibility::split(&k) {
+            *out.entry(key.to_vec()).or_default() += v;
+        }
+    }
+    for (k, v) in later {
+        if let Some((_, key)) = Visibility::split(&k) {
+            // `~/` + 4 bytes of day + the counter's key.
+            if let Some(counter) = key.get(key::DATED.len() + 4..) {
+                *out.entry(counter.to_vec()).or_default() -= v;
+            }
+        }
+    }
+    out.retain(|_, v| *v != 0);
+    out
+}
+
 /// Whose counters a stored counter belongs to: the public records' or the
 /// restricted records'. The store keeps both sets, so that a summary for a
 /// caller without clearance reads only the public set, in O(1) of the data
@@ -175,13 +299,13 @@ pub fn visible_delta(
     let mut d: BTreeMap<Vec<u8>, i128> = BTreeMap::new();
     if let Some(n) = new {
         let v = Visibility::of(n);
-        for (k, c) in contributions(n) {
+        for (k, c) in dated_contributions(n) {
             *d.entry(v.key(&k)).or_default() += c;
         }
     }
     if let Some(o) = old {
         let v = Visibility::of(o);
-        for (k, c) in contributions(o) {
+        for (k, c) in dated_contributions(o) {
             *d.entry(v.key(&k)).or_default() -= c;
         }
     }
@@ -355,8 +479,10 @@ pub fn money(currency_code: String, nanos_total: i128) -> Money {
     }
 }
 
-/// A summary computed from scratch over every initiative: the reference the
-/// incremental summary must equal.
+/// A summary computed from scratch over every initiative, each as it stood
+/// on the window's day (see [`valid_time::on_day`]): the reference the
+/// incremental summary must equal, and the summary of versions read back
+/// from history ("as known on" a day).
 pub fn recount<'a>(
     domain: Domain,
     initiatives: impl IntoIterator<Item = &'a Initiative>,
@@ -366,10 +492,13 @@ pub fn recount<'a>(
     let mut counters: BTreeMap<Vec<u8>, i128> = BTreeMap::new();
     let mut labels = BTreeMap::new();
     for init in initiatives {
-        for (k, v) in contributions(init) {
+        let Some(init) = valid_time::on_day(init, window.as_of) else {
+            continue;
+        };
+        for (k, v) in contributions(&init) {
             *counters.entry(k).or_default() += v;
         }
-        labels.extend(organization_labels(init));
+        labels.extend(organization_labels(&init));
     }
     counters.retain(|_, v| *v != 0);
     assemble(

@@ -283,6 +283,7 @@ pub fn initiative(
             );
         }
     }
+    v.date(&format!("{field}.status_date"), init.status_date.as_ref());
     let actual_start = v.date(&format!("{field}.actual_start"), init.actual_start.as_ref());
     let actual_end = v.date(&format!("{field}.actual_end"), init.actual_end.as_ref());
     if let (Some((start, _)), Some((_, end))) = (actual_start, actual_end) {
@@ -446,6 +447,7 @@ fn funding(v: &mut Violations, field: &str, c: &FundingCommitment) {
         );
     }
     v.text(&format!("{field}.note"), &c.note, false, limits::NOTE);
+    v.date(&format!("{field}.date"), c.date.as_ref());
 }
 
 fn source(v: &mut Violations, field: &str, s: &SourceReference) {
@@ -461,6 +463,17 @@ fn source(v: &mut Violations, field: &str, s: &SourceReference) {
         v.url(&format!("{field}.url"), &s.url);
     }
     v.text(&format!("{field}.quote"), &s.quote, false, 5_000);
+    for (name, n) in [
+        ("section_order", s.section_order),
+        ("bullet_order", s.bullet_order),
+    ] {
+        if !(0..=1_000).contains(&n) {
+            v.add(
+                format!("{field}.{name}"),
+                format!("must be 0 to 1,000, is {n}"),
+            );
+        }
+    }
 }
 
 /// Checks a progress update.

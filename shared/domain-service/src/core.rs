@@ -155,8 +155,16 @@ impl DomainCore {
     pub async fn create(&self, caller: &Caller, req: CreateInitiativeRequest) -> Result<Written> {
         caller.check_edit(self.domain)?;
         let generated = format!("i{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
-        let checked = self.served().create(&req, &generated)?;
+        let mut checked = self.served().create(&req, &generated)?;
         caller.check_marking(&checked.record, self.domain)?;
+        rules::date_facts(
+            None,
+            &mut checked.record,
+            true,
+            dates::today(),
+            dates::now(),
+            "initiative",
+        )?;
         let (record, name) = (
             checked.record,
             InitiativeName::new(self.domain, checked.id.clone()),
@@ -240,6 +248,8 @@ impl DomainCore {
         let idem = idempotency("update", &req.request_id, &req, |r| r.request_id.clear());
         let full_name = name.to_string();
         let who = caller.clone();
+        let (today, now) = (dates::today(), dates::now());
+        let status_date_sent = paths.iter().any(|p| p == "*" || p == "status_date");
         let outcome = self
             .store
             .write(&name.id, idem, &caller.signature(), move |current| {
@@ -265,6 +275,14 @@ impl DomainCore {
                     }
                 }
                 rules::check_transition(current.status, merged.status)?;
+                rules::date_facts(
+                    Some(current),
+                    &mut merged,
+                    status_date_sent,
+                    today,
+                    now,
+                    "initiative",
+                )?;
                 if rules::changed_fields(Some(current), &merged).is_empty() {
                     return Ok(Plan::Unchanged(current.clone()));
                 }
@@ -358,6 +376,7 @@ impl DomainCore {
         let etag = req.etag.clone();
         let full = req.name.clone();
         let (who, domain) = (caller.clone(), self.domain);
+        let today = dates::today();
         let outcome = self
             .store
             .write(&name.id, idem, &caller.signature(), move |current| {
@@ -391,6 +410,9 @@ impl DomainCore {
                 }
                 rules::milestone_defaults(m);
                 let mut v = Violations::default();
+                if named("status") || named("date_met") {
+                    rules::date_milestone(&mut v, "milestone", m, today);
+                }
                 validate::milestone(&mut v, "milestone", m);
                 v.finish()?;
                 check_etag(current, &etag)?;
@@ -413,10 +435,14 @@ impl DomainCore {
         req: GetDomainSummaryRequest,
     ) -> Result<DomainSummary> {
         caller.check_read(self.domain)?;
-        let window = self.served().summary(&req)?;
+        let (window, known_on) = self.served().summary(&req)?;
         let store = self.store.clone();
         let cleared = caller.cleared() && !req.public_only;
-        blocking(move || store.summary(window, cleared)).await
+        blocking(move || match known_on {
+            None => store.summary(window, cleared),
+            Some(day) => store.summary_known(window, cleared, day),
+        })
+        .await
     }
 
     /// ListHistory: any role; a record the caller may not see has no

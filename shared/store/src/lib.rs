@@ -18,13 +18,14 @@ use std::sync::{Arc, Mutex, RwLock};
 use prost::Message;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
+use time::Date;
 use tokio::sync::watch;
 
 use cetrack_contract::dates::now;
 use cetrack_contract::domain::Domain;
 use cetrack_contract::error::{Error, Result};
 use cetrack_contract::pagination;
-use cetrack_contract::proto::{Change, ChangeType, DomainSummary, Initiative};
+use cetrack_contract::proto::{Change, ChangeType, DomainSummary, Initiative, StatusChange};
 use cetrack_contract::rules::{self, Filter};
 use cetrack_contract::summary::{self, LastChange, OrganizationLabel, SummaryWindow, Visibility};
 
@@ -38,7 +39,10 @@ use commit::{Failure, Faults, GroupCommit};
 /// - 2: summary counters and organization labels kept per visibility
 ///   (public records, restricted records), so that a caller without
 ///   clearance is counted only what they may see.
-pub const SCHEMA_VERSION: u32 = 2;
+/// - 3: records carry their dated status history (valid time), and the
+///   summary counters gain dated moves, so that a summary "as of" any day
+///   is read from counters.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// One key of one tree, as stored: (tree, key, value).
 pub type RawEntry = (Tree, Vec<u8>, Vec<u8>);
@@ -286,7 +290,7 @@ impl<'a> Filling<'a> {
     /// [`pagination::MAX_EXAMINED`] records were looked at.
     fn offer(&mut self, id: &str, init: Option<Initiative>) -> bool {
         self.examined += 1;
-        if let Some(init) = init.filter(|i| self.filter.matches(i)) {
+        if let Some(init) = init.and_then(|i| self.filter.select(i)) {
             let size = init.encoded_len();
             let full = self.page.items.len() == self.limit
                 || (!self.page.items.is_empty() && self.bytes + size > pagination::MAX_PAGE_BYTES);
@@ -556,20 +560,104 @@ fn label_entries(init: &Initiative) -> Vec<(Vec<u8>, Vec<u8>)> {
         .collect()
 }
 
-/// Brings a store of schema version `from` to [`SCHEMA_VERSION`], in one
-/// transaction made durable before it returns: a crash leaves the store
-/// either as it was (and the migration runs again at the next open) or
-/// migrated. From 1: the summary counters and organization labels are
-/// computed again from the records, per visibility.
+/// Gives every version of every initiative in the changes (the history) the
+/// status history its changes tell, as version 3 records keep it: the
+/// first status effective from the record's earliest dated source (else the
+/// day it was created), each later status from the day it was recorded; a
+/// record created again after a deletion starts afresh. Returns the status
+/// history of each initiative's last version, by id.
+///
+/// Written in batches outside the migration's final transaction: what it
+/// writes is derived only from what it does not change (statuses, times,
+/// sources), so after a crash the migration runs again and writes the same.
+fn add_status_histories(
+    trees: &[sled::Tree],
+) -> Result<std::collections::HashMap<String, Vec<StatusChange>>> {
+    const BATCH: usize = 1_000;
+    let changes = at(trees, Tree::Changes);
+    let mut running: std::collections::HashMap<String, Vec<StatusChange>> = Default::default();
+    let mut batch = sled::Batch::default();
+    let mut pending = 0;
+    for kv in changes.iter() {
+        let (k, v) = kv.map_err(storage)?;
+        let mut change: Change = decode(&v)?;
+        let id = change
+            .name
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let Some(version) = change.initiative.as_mut() else {
+            continue;
+        };
+        if change.r#type == ChangeType::Created as i32 {
+            running.remove(&id);
+        }
+        let history = running.entry(id).or_default();
+        if change.r#type != ChangeType::Deleted as i32
+            && history.last().map(|s| s.status) != Some(version.status)
+        {
+            let recorded_on = change
+                .change_time
+                .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
+                .map(|t| cetrack_contract::dates::as_day(t.date()));
+            let effective = if history.is_empty() {
+                rules::committed_on(version).or(recorded_on)
+            } else {
+                recorded_on
+            };
+            history.push(StatusChange {
+                status: version.status,
+                effective,
+                record_time: change.change_time,
+            });
+        }
+        version.status_history = history.clone();
+        version.status_date = history.last().and_then(|s| s.effective);
+        batch.insert(k, change.encode_to_vec());
+        pending += 1;
+        if pending == BATCH {
+            changes
+                .apply_batch(std::mem::take(&mut batch))
+                .map_err(storage)?;
+            pending = 0;
+        }
+    }
+    changes.apply_batch(batch).map_err(storage)?;
+    Ok(running)
+}
+
+/// Brings a store of schema version `from` to [`SCHEMA_VERSION`]. The
+/// versions in the history are rewritten first, in batches, with values
+/// derived only from what they keep; then the records, counters, labels and
+/// the schema version in one transaction made durable before it returns. A
+/// crash leaves the old schema version, and the migration runs again at the
+/// next open, writing the same. From 1 or 2: records and their versions in the history get
+/// their status history (see [`add_status_histories`]); the summary counters and organization labels are
+/// computed again from the records, per visibility and with dated moves.
 pub fn migrate(db: &sled::Db, trees: &[sled::Tree], from: u32) -> Result<()> {
     let records = at(trees, Tree::Records);
     let (summary_tree, labels_tree) = (at(trees, Tree::Summary), at(trees, Tree::Labels));
     let mut counters: std::collections::BTreeMap<Vec<u8>, i128> = Default::default();
     let mut labels: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = Default::default();
+    let mut rewritten: Vec<(sled::IVec, Vec<u8>)> = Vec::new();
+    let histories = if from < 3 {
+        let histories = add_status_histories(trees)?;
+        // Durable before the schema version can say they are done.
+        db.flush().map_err(storage)?;
+        histories
+    } else {
+        Default::default()
+    };
     let mut n = 0u64;
     for kv in records.iter() {
-        let (_, v) = kv.map_err(storage)?;
-        let init: Initiative = decode(&v)?;
+        let (k, v) = kv.map_err(storage)?;
+        let mut init: Initiative = decode(&v)?;
+        if let Some(history) = histories.get(String::from_utf8_lossy(&k).as_ref()) {
+            init.status_history = history.clone();
+            init.status_date = history.last().and_then(|s| s.effective);
+            rewritten.push((k.clone(), init.encode_to_vec()));
+        }
         for (k, d) in summary::visible_delta(None, Some(&init)) {
             *counters.entry(k).or_default() += d;
         }
@@ -591,11 +679,15 @@ pub fn migrate(db: &sled::Db, trees: &[sled::Tree], from: u32) -> Result<()> {
         summary_tree.clone(),
         labels_tree.clone(),
         at(trees, Tree::Meta).clone(),
+        records.clone(),
     ];
     migrating
         .as_slice()
         .transaction(|tx| {
-            let (summary, labels_tx, meta) = (&tx[0], &tx[1], &tx[2]);
+            let (summary, labels_tx, meta, records_tx) = (&tx[0], &tx[1], &tx[2], &tx[3]);
+            for (k, v) in &rewritten {
+                records_tx.insert(k, v.as_slice())?;
+            }
             for k in &old_summary {
                 summary.remove(k)?;
             }
@@ -1018,7 +1110,9 @@ impl Store {
             Some(keys::text_prefix(keys::BY_TOPIC, topic))
         } else if let Some(cc) = &filter.country_code {
             Some(keys::text_prefix(keys::BY_COUNTRY, cc))
-        } else if let [status] = filter.statuses.as_slice() {
+        } else if let ([status], true) =
+            (filter.statuses.as_slice(), filter.current_status_applies())
+        {
             Some(keys::int_prefix(keys::BY_STATUS, *status))
         } else if let [instrument] = filter.instruments.as_slice() {
             Some(keys::int_prefix(keys::BY_INSTRUMENT, *instrument))
@@ -1026,6 +1120,11 @@ impl Store {
             None
         };
         let mut page = Filling::new(filter, limit);
+        if let Some(day) = filter.known_on {
+            let known = self.revision_known_on(day)?;
+            self.versions_known(known, after_id, |id, version| page.offer(id, version))?;
+            return Ok(page.page);
+        }
         match prefix {
             None => {
                 let start = match after_id {
@@ -1068,6 +1167,138 @@ impl Store {
             }
         }
         Ok(page.page)
+    }
+
+    /// The last revision recorded by the end of `day` (UTC): the state the
+    /// store was in then. Revisions are dense and their times increase, so
+    /// it is found by bisection over the changes.
+    pub fn revision_known_on(&self, day: Date) -> Result<u64> {
+        let end = day
+            .next_day()
+            .map(|d| d.midnight().assume_utc().unix_timestamp())
+            .unwrap_or(i64::MAX);
+        let changes = self.inner.tree(Tree::Changes);
+        let before_end = |rev: u64| -> Result<bool> {
+            let bytes = changes
+                .get(keys::revision(rev))
+                .map_err(storage)?
+                .ok_or_else(|| Error::Corrupt(format!("revision {rev} is missing")))?;
+            let change: Change = decode(&bytes)?;
+            Ok(change.change_time.is_some_and(|t| t.seconds < end))
+        };
+        // The answer is in [lo, hi]: lo is known to be before the end.
+        let (mut lo, mut hi) = (0u64, self.durable_revision());
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if before_end(mid)? {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        Ok(lo)
+    }
+
+    /// Walks every initiative, in id order after `after_id`, as it was at
+    /// revision `known`: `visit` gets its id and the version (`None` when
+    /// deleted by then) and returns true to stop. Initiatives created
+    /// later are not visited. Reads the history index and one change per
+    /// initiative.
+    pub fn versions_known(
+        &self,
+        known: u64,
+        after_id: Option<&str>,
+        mut visit: impl FnMut(&str, Option<Initiative>) -> bool,
+    ) -> Result<()> {
+        let s = &*self.inner;
+        s.sound()?;
+        let start = match after_id {
+            Some(a) => Bound::Excluded(keys::history(a, u64::MAX)),
+            None => Bound::Unbounded,
+        };
+        let mut pending: Option<(Vec<u8>, u64)> = None;
+        let mut resolve = |id: &[u8], rev: u64| -> Result<bool> {
+            let bytes = s
+                .tree(Tree::Changes)
+                .get(keys::revision(rev))
+                .map_err(storage)?
+                .ok_or_else(|| Error::Corrupt(format!("revision {rev} is missing")))?;
+            let change: Change = decode(&bytes)?;
+            let version = if change.r#type == ChangeType::Deleted as i32 {
+                None
+            } else {
+                change.initiative
+            };
+            Ok(visit(&String::from_utf8_lossy(id), version))
+        };
+        for kv in s
+            .tree(Tree::History)
+            .range::<Vec<u8>, _>((start, Bound::Unbounded))
+        {
+            let (k, _) = kv.map_err(storage)?;
+            let Some(split) = k.len().checked_sub(9) else {
+                continue;
+            };
+            let (id, rev) = (&k[..split], &k[split + 1..]);
+            let rev = u64::from_be_bytes(rev.try_into().unwrap_or([0xff; 8]));
+            if let Some((pid, prev)) = &pending {
+                if pid.as_slice() != id && resolve(pid, *prev)? {
+                    return Ok(());
+                }
+                if pid.as_slice() != id {
+                    pending = None;
+                }
+            }
+            if rev <= known {
+                pending = Some((id.to_vec(), rev));
+            }
+        }
+        if let Some((pid, prev)) = pending {
+            resolve(&pid, prev)?;
+        }
+        Ok(())
+    }
+
+    /// The summary a caller sees as the store stood at the end of
+    /// `known_on` (record time), each initiative as it stood on the
+    /// window's day (valid time): a recount over the versions of then.
+    pub fn summary_known(
+        &self,
+        window: SummaryWindow,
+        cleared: bool,
+        known_on: Date,
+    ) -> Result<DomainSummary> {
+        let known = self.revision_known_on(known_on)?;
+        let mut versions = Vec::new();
+        self.versions_known(known, None, |_, version| {
+            versions
+                .extend(version.filter(|i| cleared || !cetrack_contract::auth::is_restricted(i)));
+            false
+        })?;
+        let time = if known == 0 {
+            None
+        } else {
+            let bytes = self
+                .inner
+                .tree(Tree::Changes)
+                .get(keys::revision(known))
+                .map_err(storage)?;
+            match bytes {
+                Some(b) => decode::<Change>(&b)?.change_time,
+                None => None,
+            }
+        };
+        let mut s = summary::recount(
+            self.inner.domain,
+            &versions,
+            window,
+            LastChange {
+                revision: known,
+                time,
+            },
+        );
+        s.as_known_on = Some(cetrack_contract::dates::to_calendar(known_on));
+        Ok(s)
     }
 
     /// Up to `limit` revisions of initiative `id` after revision `after`
@@ -1183,8 +1414,14 @@ impl Store {
         let s = &*self.inner;
         s.sound()?;
         let p = s.published();
-        let counters =
-            summary::visible_counters(p.counters.iter().map(|(k, v)| (k.clone(), *v)), cleared);
+        let mut plain = Vec::new();
+        let mut later = Vec::new();
+        for vis in Visibility::seen(cleared) {
+            let [(a, b), (c, d)] = summary::ranges_for(*vis, window.as_of);
+            plain.extend(p.counters.range(a..b).map(|(k, v)| (k.clone(), *v)));
+            later.extend(p.counters.range(c..d).map(|(k, v)| (k.clone(), *v)));
+        }
+        let counters = summary::counters_on(plain, later);
         let label = |id: &str| -> OrganizationLabel {
             let bytes = Visibility::seen(cleared)
                 .iter()

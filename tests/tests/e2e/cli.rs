@@ -207,6 +207,9 @@ fn comparable(mut i: Initiative) -> Initiative {
     for p in &mut i.progress_updates {
         p.record_time = None;
     }
+    for s in &mut i.status_history {
+        s.record_time = None;
+    }
     i
 }
 
@@ -511,7 +514,8 @@ fn a_token_is_never_sent_in_plain_text_to_another_host() {
 }
 
 /// The commands of the README's "Using it" block, as written: the words
-/// after `cargo run -p cetrack --`, continuation lines joined, comments
+/// after `cargo run --release -p cetrack --` (the build `up` made),
+/// continuation lines joined, comments
 /// dropped.
 fn readme_commands() -> Vec<Vec<String>> {
     let readme = include_str!("../../../README.md");
@@ -524,7 +528,10 @@ fn readme_commands() -> Vec<Vec<String>> {
     let joined = block.replace("\\\n", " ");
     joined
         .lines()
-        .filter_map(|line| line.trim().strip_prefix("cargo run -p cetrack -- "))
+        .filter_map(|line| {
+            line.trim()
+                .strip_prefix("cargo run --release -p cetrack -- ")
+        })
         .map(|line| {
             // Words, with double-quoted ones kept whole; `#` starts a comment.
             let mut words = Vec::new();

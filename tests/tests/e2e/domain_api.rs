@@ -16,11 +16,12 @@ use pbjson_types::Timestamp;
 const WAIT: Duration = Duration::from_secs(10);
 
 /// The fields a create of `lifecycle_input` sets.
-const CREATED_FIELDS: [&str; 13] = [
+const CREATED_FIELDS: [&str; 14] = [
     "title",
     "summary",
     "instrument",
     "status",
+    "status_date",
     "participants",
     "planned_start",
     "planned_end",
@@ -335,7 +336,7 @@ async fn lifecycle(domain: Domain) -> anyhow::Result<()> {
         (
             4,
             ChangeType::Updated,
-            vec!["title", "status"],
+            vec!["title", "status", "status_date"],
             "test-admin",
         ),
         (
@@ -878,12 +879,14 @@ async fn domain_summary_counts_and_totals_on_every_domain() -> anyhow::Result<()
             })
             .await?
             .into_inner();
+        // Cancelled since 2025-12 (recorded today): cancelled as of 2026-01-01.
         c.update_initiative(UpdateInitiativeRequest {
             initiative: Some(Initiative {
                 status: Cancelled as i32,
+                status_date: Some(cetrack_contract::dates::day(2025, 12, 1)),
                 ..delta
             }),
-            update_mask: Some(mask(&["status"])),
+            update_mask: Some(mask(&["status", "status_date"])),
             ..Default::default()
         })
         .await?;

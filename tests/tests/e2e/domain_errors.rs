@@ -287,6 +287,8 @@ async fn every_rpc_rejects_invalid_arguments() -> anyhow::Result<()> {
             page_size: -1,
             page_token: "not a token!".into(),
             filter: Some(InitiativeFilter {
+                as_known_on: None,
+                document: String::new(),
                 statuses: vec![99],
                 instruments: vec![Instrument::Unspecified as i32],
                 organization_id: "US NSF".into(),

@@ -389,6 +389,7 @@ fn funding(
     qualifier: AmountQualifier,
 ) -> FundingCommitment {
     FundingCommitment {
+        date: None,
         amount: Some(Money {
             currency_code: currency.into(),
             units,
@@ -422,7 +423,10 @@ async fn the_summary_equals_one_computed_by_hand() -> anyhow::Result<()> {
     b.milestones = vec![
         milestone("soon", quarter(2025, 2), MilestoneStatus::Scheduled),
         milestone("late", year(2024), MilestoneStatus::Scheduled),
-        milestone("done", year(2024), MilestoneStatus::Met),
+        Milestone {
+            date_met: Some(quarter(2024, 4)),
+            ..milestone("done", year(2024), MilestoneStatus::Met)
+        },
     ];
     b.funding = vec![
         funding("USD", 2_500_000, 0, AmountQualifier::AtLeast),
@@ -472,9 +476,16 @@ async fn the_summary_equals_one_computed_by_hand() -> anyhow::Result<()> {
             initiative: Some(Initiative {
                 name: t.name("a"),
                 status: InProgress as i32,
+                // Recorded today, in effect since March 2025.
+                status_date: Some(ApproximateDate {
+                    precision: DatePrecision::Month as i32,
+                    year: 2025,
+                    month: 3,
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
-            update_mask: Some(mask(&["status"])),
+            update_mask: Some(mask(&["status", "status_date"])),
             request_id: String::new(),
             reporter: "us-nsf".into(),
         })
@@ -498,6 +509,7 @@ async fn the_summary_equals_one_computed_by_hand() -> anyhow::Result<()> {
         initiative_count: count,
     };
     let expected = DomainSummary {
+        as_known_on: None,
         parent: D.parent(),
         domain: D.to_proto() as i32,
         initiative_count: 4,

@@ -343,6 +343,9 @@ fn structured(rng: &mut Rng) -> (&'static str, Vec<u8>) {
         12 => (
             "/cet.v1.GatewayService/GenerateFactSheet",
             GenerateFactSheetRequest {
+                as_known_on: None,
+                document: String::new(),
+                include_quotes: false,
                 as_of: Some(CalendarDate {
                     year: nasty_int(rng),
                     month: nasty_int(rng),

@@ -103,9 +103,10 @@ async fn every_pair_of_the_lifecycle_table() -> anyhow::Result<()> {
 
 /// Every milestone status change through UpdateMilestone (25 pairs of the
 /// five statuses), on a milestone due 2024-Q1 of an open initiative, as of
-/// 2025-06-15: the new status is kept; a met or partly met milestone keeps
+/// today: the new status is kept; a met or partly met milestone keeps
 /// its date met, so moving it to a status that is not met is INVALID_ARGUMENT
-/// on `milestone.date_met` and changes nothing; and the domain summary's met
+/// on `milestone.date_met` and changes nothing; a milestone newly met without
+/// a date was met the day it is recorded; and the domain summary's met
 /// and overdue counts move by exactly what the two statuses say (met: MET or
 /// PARTIALLY_MET; overdue: SCHEDULED past its due period).
 #[tokio::test]
@@ -119,7 +120,8 @@ async fn every_milestone_status_change() -> anyhow::Result<()> {
         let parent = t.parent();
         let mut client = t.client.clone();
         async move {
-            let s = summary_at(&mut client, &parent, calendar(2025, 6, 15), 30).await?;
+            let today = cetrack_contract::dates::to_calendar(cetrack_contract::dates::today());
+            let s = summary_at(&mut client, &parent, today, 30).await?;
             let m = s.milestones.unwrap_or_default();
             anyhow::Ok((m.met, m.overdue))
         }
@@ -176,10 +178,14 @@ async fn every_milestone_status_change() -> anyhow::Result<()> {
                 .into_inner();
             assert_eq!(updated, now, "{pair}");
             assert_eq!(now.milestones[0].status, to as i32, "{pair}");
-            assert_eq!(
-                now.milestones[0].date_met, created.milestones[0].date_met,
-                "{pair}"
-            );
+            let date_met = match (met(from), met(to)) {
+                (1, _) => created.milestones[0].date_met,
+                (0, 1) => Some(cetrack_contract::dates::as_day(
+                    cetrack_contract::dates::today(),
+                )),
+                _ => None,
+            };
+            assert_eq!(now.milestones[0].date_met, date_met, "{pair}");
             let expected_revision = if from == to {
                 created.revision
             } else {

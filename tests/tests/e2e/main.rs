@@ -28,6 +28,7 @@ mod seed_data;
 mod shutdown;
 mod store_failsafe;
 mod store_faults;
+mod time_views;
 mod tls;
 mod trust_keys;
 mod trust_leak;

@@ -1,8 +1,11 @@
-//! Operators upgrade in place: a store written by the previous release
-//! (schema version 1, `tests/fixtures/v1-store/`, made by that release's own
+//! Operators upgrade in place: a store written by an earlier release (schema
+//! version 1, `tests/fixtures/v1-store/`, and the previous release's schema
+//! version 2, `tests/fixtures/v2-store/`, each made by that release's own
 //! binary) opens under this build with every record, history entry, request
-//! id and counter intact, its counters now kept per visibility; and a kill -9
-//! at any moment of the migration loses nothing.
+//! id and counter intact; each record gains the status history its changes
+//! tell (the first status from its dated source, each later one from the day
+//! it was recorded), and the counters answer for any "as of" day; and a kill
+//! -9 at any moment of the migration loses nothing.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,13 +19,18 @@ use cetrack_tests::*;
 
 const D: Domain = Domain::Biotech;
 
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/v1-store")
+/// The fixtures, by the schema version of the release that wrote them.
+const FIXTURES: [&str; 2] = ["v1-store", "v2-store"];
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }
 
-/// The records the previous release served from the fixture.
-fn served_before() -> anyhow::Result<Vec<Initiative>> {
-    std::fs::read_to_string(fixture().join("biotech.jsonl"))?
+/// The records the earlier release served from the fixture.
+fn served_before(name: &str) -> anyhow::Result<Vec<Initiative>> {
+    std::fs::read_to_string(fixture(name).join("biotech.jsonl"))?
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| Ok(serde_json::from_str(l)?))
@@ -30,7 +38,7 @@ fn served_before() -> anyhow::Result<Vec<Initiative>> {
 }
 
 /// A copy of the fixture store in a temporary directory.
-fn copy_of_fixture() -> anyhow::Result<tempfile::TempDir> {
+fn copy_of_fixture(name: &str) -> anyhow::Result<tempfile::TempDir> {
     fn copy(from: &Path, to: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(to)?;
         for entry in std::fs::read_dir(from)? {
@@ -45,7 +53,7 @@ fn copy_of_fixture() -> anyhow::Result<tempfile::TempDir> {
         Ok(())
     }
     let dir = tempfile::tempdir()?;
-    copy(&fixture().join("biotech"), dir.path())?;
+    copy(&fixture(name).join("biotech"), dir.path())?;
     Ok(dir)
 }
 
@@ -53,38 +61,100 @@ fn copy_of_fixture() -> anyhow::Result<tempfile::TempDir> {
 /// their history, their request ids, and counters equal to a recount (for a
 /// cleared caller over every record, for an uncleared one over the public
 /// records only).
-async fn assert_intact(addr: std::net::SocketAddr) -> anyhow::Result<()> {
-    let before = served_before()?;
+async fn assert_intact(addr: std::net::SocketAddr, name: &str) -> anyhow::Result<()> {
+    let before = served_before(name)?;
     anyhow::ensure!(
         before.iter().any(is_restricted),
         "the fixture holds a restricted record"
     );
     let mut admin = connect(addr).await?;
     let now = list_all(&mut admin, &D.parent(), None, 7).await?;
+    let without_status_history = |records: &[Initiative]| -> Vec<Initiative> {
+        records
+            .iter()
+            .map(|i| Initiative {
+                status_date: None,
+                status_history: vec![],
+                ..i.clone()
+            })
+            .collect()
+    };
     assert_eq!(
-        now, before,
-        "the records as the previous release served them"
+        without_status_history(&now),
+        before,
+        "{name}: the records as the earlier release served them"
     );
+    for record in &now {
+        let history = &record.status_history;
+        let last = history.last().expect("every record has a status history");
+        assert_eq!(last.status, record.status, "{}", record.name);
+        assert_eq!(record.status_date, last.effective, "{}", record.name);
+        assert_eq!(
+            history[0].effective,
+            Some(dates::day(2023, 12, 8)),
+            "{}: the first status from the record's dated source",
+            record.name
+        );
+    }
+    // The v2 fixture's bioeconomy collaboration was moved to IN_PROGRESS by
+    // the earlier release on the day the fixture was made.
+    if let Some(moved) = now
+        .iter()
+        .find(|i| i.status == LifecycleStatus::InProgress as i32)
+    {
+        let statuses: Vec<i32> = moved.status_history.iter().map(|h| h.status).collect();
+        assert_eq!(
+            statuses,
+            vec![
+                LifecycleStatus::Announced as i32,
+                LifecycleStatus::InProgress as i32
+            ],
+            "{}",
+            moved.name
+        );
+        let recorded = moved.status_history[1]
+            .record_time
+            .expect("recorded at a time");
+        let day = time::OffsetDateTime::from_unix_timestamp(recorded.seconds)?.date();
+        assert_eq!(
+            moved.status_history[1].effective,
+            Some(dates::as_day(day)),
+            "a later status takes effect the day it was recorded"
+        );
+    } else {
+        assert_eq!(name, "v1-store", "the v2 fixture holds a status change");
+    }
 
-    let mut last_revision = 0;
+    // The last revision: a record's last change, or a deletion since.
+    let last_revision = cetrack_tests::last_revision(&mut admin, D).await?;
     for record in &now {
         let history = history_all(&mut admin, &record.name, 3).await?;
         let last = history.last().expect("every record has a history");
         assert_eq!(last.revision, record.revision, "{}", record.name);
-        assert_eq!(last.initiative.as_ref(), Some(record), "{}", record.name);
-        last_revision = last_revision.max(record.revision);
+        assert_eq!(
+            last.initiative.as_ref(),
+            Some(record),
+            "{name}: {}",
+            record.name
+        );
+        assert!(record.revision <= last_revision);
     }
 
     // A replayed request returns the first answer and writes nothing.
-    let seed = include_str!("../../../cli/data/us-rok-cet-2023-12-08.jsonl")
-        .lines()
-        .map(serde_json::from_str::<CreateInitiativeRequest>)
-        .find(|r| r.as_ref().is_ok_and(|r| r.parent == D.parent()))
-        .expect("a biotech line in the seed")?;
+    // The seed request as the earlier release's seed sent it.
+    let seed: CreateInitiativeRequest = serde_json::from_str(&std::fs::read_to_string(
+        fixture(name).join("replayed-request.json"),
+    )?)?;
     let name = format!("{}/initiatives/{}", seed.parent, seed.initiative_id);
     let first = history_all(&mut admin, &name, 50).await?;
     let created = first.first().and_then(|c| c.initiative.clone());
     let replayed = admin.create_initiative(seed).await?.into_inner();
+    // The first answer as it was given, before records kept a status history.
+    let created = created.map(|i| Initiative {
+        status_date: None,
+        status_history: vec![],
+        ..i
+    });
     assert_eq!(
         Some(replayed),
         created,
@@ -140,16 +210,18 @@ async fn assert_intact(addr: std::net::SocketAddr) -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn a_store_of_the_previous_release_is_migrated_on_open_with_everything_intact(
+async fn a_store_of_an_earlier_release_is_migrated_on_open_with_everything_intact(
 ) -> anyhow::Result<()> {
-    let dir = copy_of_fixture()?;
-    let server = serve(D, dir.path()).await?;
-    assert_intact(server.addr).await?;
-    server.stop().await?;
-    // Opened again (already migrated), it is still intact.
-    let server = serve(D, dir.path()).await?;
-    assert_intact(server.addr).await?;
-    server.stop().await?;
+    for name in FIXTURES {
+        let dir = copy_of_fixture(name)?;
+        let server = serve(D, dir.path()).await?;
+        assert_intact(server.addr, name).await?;
+        server.stop().await?;
+        // Opened again (already migrated), it is still intact.
+        let server = serve(D, dir.path()).await?;
+        assert_intact(server.addr, name).await?;
+        server.stop().await?;
+    }
     Ok(())
 }
 
@@ -158,8 +230,12 @@ async fn a_kill_9_during_the_migration_loses_nothing() -> anyhow::Result<()> {
     let exe = binary(&D.binary())?;
     // Kills at moments spread over the start: before, during and after the
     // migration (it logs `store migrated` when done).
-    for delay_ms in [0u64, 2, 5, 10, 20, 40, 80] {
-        let dir = copy_of_fixture()?;
+    for (delay_ms, name) in [0u64, 2, 5, 10, 20, 40, 80]
+        .into_iter()
+        .flat_map(|d| FIXTURES.map(|f| (d, f)))
+    {
+        eprintln!("{name}: killed after {delay_ms} ms");
+        let dir = copy_of_fixture(name)?;
         let mut child = tokio::process::Command::new(&exe)
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path())
@@ -174,7 +250,7 @@ async fn a_kill_9_during_the_migration_loses_nothing() -> anyhow::Result<()> {
         child.start_kill()?;
         wait_exit(&mut child, PROCESS_TIMEOUT).await?;
         let server = spawn_service(&exe, dir.path()).await?;
-        assert_intact(server.addr).await?;
+        assert_intact(server.addr, name).await?;
         let exited = server.terminate().await?;
         assert!(exited.status.success(), "{}", exited.stderr_text());
     }

@@ -41,6 +41,7 @@ fn marked(domain: Domain, n: usize) -> Initiative {
         ParticipantRole::Partner,
     ));
     i.funding.push(FundingCommitment {
+        date: None,
         amount: Some(Money {
             currency_code: "JPY".into(),
             units: 777_777_777,
@@ -264,6 +265,7 @@ async fn no_response_of_any_read_holds_a_restricted_record_for_an_uncleared_call
     let mut gb = gateway_as(b.gateway_server.addr, Some(&viewer)).await?;
     for as_of in [None, Some(calendar(2024, 6, 1)), Some(calendar(2030, 1, 1))] {
         let req = GetOverviewRequest {
+            as_known_on: None,
             as_of,
             due_within_days: 3_000,
         };
