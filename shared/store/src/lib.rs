@@ -1122,7 +1122,10 @@ impl Store {
         let mut page = Filling::new(filter, limit);
         if let Some(day) = filter.known_on {
             let known = self.revision_known_on(day)?;
-            self.versions_known(known, after_id, |id, version| page.offer(id, version))?;
+            let hide = filter.hide_restricted;
+            self.versions_known(known, after_id, |id, version, restricted_now| {
+                page.offer(id, version.filter(|_| !(hide && restricted_now)))
+            })?;
             return Ok(page.page);
         }
         match prefix {
@@ -1200,15 +1203,17 @@ impl Store {
     }
 
     /// Walks every initiative, in id order after `after_id`, as it was at
-    /// revision `known`: `visit` gets its id and the version (`None` when
-    /// deleted by then) and returns true to stop. Initiatives created
-    /// later are not visited. Reads the history index and one change per
-    /// initiative.
+    /// revision `known`: `visit` gets its id, the version (`None` when
+    /// deleted by then) and whether its latest version (now, or when it was
+    /// deleted) is marked RESTRICTED (such a record does not exist for a
+    /// caller without clearance, nor does its past), and returns true to
+    /// stop. Initiatives created later are not visited. Reads the history
+    /// index and at most two changes per initiative.
     pub fn versions_known(
         &self,
         known: u64,
         after_id: Option<&str>,
-        mut visit: impl FnMut(&str, Option<Initiative>) -> bool,
+        mut visit: impl FnMut(&str, Option<Initiative>, bool) -> bool,
     ) -> Result<()> {
         let s = &*self.inner;
         s.sound()?;
@@ -1216,20 +1221,36 @@ impl Store {
             Some(a) => Bound::Excluded(keys::history(a, u64::MAX)),
             None => Bound::Unbounded,
         };
-        let mut pending: Option<(Vec<u8>, u64)> = None;
-        let mut resolve = |id: &[u8], rev: u64| -> Result<bool> {
+        // The id being read, its last revision up to `known` (0: none yet)
+        // and its last revision of all.
+        let mut pending: Option<(Vec<u8>, u64, u64)> = None;
+        let change_at = |rev: u64| -> Result<Change> {
             let bytes = s
                 .tree(Tree::Changes)
                 .get(keys::revision(rev))
                 .map_err(storage)?
                 .ok_or_else(|| Error::Corrupt(format!("revision {rev} is missing")))?;
-            let change: Change = decode(&bytes)?;
+            decode(&bytes)
+        };
+        let mut resolve = |id: &[u8], rev: u64, latest: u64| -> Result<bool> {
+            let change = change_at(rev)?;
+            let restricted_now = if latest == rev {
+                change
+                    .initiative
+                    .as_ref()
+                    .is_some_and(cetrack_contract::auth::is_restricted)
+            } else {
+                change_at(latest)?
+                    .initiative
+                    .as_ref()
+                    .is_some_and(cetrack_contract::auth::is_restricted)
+            };
             let version = if change.r#type == ChangeType::Deleted as i32 {
                 None
             } else {
                 change.initiative
             };
-            Ok(visit(&String::from_utf8_lossy(id), version))
+            Ok(visit(&String::from_utf8_lossy(id), version, restricted_now))
         };
         for kv in s
             .tree(Tree::History)
@@ -1241,20 +1262,28 @@ impl Store {
             };
             let (id, rev) = (&k[..split], &k[split + 1..]);
             let rev = u64::from_be_bytes(rev.try_into().unwrap_or([0xff; 8]));
-            if let Some((pid, prev)) = &pending {
-                if pid.as_slice() != id && resolve(pid, *prev)? {
-                    return Ok(());
+            let same = pending
+                .as_ref()
+                .is_some_and(|(pid, ..)| pid.as_slice() == id);
+            if !same {
+                if let Some((pid, at, latest)) = pending.take() {
+                    if at > 0 && resolve(&pid, at, latest)? {
+                        return Ok(());
+                    }
                 }
-                if pid.as_slice() != id {
-                    pending = None;
-                }
+                pending = Some((id.to_vec(), 0, rev));
             }
-            if rev <= known {
-                pending = Some((id.to_vec(), rev));
+            if let Some(p) = pending.as_mut() {
+                p.2 = rev;
+                if rev <= known {
+                    p.1 = rev;
+                }
             }
         }
-        if let Some((pid, prev)) = pending {
-            resolve(&pid, prev)?;
+        if let Some((pid, at, latest)) = pending {
+            if at > 0 {
+                resolve(&pid, at, latest)?;
+            }
         }
         Ok(())
     }
@@ -1270,9 +1299,10 @@ impl Store {
     ) -> Result<DomainSummary> {
         let known = self.revision_known_on(known_on)?;
         let mut versions = Vec::new();
-        self.versions_known(known, None, |_, version| {
-            versions
-                .extend(version.filter(|i| cleared || !cetrack_contract::auth::is_restricted(i)));
+        self.versions_known(known, None, |_, version, restricted_now| {
+            versions.extend(version.filter(|i| {
+                cleared || !(restricted_now || cetrack_contract::auth::is_restricted(i))
+            }));
             false
         })?;
         let time = if known == 0 {

@@ -399,3 +399,60 @@ async fn a_summary_is_read_while_a_write_holds_the_lock() {
     let summary = store.summary(window, true).unwrap();
     assert_eq!((summary.initiative_count, summary.last_revision), (2, 2));
 }
+
+/// A record restricted now is hidden from an uncleared caller also in its
+/// past, when it was public: `versions_known` says so for every version.
+#[tokio::test]
+async fn a_record_restricted_now_is_restricted_in_its_past_too() {
+    use cetrack_contract::proto::Sensitivity;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(Domain::Ai, dir.path()).unwrap();
+    let record = |sensitivity: Sensitivity| {
+        move |_: Option<&Initiative>| {
+            Ok(Plan::Put {
+                record: Initiative {
+                    title: "Once public".into(),
+                    sensitivity: sensitivity as i32,
+                    ..Default::default()
+                },
+                change_type: ChangeType::Updated,
+            })
+        }
+    };
+    store
+        .write("rec", None, "t", record(Sensitivity::Public))
+        .await
+        .unwrap();
+    let public_at = store.durable_revision();
+    store
+        .write("rec", None, "t", record(Sensitivity::Restricted))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    store
+        .versions_known(public_at, None, |id, version, restricted_now| {
+            seen.push((
+                id.to_string(),
+                version.map(|v| v.sensitivity),
+                restricted_now,
+            ));
+            false
+        })
+        .unwrap();
+    assert_eq!(
+        seen,
+        vec![("rec".to_string(), Some(Sensitivity::Public as i32), true)]
+    );
+    // For an uncleared caller it is not there as known today either.
+    let filter = Filter {
+        hide_restricted: true,
+        known_on: Some(cetrack_contract::dates::today()),
+        ..Default::default()
+    };
+    assert!(store.list(&filter, None, 10).unwrap().items.is_empty());
+    let cleared = Filter {
+        known_on: Some(cetrack_contract::dates::today()),
+        ..Default::default()
+    };
+    assert_eq!(store.list(&cleared, None, 10).unwrap().items.len(), 1);
+}

@@ -176,8 +176,32 @@ async fn no_response_of_any_read_holds_a_restricted_record_for_an_uncleared_call
         }
     };
 
-    // Every domain read, with every filter that could touch the records.
+    // Every domain read, with every filter that could touch the records,
+    // also as of a past day (valid time) and as known on a day (record
+    // time).
+    let today = cetrack_contract::dates::to_calendar(cetrack_contract::dates::today());
+    let yesterday = cetrack_contract::dates::today()
+        .previous_day()
+        .map(cetrack_contract::dates::to_calendar);
     let filters = [
+        InitiativeFilter {
+            as_known_on: Some(today),
+            ..Default::default()
+        },
+        InitiativeFilter {
+            as_known_on: yesterday,
+            ..Default::default()
+        },
+        InitiativeFilter {
+            as_of: Some(calendar(2024, 6, 1)),
+            as_known_on: Some(today),
+            statuses: vec![LifecycleStatus::InProgress as i32],
+            ..Default::default()
+        },
+        InitiativeFilter {
+            document: sample(Domain::Ai, "x", 2025).sources[0].document.clone(),
+            ..Default::default()
+        },
         InitiativeFilter::default(),
         InitiativeFilter {
             organization_id: MARKED_ORG.into(),
@@ -230,6 +254,19 @@ async fn no_response_of_any_read_holds_a_restricted_record_for_an_uncleared_call
             let sb = summary_at(&mut cb, &d.parent(), as_of, 3_000).await?;
             clean("GetDomainSummary", &sa);
             assert_eq!(counts(sa), counts(sb), "{d} summary");
+            for known in [Some(today), yesterday] {
+                let req = GetDomainSummaryRequest {
+                    parent: d.parent(),
+                    due_within_days: 3_000,
+                    as_of: Some(as_of),
+                    as_known_on: known,
+                    ..Default::default()
+                };
+                let sa = ca.get_domain_summary(req.clone()).await?.into_inner();
+                let sb = cb.get_domain_summary(req).await?.into_inner();
+                clean("GetDomainSummary as known on", &sa);
+                assert_eq!(counts(sa), counts(sb), "{d} summary as known on {known:?}");
+            }
         }
         for n in 0..3 {
             let name = format!("{}/initiatives/zqxmark-{n}", d.parent());
@@ -263,9 +300,15 @@ async fn no_response_of_any_read_holds_a_restricted_record_for_an_uncleared_call
     // Every gateway view.
     let mut ga = gateway_as(a.gateway_server.addr, Some(&viewer)).await?;
     let mut gb = gateway_as(b.gateway_server.addr, Some(&viewer)).await?;
-    for as_of in [None, Some(calendar(2024, 6, 1)), Some(calendar(2030, 1, 1))] {
+    for (as_of, as_known_on) in [
+        (None, None),
+        (Some(calendar(2024, 6, 1)), None),
+        (Some(calendar(2030, 1, 1)), None),
+        (None, Some(today)),
+        (Some(calendar(2030, 1, 1)), Some(today)),
+    ] {
         let req = GetOverviewRequest {
-            as_known_on: None,
+            as_known_on,
             as_of,
             due_within_days: 3_000,
         };
@@ -273,20 +316,14 @@ async fn no_response_of_any_read_holds_a_restricted_record_for_an_uncleared_call
         let ob = gb.get_overview(req).await?.into_inner();
         clean("GetOverview", &oa);
         assert_eq!(oa.totals, ob.totals, "overview totals as of {as_of:?}");
-        let fa = ga
-            .generate_fact_sheet(GenerateFactSheetRequest {
-                as_of,
-                ..Default::default()
-            })
-            .await?
-            .into_inner();
-        let fb = gb
-            .generate_fact_sheet(GenerateFactSheetRequest {
-                as_of,
-                ..Default::default()
-            })
-            .await?
-            .into_inner();
+        let sheet = GenerateFactSheetRequest {
+            as_of,
+            as_known_on,
+            include_quotes: true,
+            ..Default::default()
+        };
+        let fa = ga.generate_fact_sheet(sheet.clone()).await?.into_inner();
+        let fb = gb.generate_fact_sheet(sheet).await?.into_inner();
         clean("GenerateFactSheet", &fa);
         assert_eq!(fa.initiative_count, fb.initiative_count);
         assert_eq!(fa.markdown, fb.markdown);
@@ -302,16 +339,19 @@ async fn no_response_of_any_read_holds_a_restricted_record_for_an_uncleared_call
         clean("SearchInitiatives", &sa);
         assert_eq!(ids(&sa.initiatives), ids(&sb.initiatives), "search {f:?}");
     }
-    let pa = ga
-        .get_organization_portfolio(GetOrganizationPortfolioRequest {
-            organization_id: "us-nsf".into(),
-            due_within_days: 3_000,
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
-    clean("GetOrganizationPortfolio", &pa);
-    assert_eq!(pa.entries.len(), Domain::ALL.len() * 2);
+    for as_known_on in [None, Some(today)] {
+        let pa = ga
+            .get_organization_portfolio(GetOrganizationPortfolioRequest {
+                organization_id: "us-nsf".into(),
+                due_within_days: 3_000,
+                as_known_on,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        clean("GetOrganizationPortfolio", &pa);
+        assert_eq!(pa.entries.len(), Domain::ALL.len() * 2);
+    }
     let hidden = ga
         .get_organization_portfolio(GetOrganizationPortfolioRequest {
             organization_id: MARKED_ORG.into(),
@@ -330,13 +370,21 @@ async fn no_response_of_any_read_holds_a_restricted_record_for_an_uncleared_call
         page_size: 1_000,
         ..Default::default()
     };
-    let ta = ga
-        .list_milestone_timeline(window.clone())
-        .await?
-        .into_inner();
-    let tb = gb.list_milestone_timeline(window).await?.into_inner();
-    clean("ListMilestoneTimeline", &ta);
-    assert_eq!(ta.entries.len(), tb.entries.len());
+    for window in [
+        window.clone(),
+        ListMilestoneTimelineRequest {
+            as_known_on: Some(today),
+            ..window
+        },
+    ] {
+        let ta = ga
+            .list_milestone_timeline(window.clone())
+            .await?
+            .into_inner();
+        let tb = gb.list_milestone_timeline(window).await?.into_inner();
+        clean("ListMilestoneTimeline", &ta);
+        assert_eq!(ta.entries.len(), tb.entries.len());
+    }
     for n in 0..3 {
         let name = format!("domains/ai/initiatives/zqxmark-{n}");
         let got = ga.get_initiative(GetInitiativeRequest { name }).await;
