@@ -27,6 +27,9 @@ pub(crate) struct OverviewArgs {
     /// How many days ahead count as due soon.
     #[arg(long, default_value_t = 90)]
     due_within_days: i32,
+    /// Count only this source document's commitments (its title, exactly).
+    #[arg(long, default_value = "")]
+    document: String,
 }
 
 /// `cetrack overview`.
@@ -35,6 +38,7 @@ pub(crate) async fn overview(c: &Endpoints, out: Format, args: OverviewArgs) -> 
         .gateway()
         .await?
         .get_overview(GetOverviewRequest {
+            document: args.document,
             due_within_days: args.due_within_days,
             as_of: args.as_of,
             as_known_on: args.as_known_on,

@@ -22,31 +22,37 @@ pub async fn overview(
     let due_within_days = requests::due_within(&mut v, req.due_within_days, "due_within_days");
     let as_of = requests::as_of(&mut v, req.as_of.as_ref(), "as_of");
     let known_on = requests::known_on(&mut v, req.as_known_on.as_ref(), "as_known_on");
+    v.text("document", &req.document, false, 500);
     v.finish()?;
+    let document = req.document.clone();
     let all = domains.all();
     let FanOut {
         answers,
         unavailable,
     } = domains
-        .fan_out(&all, ctx, |d, mut client, ctx| async move {
-            // Beside the caller's call, the gateway's own (at most once a
-            // second): the last-known summaries it keeps across callers.
-            let (answer, ()) = tokio::join!(
-                client.get_domain_summary(request(
-                    GetDomainSummaryRequest {
-                        parent: d.parent(),
-                        due_within_days,
-                        as_of: Some(dates::to_calendar(as_of)),
-                        public_only: false,
-                        as_known_on: known_on.map(dates::to_calendar),
-                    },
-                    &ctx,
-                )),
-                domains.refresh_summaries(d, ctx.deadline),
-            );
-            answer
-                .map(|r| r.into_inner())
-                .map_err(|s| DomainError::from_status(d, s))
+        .fan_out(&all, ctx, |d, mut client, ctx| {
+            let document = document.clone();
+            async move {
+                // Beside the caller's call, the gateway's own (at most once a
+                // second): the last-known summaries it keeps across callers.
+                let (answer, ()) = tokio::join!(
+                    client.get_domain_summary(request(
+                        GetDomainSummaryRequest {
+                            parent: d.parent(),
+                            due_within_days,
+                            as_of: Some(dates::to_calendar(as_of)),
+                            public_only: false,
+                            as_known_on: known_on.map(dates::to_calendar),
+                            document,
+                        },
+                        &ctx,
+                    )),
+                    domains.refresh_summaries(d, ctx.deadline),
+                );
+                answer
+                    .map(|r| r.into_inner())
+                    .map_err(|s| DomainError::from_status(d, s))
+            }
         })
         .await;
 
@@ -138,5 +144,6 @@ pub async fn overview(
         as_of: Some(dates::to_calendar(as_of)),
         generate_time: Some(dates::now()),
         as_known_on: known_on.map(dates::to_calendar),
+        document: req.document,
     })
 }

@@ -327,22 +327,24 @@ impl Served {
         })
     }
 
-    /// GetDomainSummaryRequest: the window counted, and the record-time day
-    /// to count as known on (unset: now).
-    pub fn summary(self, req: &GetDomainSummaryRequest) -> Result<(SummaryWindow, Option<Date>)> {
+    /// GetDomainSummaryRequest: the window counted, the record-time day to
+    /// count as known on (unset: now) and the document counted (unset: all).
+    pub fn summary(self, req: &GetDomainSummaryRequest) -> Result<CheckedSummary> {
         let mut v = Violations::default();
         self.parent(&mut v, &req.parent, "parent")?;
         let due_within_days = due_within(&mut v, req.due_within_days, "due_within_days");
         let as_of = as_of(&mut v, req.as_of.as_ref(), "as_of");
         let known_on = known_on(&mut v, req.as_known_on.as_ref(), "as_known_on");
+        v.text("document", &req.document, false, 500);
         v.finish()?;
-        Ok((
-            SummaryWindow {
+        Ok(CheckedSummary {
+            window: SummaryWindow {
                 as_of,
                 due_within_days,
             },
             known_on,
-        ))
+            document: Some(req.document.clone()).filter(|d| !d.is_empty()),
+        })
     }
 
     /// ListHistoryRequest: the name, page size and position.
@@ -391,6 +393,17 @@ fn checked<T>(v: &mut Violations, r: std::result::Result<T, FieldViolation>, pla
         v.extend([e]);
         placeholder
     })
+}
+
+/// A checked GetDomainSummaryRequest.
+#[derive(Debug, Clone)]
+pub struct CheckedSummary {
+    /// The day and window counted.
+    pub window: SummaryWindow,
+    /// Count as known at the end of this day (record time); `None`: now.
+    pub known_on: Option<Date>,
+    /// Count only the records of this document.
+    pub document: Option<String>,
 }
 
 /// A checked CreateInitiativeRequest.

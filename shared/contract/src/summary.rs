@@ -489,25 +489,55 @@ pub fn recount<'a>(
     window: SummaryWindow,
     last: LastChange,
 ) -> DomainSummary {
-    let mut counters: BTreeMap<Vec<u8>, i128> = BTreeMap::new();
-    let mut labels = BTreeMap::new();
+    let mut r = Recount::new(window);
     for init in initiatives {
-        let Some(init) = valid_time::on_day(init, window.as_of) else {
-            continue;
+        r.add(init);
+    }
+    r.finish(domain, last)
+}
+
+/// A summary counted one initiative at a time (see [`recount`]), holding
+/// only the counters, never the initiatives.
+#[derive(Debug)]
+pub struct Recount {
+    window: SummaryWindow,
+    counters: BTreeMap<Vec<u8>, i128>,
+    labels: BTreeMap<String, OrganizationLabel>,
+}
+
+impl Recount {
+    /// An empty count for `window`.
+    pub fn new(window: SummaryWindow) -> Self {
+        Self {
+            window,
+            counters: BTreeMap::new(),
+            labels: BTreeMap::new(),
+        }
+    }
+
+    /// Counts `init` as it stood on the window's day.
+    pub fn add(&mut self, init: &Initiative) {
+        let Some(init) = valid_time::on_day(init, self.window.as_of) else {
+            return;
         };
         for (k, v) in contributions(&init) {
-            *counters.entry(k).or_default() += v;
+            *self.counters.entry(k).or_default() += v;
         }
-        labels.extend(organization_labels(&init));
+        self.labels.extend(organization_labels(&init));
     }
-    counters.retain(|_, v| *v != 0);
-    assemble(
-        domain,
-        counters,
-        |id| labels.get(id).cloned().unwrap_or_default(),
-        window,
-        last,
-    )
+
+    /// The summary of what was counted.
+    pub fn finish(mut self, domain: Domain, last: LastChange) -> DomainSummary {
+        self.counters.retain(|_, v| *v != 0);
+        let labels = self.labels;
+        assemble(
+            domain,
+            self.counters,
+            |id| labels.get(id).cloned().unwrap_or_default(),
+            self.window,
+            last,
+        )
+    }
 }
 
 /// Adds funding totals into `totals` (keyed by currency and qualifier), for

@@ -435,12 +435,16 @@ impl DomainCore {
         req: GetDomainSummaryRequest,
     ) -> Result<DomainSummary> {
         caller.check_read(self.domain)?;
-        let (window, known_on) = self.served().summary(&req)?;
+        let checked = self.served().summary(&req)?;
         let store = self.store.clone();
         let cleared = caller.cleared() && !req.public_only;
-        blocking(move || match known_on {
-            None => store.summary(window, cleared),
-            Some(day) => store.summary_known(window, cleared, day),
+        blocking(move || match (checked.known_on, &checked.document) {
+            // From the counters: O(1) in the number of records.
+            (None, None) => store.summary(checked.window, cleared),
+            // Record by record.
+            (known_on, document) => {
+                store.summary_scan(checked.window, cleared, known_on, document.as_deref())
+            }
         })
         .await
     }

@@ -1288,47 +1288,64 @@ impl Store {
         Ok(())
     }
 
-    /// The summary a caller sees as the store stood at the end of
-    /// `known_on` (record time), each initiative as it stood on the
-    /// window's day (valid time): a recount over the versions of then.
-    pub fn summary_known(
+    /// The summary a caller sees (`cleared`: restricted records counted
+    /// too) counted record by record: of the records of one `document` only
+    /// (a source names it), and as the store stood at the end of
+    /// `known_on` (record time), each initiative as it stood on the window's
+    /// day (valid time). Holds counters, never the records.
+    pub fn summary_scan(
         &self,
         window: SummaryWindow,
         cleared: bool,
-        known_on: Date,
+        known_on: Option<Date>,
+        document: Option<&str>,
     ) -> Result<DomainSummary> {
-        let known = self.revision_known_on(known_on)?;
-        let mut versions = Vec::new();
-        self.versions_known(known, None, |_, version, restricted_now| {
-            versions.extend(version.filter(|i| {
-                cleared || !(restricted_now || cetrack_contract::auth::is_restricted(i))
-            }));
-            false
-        })?;
-        let time = if known == 0 {
-            None
-        } else {
-            let bytes = self
-                .inner
-                .tree(Tree::Changes)
-                .get(keys::revision(known))
-                .map_err(storage)?;
-            match bytes {
-                Some(b) => decode::<Change>(&b)?.change_time,
-                None => None,
+        let s = &*self.inner;
+        s.sound()?;
+        let in_document =
+            |i: &Initiative| document.is_none_or(|d| i.sources.iter().any(|s| s.document == d));
+        let mut count = summary::Recount::new(window);
+        let last = match known_on {
+            Some(day) => {
+                let known = self.revision_known_on(day)?;
+                self.versions_known(known, None, |_, version, restricted_now| {
+                    if let Some(i) = version {
+                        let hidden = !cleared
+                            && (restricted_now || cetrack_contract::auth::is_restricted(&i));
+                        if !hidden && in_document(&i) {
+                            count.add(&i);
+                        }
+                    }
+                    false
+                })?;
+                let time = match s
+                    .tree(Tree::Changes)
+                    .get(keys::revision(known))
+                    .map_err(storage)?
+                {
+                    Some(b) if known > 0 => decode::<Change>(&b)?.change_time,
+                    _ => None,
+                };
+                LastChange {
+                    revision: known,
+                    time,
+                }
+            }
+            None => {
+                let last = s.published().last.clone();
+                for kv in s.tree(Tree::Records).iter() {
+                    let (_, v) = kv.map_err(storage)?;
+                    let i: Initiative = decode(&v)?;
+                    if (cleared || !cetrack_contract::auth::is_restricted(&i)) && in_document(&i) {
+                        count.add(&i);
+                    }
+                }
+                last
             }
         };
-        let mut s = summary::recount(
-            self.inner.domain,
-            &versions,
-            window,
-            LastChange {
-                revision: known,
-                time,
-            },
-        );
-        s.as_known_on = Some(cetrack_contract::dates::to_calendar(known_on));
-        Ok(s)
+        let mut summary = count.finish(s.domain, last);
+        summary.as_known_on = known_on.map(cetrack_contract::dates::to_calendar);
+        Ok(summary)
     }
 
     /// Up to `limit` revisions of initiative `id` after revision `after`

@@ -243,6 +243,7 @@ async fn overview_sums_the_summaries_of_every_domain() -> anyhow::Result<()> {
         .gateway
         .clone()
         .get_overview(GetOverviewRequest {
+            document: String::new(),
             as_known_on: None,
             due_within_days: WITHIN,
             as_of: Some(as_of),
@@ -391,6 +392,7 @@ async fn overview_sums_the_summaries_of_every_domain() -> anyhow::Result<()> {
         .gateway
         .clone()
         .get_overview(GetOverviewRequest {
+            document: String::new(),
             as_known_on: None,
             due_within_days: 0,
             as_of: Some(as_of),
@@ -409,6 +411,7 @@ async fn overview_sums_the_summaries_of_every_domain() -> anyhow::Result<()> {
         .gateway
         .clone()
         .get_overview(GetOverviewRequest {
+            document: String::new(),
             as_known_on: None,
             due_within_days: 90,
             as_of: Some(calendar(2025, 1, 1)),
@@ -1560,6 +1563,7 @@ async fn bad_input_is_invalid_argument_with_field_violations() -> anyhow::Result
     assert_invalid(
         "overview window",
         g.get_overview(GetOverviewRequest {
+            document: String::new(),
             as_known_on: None,
             due_within_days: -1,
             as_of: Some(calendar(2025, 13, 1)),

@@ -284,6 +284,7 @@ async fn every_view_answers_for_the_world_on_the_day_asked() -> anyhow::Result<(
         // The overview.
         let o = g
             .get_overview(GetOverviewRequest {
+                document: String::new(),
                 due_within_days: 30,
                 as_of: Some(as_of),
                 as_known_on: None,
@@ -590,6 +591,7 @@ fn flat(text: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fact_sheet_of_a_document_follows_its_order_and_sections() -> anyhow::Result<()> {
+    const OTHER: &str = "Joint Statement of Another Dialogue";
     const TITLE: &str = "Joint Fact Sheet: Launching the U.S.-ROK Next Generation Critical and Emerging Technologies Dialogue";
     let source = flat(include_str!(
         "../../../cli/data/us-rok-cet-dialogue-joint-fact-sheet-2023-12-08.md"
@@ -605,7 +607,7 @@ async fn the_fact_sheet_of_a_document_follows_its_order_and_sections() -> anyhow
     }
     // A commitment of another document is not printed.
     let mut other = sample(D, "Another dialogue's commitment", 2026);
-    other.sources[0].document = "Joint Statement of Another Dialogue".into();
+    other.sources[0].document = OTHER.into();
     s.create(D, "other-document", other).await?;
 
     let f = s
@@ -666,6 +668,59 @@ async fn the_fact_sheet_of_a_document_follows_its_order_and_sections() -> anyhow
     assert_eq!(
         md.matches("Status as of 2023-12-08:").count(),
         seeded as usize
+    );
+
+    // Two documents side by side: the overview and search count one of them
+    // when asked, and the whole fact sheet has a part for each.
+    let mut g = s.gateway.clone();
+    for (document, count) in [("", seeded + 1), (TITLE, seeded), (OTHER, 1)] {
+        let o = g
+            .get_overview(GetOverviewRequest {
+                document: document.into(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        assert_eq!(o.document, document);
+        assert_eq!(
+            o.totals.unwrap_or_default().initiative_count,
+            i64::from(count),
+            "overview of {document:?}"
+        );
+        let found = g
+            .search_initiatives(SearchInitiativesRequest {
+                filter: Some(InitiativeFilter {
+                    document: document.into(),
+                    ..Default::default()
+                }),
+                page_size: 1_000,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        assert_eq!(
+            found.initiatives.len(),
+            count as usize,
+            "search of {document:?}"
+        );
+    }
+    let whole = g
+        .generate_fact_sheet(GenerateFactSheetRequest::default())
+        .await?
+        .into_inner();
+    let parts: Vec<&str> = whole
+        .markdown
+        .lines()
+        .filter(|l| l.starts_with("## "))
+        .collect();
+    assert_eq!(
+        parts,
+        vec![
+            "## Joint Fact Sheet: Launching the U.S.-ROK Next Generation Critical and Emerging Technologies Dialogue (2023-12-08)",
+            "## Joint Statement of Another Dialogue (2023-12-08)",
+        ],
+        "{}",
+        whole.markdown
     );
     Ok(())
 }

@@ -300,19 +300,22 @@ async fn no_response_of_any_read_holds_a_restricted_record_for_an_uncleared_call
     // Every gateway view.
     let mut ga = gateway_as(a.gateway_server.addr, Some(&viewer)).await?;
     let mut gb = gateway_as(b.gateway_server.addr, Some(&viewer)).await?;
-    for (as_of, as_known_on) in [
-        (None, None),
-        (Some(calendar(2024, 6, 1)), None),
-        (Some(calendar(2030, 1, 1)), None),
-        (None, Some(today)),
-        (Some(calendar(2030, 1, 1)), Some(today)),
+    let sample_document = sample(Domain::Ai, "x", 2025).sources[0].document.clone();
+    for (as_of, as_known_on, document) in [
+        (None, None, ""),
+        (Some(calendar(2024, 6, 1)), None, ""),
+        (Some(calendar(2030, 1, 1)), None, ""),
+        (None, Some(today), ""),
+        (Some(calendar(2030, 1, 1)), Some(today), ""),
+        (None, None, sample_document.as_str()),
     ] {
         let req = GetOverviewRequest {
+            document: document.to_string(),
             as_known_on,
             as_of,
             due_within_days: 3_000,
         };
-        let oa = ga.get_overview(req).await?.into_inner();
+        let oa = ga.get_overview(req.clone()).await?.into_inner();
         let ob = gb.get_overview(req).await?.into_inner();
         clean("GetOverview", &oa);
         assert_eq!(oa.totals, ob.totals, "overview totals as of {as_of:?}");
