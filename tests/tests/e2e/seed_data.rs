@@ -111,13 +111,27 @@ fn every_line_is_a_valid_create_request() {
 
         // What the curation promises beyond the validation rules.
         assert!(!init.summary.is_empty(), "line {line}: no summary");
-        assert!(
-            matches!(
-                LifecycleStatus::try_from(init.status),
-                Ok(LifecycleStatus::Announced | LifecycleStatus::Proposed)
+        // A fact sheet states commitments as announced or proposed; only
+        // what it says has started (the dialogue itself, that day) is in
+        // progress, dated.
+        match LifecycleStatus::try_from(init.status) {
+            Ok(LifecycleStatus::Announced | LifecycleStatus::Proposed) => {
+                assert_eq!(init.status_date, None, "line {line}: dated by its source")
+            }
+            Ok(LifecycleStatus::InProgress) => assert_eq!(
+                init.status_date,
+                Some(cetrack_contract::dates::day(2023, 12, 8)),
+                "line {line}: in progress since the dialogue met"
             ),
-            "line {line}: a fact sheet states commitments as announced or proposed"
-        );
+            other => panic!("line {line}: status {other:?}"),
+        }
+        // Every record knows where it stands in the document.
+        for s in &init.sources {
+            assert!(
+                s.section_order > 0 && s.bullet_order > 0,
+                "line {line}: no position in the document"
+            );
+        }
         assert_eq!(
             init.sensitivity,
             Sensitivity::Public as i32,
