@@ -8,7 +8,7 @@ use cetrack_contract::names::InitiativeName;
 use cetrack_contract::pagination::fingerprint;
 use cetrack_contract::proto::{
     AddProgressUpdateRequest, CreateInitiativeRequest, GetInitiativeRequest, Initiative,
-    ListInitiativesRequest,
+    ListInitiativesRequest, UpdateInitiativeRequest,
 };
 use cetrack_contract::Domain;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -95,10 +95,18 @@ fn parse_line(line: &str) -> anyhow::Result<(CreateInitiativeRequest, Initiative
     let init: Initiative = serde_json::from_value(value)?;
     let name = InitiativeName::parse(&init.name, "name")
         .map_err(|v| anyhow::anyhow!("{}: {}", v.field, v.description))?;
+    // Created with its first status, from when it took effect; the later
+    // ones are replayed after it (see `import`), so that the status history
+    // comes across.
+    let mut first = init.clone();
+    if let Some(h) = init.status_history.first() {
+        first.status = h.status;
+        first.status_date = h.effective;
+    }
     let req = CreateInitiativeRequest {
         parent: name.domain.parent(),
         initiative_id: name.id,
-        initiative: Some(init.clone()),
+        initiative: Some(first),
         request_id: format!("import-{:016x}", fingerprint(&[init.name.as_bytes()])),
         reporter: "import".into(),
     };
@@ -187,6 +195,29 @@ pub(crate) async fn import(
                 .await
                 .map_err(StatusError)
                 .with_context(|| format!("line {}: progress update {} of {name}", n + 1, p.id))?;
+        }
+        // The later statuses, each from when it took effect.
+        for (k, h) in init.status_history.iter().enumerate().skip(1) {
+            client
+                .update_initiative(UpdateInitiativeRequest {
+                    initiative: Some(Initiative {
+                        name: name.clone(),
+                        status: h.status,
+                        status_date: h.effective,
+                        ..Default::default()
+                    }),
+                    update_mask: Some(pbjson_types::FieldMask {
+                        paths: vec!["status".into(), "status_date".into()],
+                    }),
+                    request_id: format!(
+                        "import-{:016x}-s{k}{suffix}",
+                        fingerprint(&[name.as_bytes()])
+                    ),
+                    reporter: "import".into(),
+                })
+                .await
+                .map_err(StatusError)
+                .with_context(|| format!("line {}: status {k} of {name}", n + 1))?;
         }
         done.created += 1;
         progress.inc(1);

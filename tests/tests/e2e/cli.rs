@@ -294,8 +294,11 @@ fn export_import_export_is_lossless() {
     let a_dir = tempfile::tempdir().expect("tempdir");
     let b_dir = tempfile::tempdir().expect("tempdir");
     let a = System::start(a_dir.path(), true);
-    // Progress and a met milestone make the records more than the seed.
+    // Progress, a met milestone and a dated status change make the records
+    // more than the seed (the dialogue itself comes with two statuses).
     let name = "domains/biotech/initiatives/nsf-msit-bioeconomy-rd";
+    a.ok(&["status", name, "in-progress", "--since", "2024-Q2"]);
+    a.ok(&["status", name, "suspended", "--since", "2025-03"]);
     a.ok(&[
         "progress",
         name,
@@ -332,6 +335,11 @@ fn export_import_export_is_lossless() {
     b.ok(&["export", "--out", third.to_str().expect("path")]);
 
     let original = records(&std::fs::read_to_string(&first).expect("read"));
+    let moved = original
+        .iter()
+        .find(|i| i.name == name)
+        .expect("the record moved");
+    assert_eq!(moved.status_history.len(), 3, "{moved:?}");
     let copy = records(&std::fs::read_to_string(&second).expect("read"));
     assert_eq!(original.len(), seed_lines());
     assert_eq!(
