@@ -129,6 +129,9 @@ pub(crate) async fn up(args: UpArgs) -> anyhow::Result<()> {
             cache_capacity: args.cache_mb * 1024 * 1024,
             auth: auth.clone(),
             tls: None,
+            request_id_retention: std::time::Duration::from_secs(
+                u64::from(cetrack_domain_service::DEFAULT_REQUEST_ID_RETENTION_DAYS) * 86_400,
+            ),
         };
         let server = start_domain(config, listener, shutdown.clone()).await?;
         addrs.push((d, server.addr));

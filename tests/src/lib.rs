@@ -172,6 +172,7 @@ pub async fn serve_with(
             cache_capacity: 16 * 1024 * 1024,
             auth,
             tls,
+            request_id_retention: Duration::from_secs(90 * 86_400),
         },
         listener,
         CancellationToken::new(),

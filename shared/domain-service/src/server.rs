@@ -53,6 +53,10 @@ pub struct DomainArgs {
     /// sled page cache, in MiB.
     #[arg(long, env = "CETRACK_CACHE_MB", default_value_t = 64)]
     pub cache_mb: u64,
+    /// How long a request id is remembered (AIP-155), in days: a retry
+    /// after that is a new call.
+    #[arg(long, env = "CETRACK_REQUEST_ID_RETENTION_DAYS", default_value_t = DEFAULT_REQUEST_ID_RETENTION_DAYS)]
+    pub request_id_retention_days: u32,
     /// Address of the Prometheus metrics endpoint (`GET /metrics`), e.g.
     /// `0.0.0.0:9100` [default: none, no metrics].
     #[arg(long, env = "CETRACK_METRICS_LISTEN")]
@@ -81,6 +85,37 @@ pub struct DomainServerConfig {
     pub auth: Auth,
     /// TLS (`None`: plaintext).
     pub tls: Option<ServerTlsConfig>,
+    /// How long a request id is remembered.
+    pub request_id_retention: Duration,
+}
+
+/// How long a request id is remembered unless configured: 90 days.
+pub const DEFAULT_REQUEST_ID_RETENTION_DAYS: u32 = 90;
+
+/// How often expired request ids are forgotten.
+const REQUEST_ID_SWEEP: Duration = Duration::from_secs(3600);
+
+/// Forgets the request ids older than `retention` now and every
+/// [`REQUEST_ID_SWEEP`], until `shutdown` fires.
+async fn sweep_request_ids(store: Store, retention: Duration, shutdown: CancellationToken) {
+    let domain = store.domain();
+    let mut tick = tokio::time::interval(REQUEST_ID_SWEEP);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let before = time::OffsetDateTime::now_utc().unix_timestamp()
+            - i64::try_from(retention.as_secs()).unwrap_or(i64::MAX);
+        let s = store.clone();
+        match tokio::task::spawn_blocking(move || s.prune_requests(before)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(%domain, forgotten = n, "expired request ids forgotten"),
+            Ok(Err(e)) => tracing::warn!(%domain, error = %e, "cannot forget expired request ids"),
+            Err(e) => tracing::warn!(%domain, error = %e, "cannot forget expired request ids"),
+        }
+    }
 }
 
 /// Opens a store, waiting a little while its lock is still held: when a
@@ -150,12 +185,18 @@ pub async fn serve_store(
     };
     let gauges_stop = shutdown.child_token();
     let gauges = tokio::spawn(track_store(store.clone(), gauges_stop.clone()));
+    let sweeper = tokio::spawn(sweep_request_ids(
+        store.clone(),
+        config.request_id_retention,
+        gauges_stop.clone(),
+    ));
     let task = tokio::spawn(async move {
         let served = server.task.await;
         // The gauges and feed tasks hold clones of the store: let them end
         // first.
         gauges_stop.cancel();
         let _ = gauges.await;
+        let _ = sweeper.await;
         feed_stop.cancel();
         let _ = feed_task.await;
         let flushed = store.flush();
@@ -221,6 +262,8 @@ pub fn domain_main(domain: Domain) -> ExitCode {
         .data_dir
         .unwrap_or_else(|| PathBuf::from("cetrack-data").join(domain.slug()));
     let (cache_capacity, auth, tls) = (args.cache_mb * 1024 * 1024, args.auth, args.tls);
+    let request_id_retention =
+        Duration::from_secs(u64::from(args.request_id_retention_days) * 86_400);
     serve_main(
         listen,
         args.metrics_listen,
@@ -231,6 +274,7 @@ pub fn domain_main(domain: Domain) -> ExitCode {
                 cache_capacity,
                 auth: auth.load()?,
                 tls: tls.load()?,
+                request_id_retention,
             };
             start_domain(config, listener, shutdown).await
         },

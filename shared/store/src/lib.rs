@@ -41,7 +41,9 @@ use commit::{Failure, Faults, GroupCommit};
 ///   clearance is counted only what they may see.
 /// - 3: records carry their dated status history (valid time), and the
 ///   summary counters gain dated moves, so that a summary "as of" any day
-///   is read from counters.
+///   is read from counters; a request id keeps the hash of its request and
+///   the revision of its first answer (not both whole), with its time, so
+///   that it can expire.
 pub const SCHEMA_VERSION: u32 = 3;
 
 /// One key of one tree, as stored: (tree, key, value).
@@ -330,12 +332,68 @@ pub struct StoreStats {
     pub changes_read: u64,
 }
 
+/// A request id as schema 1 and 2 kept it: the whole request and the whole
+/// first answer (read only by the migration).
 #[derive(Clone, PartialEq, Message)]
 struct StoredResponse {
     #[prost(bytes = "vec", tag = "1")]
     fingerprint: Vec<u8>,
     #[prost(bytes = "vec", tag = "2")]
     response: Vec<u8>,
+}
+
+/// A request id as kept from schema 3: the SHA-256 of the request and the
+/// revision its first answer wrote (the answer is that change's initiative
+/// in the change log), with when it was written, for the retention. Its tags
+/// differ from [`StoredResponse`]'s so that the two are told apart.
+#[derive(Clone, PartialEq, Message)]
+struct StoredRequest {
+    #[prost(bytes = "vec", tag = "4")]
+    hash: Vec<u8>,
+    #[prost(uint64, tag = "5")]
+    revision: u64,
+    #[prost(int64, tag = "6")]
+    seconds: i64,
+}
+
+/// The hash a request id is kept with.
+fn request_hash(fingerprint: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(fingerprint).to_vec()
+}
+
+/// Rewrites the request ids of schema 1 and 2 in the compact form (see
+/// [`StoredRequest`]), in batches; an entry already rewritten is left alone,
+/// so that after a crash the migration runs again and finishes the rest.
+fn compact_requests(trees: &[sled::Tree]) -> Result<u64> {
+    const BATCH: usize = 1_000;
+    let requests = at(trees, Tree::Requests);
+    let mut batch = sled::Batch::default();
+    let (mut pending, mut n) = (0, 0u64);
+    for kv in requests.iter() {
+        let (k, v) = kv.map_err(storage)?;
+        let old: StoredResponse = decode(&v)?;
+        if old.response.is_empty() {
+            continue;
+        }
+        let first: Initiative = decode(&old.response)?;
+        let compact = StoredRequest {
+            hash: request_hash(&old.fingerprint),
+            revision: first.revision.unsigned_abs(),
+            seconds: first.update_time.map(|t| t.seconds).unwrap_or_default(),
+        };
+        batch.insert(k, compact.encode_to_vec());
+        pending += 1;
+        n += 1;
+        if pending == BATCH {
+            requests
+                .apply_batch(std::mem::take(&mut batch))
+                .map_err(storage)?;
+            pending = 0;
+        }
+    }
+    requests.apply_batch(batch).map_err(storage)?;
+    Ok(n)
 }
 
 /// A domain's durable store.
@@ -643,6 +701,8 @@ pub fn migrate(db: &sled::Db, trees: &[sled::Tree], from: u32) -> Result<()> {
     let mut rewritten: Vec<(sled::IVec, Vec<u8>)> = Vec::new();
     let histories = if from < 3 {
         let histories = add_status_histories(trees)?;
+        let compacted = compact_requests(trees)?;
+        tracing::info!(compacted, "request ids kept as a hash and a revision");
         // Durable before the schema version can say they are done.
         db.flush().map_err(storage)?;
         histories
@@ -964,14 +1024,27 @@ impl Store {
                 let request_key = idempotency.map(|i| keys::request(i.method, &i.request_id));
                 if let (Some(key), Some(i)) = (&request_key, idempotency) {
                     if let Some(stored) = requests.get(key)? {
-                        let stored: StoredResponse = decode(&stored).or_else(abort)?;
-                        if stored.fingerprint != i.fingerprint {
+                        let stored: StoredRequest = decode(&stored).or_else(abort)?;
+                        if stored.hash != request_hash(&i.fingerprint) {
                             return abort(Error::FailedPrecondition(format!(
                                 "request_id `{}` was already used for a different request",
                                 i.request_id
                             )));
                         }
-                        let first: Initiative = decode(&stored.response).or_else(abort)?;
+                        // The first answer is the initiative of the change it
+                        // wrote.
+                        let change = changes
+                            .get(keys::revision(stored.revision))?
+                            .map(|b| decode::<Change>(&b))
+                            .transpose()
+                            .or_else(abort)?
+                            .and_then(|c| c.initiative);
+                        let Some(first) = change else {
+                            return abort(Error::Corrupt(format!(
+                                "request_id `{}` names revision {}, which is missing",
+                                i.request_id, stored.revision
+                            )));
+                        };
                         return Ok(Outcome::Replayed(Box::new(first)));
                     }
                 }
@@ -1058,9 +1131,10 @@ impl Store {
 
                 // The request id, then the domain's last revision.
                 if let (Some(key), Some(i)) = (&request_key, idempotency) {
-                    let stored = StoredResponse {
-                        fingerprint: i.fingerprint.clone(),
-                        response: old_or_new.encode_to_vec(),
+                    let stored = StoredRequest {
+                        hash: request_hash(&i.fingerprint),
+                        revision,
+                        seconds: now.seconds,
                     };
                     requests.insert(key.as_slice(), stored.encode_to_vec())?;
                 }
@@ -1488,6 +1562,29 @@ impl Store {
             window,
             p.last.clone(),
         ))
+    }
+
+    /// Forgets the request ids written before `before` (Unix seconds):
+    /// a retry with one of them is then a new call. Returns how many were
+    /// forgotten. An entry is removed only as it was read.
+    pub fn prune_requests(&self, before: i64) -> Result<u64> {
+        let s = &*self.inner;
+        s.sound()?;
+        let requests = s.tree(Tree::Requests);
+        let mut n = 0;
+        for kv in requests.iter() {
+            let (k, v) = kv.map_err(storage)?;
+            let stored: StoredRequest = decode(&v)?;
+            if stored.seconds < before
+                && requests
+                    .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)
+                    .map_err(storage)?
+                    .is_ok()
+            {
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// Every record, for checks and exports.

@@ -456,3 +456,63 @@ async fn a_record_restricted_now_is_restricted_in_its_past_too() {
     };
     assert_eq!(store.list(&cleared, None, 10).unwrap().items.len(), 1);
 }
+
+/// A request id keeps the hash of its request and the revision of its first
+/// answer: a replay answers that revision's version; once expired it is
+/// forgotten and the same id is a new call.
+#[tokio::test]
+async fn request_ids_replay_their_revision_and_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(Domain::Ai, dir.path()).unwrap();
+    let idem = |fingerprint: &[u8]| {
+        Some(Idempotency {
+            method: "update",
+            request_id: "retry-me".into(),
+            fingerprint: fingerprint.to_vec(),
+        })
+    };
+    let titled = |title: &'static str| {
+        move |_: Option<&Initiative>| {
+            Ok(Plan::Put {
+                record: Initiative {
+                    title: title.into(),
+                    ..Default::default()
+                },
+                change_type: ChangeType::Updated,
+            })
+        }
+    };
+    let first = store
+        .write("rec", idem(b"request"), "t", titled("First"))
+        .await
+        .unwrap();
+    assert!(!first.replayed());
+    // Changed since by another call; the retry still answers the first
+    // version, from the change log.
+    store
+        .write("rec", None, "t", titled("Second"))
+        .await
+        .unwrap();
+    let replay = store
+        .write("rec", idem(b"request"), "t", titled("Third"))
+        .await
+        .unwrap();
+    assert!(replay.replayed());
+    let replayed = replay.into_initiative();
+    assert_eq!((replayed.title.as_str(), replayed.revision), ("First", 1));
+    // The same id with another request is refused.
+    let other = store
+        .write("rec", idem(b"another"), "t", titled("Third"))
+        .await;
+    assert!(matches!(other, Err(Error::FailedPrecondition(_))), "{other:?}");
+
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert_eq!(store.prune_requests(now - 3_600).unwrap(), 0, "not expired yet");
+    assert_eq!(store.prune_requests(now + 3_600).unwrap(), 1);
+    let again = store
+        .write("rec", idem(b"request"), "t", titled("Third"))
+        .await
+        .unwrap();
+    assert!(!again.replayed(), "a forgotten request id is a new call");
+    assert_eq!(again.into_initiative().title, "Third");
+}

@@ -51,6 +51,7 @@ async fn start(
             cache_capacity: 16 << 20,
             auth: test_auth(),
             tls: None,
+            request_id_retention: std::time::Duration::from_secs(86_400),
         },
         listener,
         CancellationToken::new(),
