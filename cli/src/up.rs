@@ -9,7 +9,8 @@ use cetrack_contract::auth::{Clearance, Role};
 use cetrack_contract::domain::GATEWAY_DEFAULT_PORT;
 use cetrack_contract::Domain;
 use cetrack_domain_service::{start_domain, DomainServerConfig};
-use cetrack_gateway::{start_gateway, GatewayConfig};
+use cetrack_gateway::dashboard::DashboardOptions;
+use cetrack_gateway::{start_gateway_with, together, GatewayConfig};
 use cetrack_server::auth::keys::{self, LocalKeys};
 use cetrack_server::auth::{Auth, AuthMode, Authenticator, JwtConfig};
 use cetrack_server::metrics::start_metrics;
@@ -32,6 +33,10 @@ pub(crate) struct UpArgs {
     /// Port of the gateway; the domains take the next seven.
     #[arg(long, env = "CETRACK_BASE_PORT", default_value_t = GATEWAY_DEFAULT_PORT)]
     pub base_port: u16,
+    /// Port of the dashboard (the web pages of the cross-domain views) on
+    /// the same host; 0 picks a free one.
+    #[arg(long, env = "CETRACK_HTTP_PORT", default_value_t = 8080)]
+    pub http_port: u16,
     /// Load the 2023-12-08 fact sheet (what is not there yet).
     #[arg(long)]
     pub seed: bool,
@@ -140,13 +145,16 @@ pub(crate) async fn up(args: UpArgs) -> anyhow::Result<()> {
     let gateway_addr = SocketAddr::new(args.host, args.base_port);
     let mut gateway_config = GatewayConfig::with_addrs(addrs.clone(), auth);
     gateway_config.service_token = gateway_token;
-    let gateway = start_gateway(
+    let http = bind(SocketAddr::new(args.host, args.http_port), "the dashboard").await?;
+    let (gateway, pages) = start_gateway_with(
         gateway_config,
         bind(gateway_addr, "the gateway").await?,
+        Some((http, DashboardOptions::default())),
         shutdown.clone(),
     )
     .await?;
-    servers.push(("gateway".into(), gateway));
+    let dashboard_addr = pages.as_ref().map(|p| p.addr);
+    servers.push(("gateway".into(), together(gateway, pages)));
 
     if args.seed {
         let endpoints = Endpoints::new(
@@ -180,6 +188,12 @@ pub(crate) async fn up(args: UpArgs) -> anyhow::Result<()> {
         ),
         None => "AUTHENTICATION IS OFF (--auth off): every caller is an admin.".to_string(),
     };
+    if let Some(addr) = dashboard_addr {
+        eprintln!(
+            "Dashboard: http://{addr}/ (sign in with a token, e.g. the admin token in {}/auth)",
+            args.data_dir.display()
+        );
+    }
     eprintln!(
         "cetrack is up: gateway on {gateway_addr}, domains on ports {}-{}, data in {}.\n\
          {auth_note}\n\

@@ -8,9 +8,12 @@
 //!   served at the gateway too, each call routed to its domain;
 //! - [`domains`]: the connections to the domains, calls under a deadline and
 //!   the fan-out every view uses;
-//! - [`deadline`]: the deadline of the calls to the domains.
+//! - [`deadline`]: the deadline of the calls to the domains;
+//! - [`dashboard`]: the same views as web pages, on an HTTP port of their
+//!   own.
 
 pub mod api;
+pub mod dashboard;
 pub mod deadline;
 pub mod domains;
 pub mod proxy;
@@ -102,12 +105,39 @@ pub async fn start_gateway(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunningServer> {
+    Ok(start_gateway_with(config, listener, None, shutdown)
+        .await?
+        .0)
+}
+
+/// Serves the gateway on `listener` and, when `dashboard` names an HTTP
+/// listener, the dashboard on it, until `shutdown` fires.
+pub async fn start_gateway_with(
+    config: GatewayConfig,
+    listener: TcpListener,
+    dashboard: Option<(TcpListener, dashboard::DashboardOptions)>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(RunningServer, Option<RunningServer>)> {
     let domains = Arc::new(Domains::new(
         &config.domains,
         config.domain_tls.as_ref(),
         config.service_token.clone(),
     )?);
     tracing::info!(domains = ?config.domains, "gateway configured");
+    let pages = match dashboard {
+        Some((http, options)) => Some(
+            dashboard::start_dashboard(
+                domains.clone(),
+                config.auth.clone(),
+                options,
+                config.domain_deadline,
+                http,
+                shutdown.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let api = GatewayServiceServer::new(GatewayApi::new(
         domains.clone(),
         config.domain_deadline,
@@ -118,7 +148,7 @@ pub async fn start_gateway(
     let router = DomainProxy::new(domains.clone());
     let admin = StoreAdminServiceServer::new(StoreAdminRouter::new(domains))
         .max_encoding_message_size(MAX_RESPONSE_BYTES);
-    serve(
+    let grpc = serve(
         Services::new(SERVICE_LABEL, config.auth)
             .with_tls(config.tls)
             .with(api)
@@ -127,5 +157,24 @@ pub async fn start_gateway(
         listener,
         shutdown,
     )
-    .await
+    .await?;
+    Ok((grpc, pages))
+}
+
+/// One running server for both the gateway and its dashboard: its task
+/// ends when both have stopped.
+pub fn together(grpc: RunningServer, pages: Option<RunningServer>) -> RunningServer {
+    match pages {
+        None => grpc,
+        Some(pages) => RunningServer {
+            addr: grpc.addr,
+            shutdown: grpc.shutdown.clone(),
+            task: tokio::spawn(async move {
+                let (a, b) = tokio::join!(grpc.task, pages.task);
+                a??;
+                b??;
+                Ok(())
+            }),
+        },
+    }
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use cetrack_contract::domain::parse_domain_url;
 use cetrack_contract::Domain;
-use cetrack_gateway::{start_gateway, GatewayConfig};
+use cetrack_gateway::dashboard::DashboardOptions;
+use cetrack_gateway::{start_gateway_with, together, GatewayConfig};
 use cetrack_server::auth::AuthArgs;
 use cetrack_server::tls::{ClientTlsArgs, ServerTlsArgs};
 use cetrack_server::{init_tracing, serve_main, CommonArgs};
@@ -32,6 +33,16 @@ struct Args {
     /// milliseconds.
     #[arg(long, env = "CETRACK_DOMAIN_TIMEOUT_MS", default_value_t = 5000)]
     domain_timeout_ms: u64,
+    /// Address of the dashboard, the web pages of the cross-domain views
+    /// (HTTP; put TLS in front of it when it leaves the host); `off` serves
+    /// none.
+    #[arg(long, env = "CETRACK_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
+    http_listen: String,
+    /// A file holding the token anonymous visitors of the dashboard read
+    /// with (issue it as a viewer without clearance: they see public records
+    /// only) [default: none, every visitor signs in].
+    #[arg(long, env = "CETRACK_DASHBOARD_PUBLIC_TOKEN_FILE")]
+    dashboard_public_token_file: Option<std::path::PathBuf>,
     /// Address of the Prometheus metrics endpoint (`GET /metrics`), e.g.
     /// `0.0.0.0:9100` [default: none, no metrics].
     #[arg(long, env = "CETRACK_METRICS_LISTEN")]
@@ -67,6 +78,19 @@ fn main() -> ExitCode {
     let domains = args.domains;
     let service_token = args.service_token_file;
     let (tls, domain_tls) = (args.tls, args.domain_tls);
+    let http = match args.http_listen.as_str() {
+        "off" => None,
+        addr => match addr.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(e) => {
+                eprintln!("--http-listen {addr}: {e} (an address such as 127.0.0.1:8080, or off)");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let options = DashboardOptions {
+        public_token: args.dashboard_public_token_file,
+    };
     serve_main(
         args.listen,
         args.metrics_listen,
@@ -77,7 +101,12 @@ fn main() -> ExitCode {
             config.tls = tls.load()?;
             config.domain_tls = domain_tls.load()?;
             config.service_token = service_token;
-            start_gateway(config, listener, shutdown).await
+            let dashboard = match http {
+                Some(addr) => Some((tokio::net::TcpListener::bind(addr).await?, options)),
+                None => None,
+            };
+            let (grpc, pages) = start_gateway_with(config, listener, dashboard, shutdown).await?;
+            Ok(together(grpc, pages))
         },
     )
 }

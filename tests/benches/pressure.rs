@@ -196,6 +196,8 @@ async fn main() -> anyhow::Result<()> {
         [
             "--listen".to_string(),
             "127.0.0.1:0".into(),
+            "--http-listen".into(),
+            "off".into(),
             "--domain".into(),
             format!("{D}=http://{}", domain.addr),
         ],

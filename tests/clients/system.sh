@@ -198,7 +198,7 @@ EOF
     targets+=("$d=$addr")
     echo "  $d on $addr (pid $!)"
   done
-  "$bin/cetrack-gateway" --listen "$CETRACK_GATEWAY" "${domain_args[@]}" "${auth_args[@]}" "${tls_args[@]}" \
+  "$bin/cetrack-gateway" --listen "$CETRACK_GATEWAY" --http-listen off "${domain_args[@]}" "${auth_args[@]}" "${tls_args[@]}" \
     --tls-ca "$CETRACK_TLS_CA" --log-format json >"$work/logs/gateway.log" 2>&1 &
   pids+=("$!")
   echo "  gateway on $CETRACK_GATEWAY (pid $!)"

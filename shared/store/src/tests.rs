@@ -504,10 +504,17 @@ async fn request_ids_replay_their_revision_and_expire() {
     let other = store
         .write("rec", idem(b"another"), "t", titled("Third"))
         .await;
-    assert!(matches!(other, Err(Error::FailedPrecondition(_))), "{other:?}");
+    assert!(
+        matches!(other, Err(Error::FailedPrecondition(_))),
+        "{other:?}"
+    );
 
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    assert_eq!(store.prune_requests(now - 3_600).unwrap(), 0, "not expired yet");
+    assert_eq!(
+        store.prune_requests(now - 3_600).unwrap(),
+        0,
+        "not expired yet"
+    );
     assert_eq!(store.prune_requests(now + 3_600).unwrap(), 1);
     let again = store
         .write("rec", idem(b"request"), "t", titled("Third"))

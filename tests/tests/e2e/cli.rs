@@ -96,7 +96,14 @@ impl System {
         let mut cmd = Command::new(cli_binary());
         cmd.env_remove("CETRACK_TOKEN")
             .env_remove("CETRACK_AUTH")
-            .args(["up", "--base-port", &base.to_string(), "--data-dir"])
+            .args([
+                "up",
+                "--base-port",
+                &base.to_string(),
+                "--http-port",
+                "0",
+                "--data-dir",
+            ])
             .arg(data)
             .args(["--log", "warn"])
             .stdin(Stdio::null())

@@ -10,9 +10,16 @@ use tonic_health::pb::health_check_response::ServingStatus;
 #[tokio::test]
 async fn gateway_binary_serves_degrades_and_stops_cleanly() -> anyhow::Result<()> {
     // Every domain points at a port nothing listens on.
-    let mut args: Vec<String> = ["--listen", "127.0.0.1:0", "--domain-timeout-ms", "500"]
-        .map(String::from)
-        .to_vec();
+    let mut args: Vec<String> = [
+        "--listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+        "--domain-timeout-ms",
+        "500",
+    ]
+    .map(String::from)
+    .to_vec();
     for d in Domain::ALL {
         args.extend(["--domain".into(), format!("{d}=http://127.0.0.1:9")]);
     }

@@ -468,6 +468,8 @@ async fn a_hundred_thousand_hostile_requests_change_nothing_they_should_not() ->
         [
             "--listen".to_string(),
             "127.0.0.1:0".into(),
+            "--http-listen".into(),
+            "off".into(),
             "--domain".into(),
             format!("{D}=http://{}", domain.addr),
         ],

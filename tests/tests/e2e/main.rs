@@ -7,6 +7,7 @@ mod binaries;
 mod claims;
 mod cli;
 mod crash;
+mod dashboard;
 mod domain_api;
 mod domain_errors;
 mod domain_idempotency;

@@ -175,6 +175,8 @@ async fn gateway_binary_serves_request_metrics() -> anyhow::Result<()> {
         [
             "--listen",
             "127.0.0.1:0",
+            "--http-listen",
+            "off",
             "--domain",
             &domain_url,
             "--metrics-listen",

@@ -1,0 +1,368 @@
+//! The dashboard: the gateway's views as web pages on an HTTP port of their
+//! own. Against seven domains and a gateway serving its dashboard: a visitor
+//! without a token is sent to sign in; signing in keeps the token in an
+//! HttpOnly, Secure, SameSite=Strict cookie; every page answers from the
+//! same views as the API, with security headers, record text escaped (a
+//! title of `<script>` is text) and restricted records shown to no one
+//! without clearance (every page, the Markdown download and the event
+//! stream); the event stream tells of a change within two seconds; "as of"
+//! a day in the URL changes what a page shows; anonymous visitors read with
+//! the operator's public identity when it is configured.
+
+use std::time::Duration;
+
+use cetrack_contract::auth::{Clearance, Role};
+use cetrack_contract::proto::*;
+use cetrack_contract::Domain;
+use cetrack_gateway::dashboard::{DashboardOptions, CSP};
+use cetrack_tests::*;
+use futures::StreamExt;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// In every restricted string, lower case.
+const MARK: &str = "zqxmark";
+const HOSTILE: &str = "<script>alert('owned')</script> Hostile title";
+
+/// The seven domains and a gateway serving its dashboard, with `options`.
+struct Site {
+    _domains: Vec<TestDomain>,
+    base: String,
+    addrs: Vec<(Domain, std::net::SocketAddr)>,
+}
+
+async fn site(options: DashboardOptions, domains: Vec<TestDomain>) -> anyhow::Result<Site> {
+    let addrs: Vec<(Domain, std::net::SocketAddr)> =
+        domains.iter().map(|t| (t.domain, t.addr())).collect();
+    let config = cetrack_gateway::GatewayConfig::with_addrs(addrs.clone(), test_auth());
+    let http = TcpListener::bind("127.0.0.1:0").await?;
+    let (_grpc, pages) = cetrack_gateway::start_gateway_with(
+        config,
+        TcpListener::bind("127.0.0.1:0").await?,
+        Some((http, options)),
+        CancellationToken::new(),
+    )
+    .await?;
+    let pages = pages.ok_or_else(|| anyhow::anyhow!("no dashboard"))?;
+    Ok(Site {
+        _domains: domains,
+        base: format!("http://{}", pages.addr),
+        addrs,
+    })
+}
+
+fn client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()?)
+}
+
+/// GET `path` with `token` as a bearer; status and body.
+async fn get(site: &Site, path: &str, token: Option<&str>) -> anyhow::Result<(u16, String)> {
+    let mut r = client()?.get(format!("{}{path}", site.base));
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    let answer = r.send().await?;
+    let status = answer.status().as_u16();
+    let headers = answer.headers().clone();
+    let body = answer.text().await?;
+    if status == 200 {
+        assert_eq!(
+            headers
+                .get("content-security-policy")
+                .and_then(|v| v.to_str().ok()),
+            Some(CSP),
+            "{path}"
+        );
+        assert_eq!(
+            headers.get("x-frame-options").and_then(|v| v.to_str().ok()),
+            Some("DENY")
+        );
+    }
+    Ok((status, body))
+}
+
+async fn write(addrs: &[(Domain, std::net::SocketAddr)]) -> anyhow::Result<()> {
+    let addr_of = |d: Domain| addrs.iter().find(|(x, _)| *x == d).map(|(_, a)| *a);
+    for d in Domain::ALL {
+        let mut c = connect(addr_of(d).expect("every domain"))?.await?;
+        c.create_initiative(create_request(
+            d,
+            "public",
+            sample(d, "Public commitment", 2027),
+        ))
+        .await?;
+    }
+    let mut ai = connect(addr_of(Domain::Ai).expect("ai"))?.await?;
+    ai.create_initiative(create_request(
+        Domain::Ai,
+        "hostile",
+        sample(Domain::Ai, HOSTILE, 2027),
+    ))
+    .await?;
+    let mut secret = sample(Domain::Ai, "ZQXMARK secret title", 2027);
+    secret.sensitivity = Sensitivity::Restricted as i32;
+    secret.summary = "ZQXMARK summary".into();
+    ai.create_initiative(create_request(Domain::Ai, "restricted-secret", secret))
+        .await?;
+    Ok(())
+}
+
+/// `connect` as a future of a client, so that `?` reads well above.
+fn connect(
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<Client>>> {
+    Ok(cetrack_tests::connect(addr))
+}
+
+fn clean(what: &str, body: &str) {
+    assert!(
+        !body.to_lowercase().contains(MARK),
+        "{what} shows a restricted record"
+    );
+    assert!(
+        !body.contains("<script>alert"),
+        "{what} prints a title as HTML"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_sign_in_escape_text_and_never_show_restricted_records() -> anyhow::Result<()> {
+    let s = site(DashboardOptions::default(), start_seven_domains().await?).await?;
+    write(&s.addrs).await?;
+    let viewer = token(
+        "web-viewer",
+        Some("us-nsf"),
+        &[Role::Viewer],
+        None,
+        Clearance::Public,
+    );
+    let cleared = token(
+        "web-cleared",
+        None,
+        &[Role::Viewer],
+        None,
+        Clearance::Restricted,
+    );
+
+    // No token: to the sign-in page, which asks for one.
+    let answer = client()?
+        .get(format!("{}/search?text=x", s.base))
+        .send()
+        .await?;
+    assert_eq!(answer.status().as_u16(), 303);
+    assert_eq!(
+        answer
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok()),
+        Some("/sign-in?next=/search%3Ftext%3Dx")
+    );
+    let (code, body) = get(&s, "/sign-in?next=/search", None).await?;
+    assert_eq!(code, 200);
+    assert!(body.contains("name=\"token\""), "{body}");
+    // A bad token is refused; a good one is kept in a strict cookie, and
+    // the visitor goes where they were going.
+    let form = |t: &str| vec![("token", t.to_string()), ("next", "/search".to_string())];
+    let refused = client()?
+        .post(format!("{}/sign-in", s.base))
+        .form(&form("not-a-token"))
+        .send()
+        .await?;
+    assert_eq!(refused.status().as_u16(), 401);
+    let signed = client()?
+        .post(format!("{}/sign-in", s.base))
+        .form(&form(&viewer))
+        .send()
+        .await?;
+    assert_eq!(signed.status().as_u16(), 303);
+    assert_eq!(
+        signed
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok()),
+        Some("/search")
+    );
+    let cookie = signed
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    let pair = cookie.split(';').next().unwrap_or_default().to_string();
+    let with_cookie = client()?
+        .get(format!("{}/", s.base))
+        .header("cookie", pair)
+        .send()
+        .await?;
+    assert_eq!(with_cookie.status().as_u16(), 200);
+    let overview = with_cookie.text().await?;
+    assert!(overview.contains("Signed in as web-viewer"), "{overview}");
+
+    // Every page for the uncleared viewer: there, escaped, nothing restricted.
+    let pages = [
+        "/",
+        "/?as_of=2025-06-30",
+        "/search",
+        "/search?text=hostile",
+        "/search?text=secret",
+        "/search?domain=ai&status=LIFECYCLE_STATUS_ANNOUNCED",
+        "/timeline",
+        "/timeline?until=2030-12-31&overdue=on",
+        "/organizations/us-nsf",
+        "/domains/ai/initiatives/hostile",
+        "/domains/ai/initiatives/public?as_of=2025-01-01",
+        "/fact-sheet",
+        "/fact-sheet?quotes=on",
+        "/fact-sheet.md",
+    ];
+    for p in pages {
+        let (code, body) = get(&s, p, Some(&viewer)).await?;
+        assert_eq!(code, 200, "{p}: {body}");
+        if p.ends_with(".md") {
+            // Markdown, served as an attachment (not rendered): the
+            // record's words as they are, nothing restricted.
+            assert!(!body.to_lowercase().contains(MARK), "{p}");
+        } else {
+            clean(p, &body);
+        }
+    }
+    // The hostile title is shown, as text.
+    let (_, page) = get(&s, "/domains/ai/initiatives/hostile", Some(&viewer)).await?;
+    assert!(page.contains("&lt;script&gt;alert"), "{page}");
+    let (_, found) = get(&s, "/search?text=hostile", Some(&viewer)).await?;
+    assert!(found.contains("&lt;script&gt;alert"), "{found}");
+    // The restricted record does not exist for them.
+    let (code, body) = get(
+        &s,
+        "/domains/ai/initiatives/restricted-secret",
+        Some(&viewer),
+    )
+    .await?;
+    assert_eq!(code, 404);
+    clean("the restricted record's page", &body);
+    // A cleared viewer sees it: the data is there.
+    let (code, body) = get(&s, "/search?text=secret", Some(&cleared)).await?;
+    assert_eq!(code, 200);
+    assert!(body.to_lowercase().contains(MARK), "{body}");
+
+    // The numbers are the API's: the overview counts the seven public
+    // commitments and the hostile one; before they were committed, none.
+    assert!(overview.contains("<dd>8</dd>"), "{overview}");
+    let (_, before) = get(&s, "/?as_of=2023-12-07", Some(&viewer)).await?;
+    assert!(before.contains("<dd>0</dd>"), "{before}");
+    // A caller's mistake is a page saying what to fix.
+    let (code, body) = get(&s, "/?as_of=2025-13-01", Some(&viewer)).await?;
+    assert_eq!(code, 400);
+    assert!(body.contains("as_of"), "{body}");
+    let (code, _) = get(&s, "/no-such-page", Some(&viewer)).await?;
+    assert_eq!(code, 404);
+    // The Markdown download.
+    let md = client()?
+        .get(format!("{}/fact-sheet.md", s.base))
+        .bearer_auth(&viewer)
+        .send()
+        .await?;
+    assert_eq!(
+        md.headers()
+            .get("content-disposition")
+            .and_then(|v| v.to_str().ok()),
+        Some("attachment; filename=\"fact-sheet.md\"")
+    );
+    assert!(md.text().await?.starts_with("# "));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_tells_of_a_change_within_two_seconds_and_of_no_restricted_one(
+) -> anyhow::Result<()> {
+    let s = site(DashboardOptions::default(), start_seven_domains().await?).await?;
+    write(&s.addrs).await?;
+    let viewer = token("web-viewer", None, &[Role::Viewer], None, Clearance::Public);
+    let answer = client()?
+        .get(format!("{}/events", s.base))
+        .bearer_auth(&viewer)
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await?;
+    assert_eq!(answer.status().as_u16(), 200);
+    assert_eq!(
+        answer
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/event-stream")
+    );
+    let mut events = answer.bytes_stream();
+    // A restricted change, then a public one: only the public one arrives,
+    // and the writes before the stream opened do not.
+    let ai = s
+        .addrs
+        .iter()
+        .find(|(d, _)| *d == Domain::Ai)
+        .map(|(_, a)| *a);
+    let mut c = cetrack_tests::connect(ai.expect("ai")).await?;
+    let mut secret = sample(Domain::Ai, "ZQXMARK later", 2027);
+    secret.sensitivity = Sensitivity::Restricted as i32;
+    c.create_initiative(create_request(Domain::Ai, "zqxmark-later", secret))
+        .await?;
+    let written = std::time::Instant::now();
+    c.create_initiative(create_request(
+        Domain::Ai,
+        "public-later",
+        sample(Domain::Ai, "Public later", 2027),
+    ))
+    .await?;
+    let mut text = String::new();
+    while !text.contains("public-later") {
+        let chunk = tokio::time::timeout(Duration::from_secs(2), events.next())
+            .await
+            .map_err(|_| anyhow::anyhow!("no event within 2 s; so far: {text}"))?
+            .ok_or_else(|| anyhow::anyhow!("the stream ended: {text}"))??;
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(written.elapsed() < Duration::from_secs(2));
+    assert!(
+        text.contains("event: change\ndata: domains/ai/initiatives/public-later"),
+        "{text}"
+    );
+    assert!(!text.to_lowercase().contains(MARK), "{text}");
+    assert!(
+        !text.contains("initiatives/public\n"),
+        "an earlier write: {text}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_visitors_read_public_records_with_the_operators_identity() -> anyhow::Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let public = dir.path().join("public.token");
+    std::fs::write(
+        &public,
+        token("public-web", None, &[Role::Viewer], None, Clearance::Public),
+    )?;
+    let s = site(
+        DashboardOptions {
+            public_token: Some(public),
+        },
+        start_seven_domains().await?,
+    )
+    .await?;
+    write(&s.addrs).await?;
+    for p in ["/", "/search", "/fact-sheet", "/timeline"] {
+        let (code, body) = get(&s, p, None).await?;
+        assert_eq!(code, 200, "{p}");
+        assert!(body.contains("Public records"), "{p}: {body}");
+        clean(p, &body);
+    }
+    let events = client()?.get(format!("{}/events", s.base)).send().await?;
+    assert_eq!(events.status().as_u16(), 200);
+    Ok(())
+}
