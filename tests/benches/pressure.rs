@@ -16,7 +16,8 @@
 //! ratio includes the CPU their own clients take.
 //!
 //! First, the latency of one GetInitiative at a time through the gateway
-//! against the same call to the domain (the one address's cost).
+//! against the same call to the domain (the one address's cost), and of the
+//! dashboard's overview page against GetOverview over gRPC.
 //!
 //! Run: `cargo build --release --workspace && cargo bench -p cetrack-tests
 //! --bench pressure` (CETRACK_BENCH_CALLS sets the honest calls per phase;
@@ -191,13 +192,14 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(2000);
     let dir = tempfile::tempdir()?;
     let domain = spawn_domain(D, dir.path()).await?;
+    let dashboard = free_local_addr()?;
     let gateway = spawn_server(
         &binary("cetrack-gateway")?,
         [
             "--listen".to_string(),
             "127.0.0.1:0".into(),
             "--http-listen".into(),
-            "off".into(),
+            dashboard.to_string(),
             "--domain".into(),
             format!("{D}=http://{}", domain.addr),
         ],
@@ -245,6 +247,43 @@ async fn main() -> anyhow::Result<()> {
         ms(g99),
         ms(g50) / ms(d50).max(1e-6),
         ms(g99) / ms(d99).max(1e-6)
+    );
+
+    // The dashboard: its overview page against GetOverview over gRPC, one
+    // at a time in alternating rounds (the page asks the same view and
+    // renders it).
+    let web = reqwest::Client::new();
+    let admin = admin_token();
+    let mut grpc_gateway = gateway_as(addr, Some(&admin)).await?;
+    let (mut page, mut rpc) = (Latencies::default(), Latencies::default());
+    for _ in 0..10 {
+        for _ in 0..calls / 20 {
+            let start = Instant::now();
+            let body = web
+                .get(format!("http://{dashboard}/"))
+                .bearer_auth(&admin)
+                .send()
+                .await?
+                .text()
+                .await?;
+            page.0.push(start.elapsed());
+            ensure!(body.contains("Commitments"), "not the overview page");
+        }
+        for _ in 0..calls / 20 {
+            let start = Instant::now();
+            let o = grpc_gateway
+                .get_overview(GetOverviewRequest::default())
+                .await?
+                .into_inner();
+            rpc.0.push(start.elapsed());
+            ensure!(o.domains.len() == 7, "an overview of seven domains");
+        }
+    }
+    println!(
+        "overview, one at a time: GetOverview over gRPC p50 {:.3} ms | the dashboard's overview page p50 {:.3} ms | {:.2}x",
+        ms(rpc.quantile(0.5)),
+        ms(page.quantile(0.5)),
+        ms(page.quantile(0.5)) / ms(rpc.quantile(0.5)).max(1e-6)
     );
 
     // Warm up, then without an attack.

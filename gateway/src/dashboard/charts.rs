@@ -1,7 +1,9 @@
 //! Charts as SVG drawn on the server, a few shapes each: text stays text
 //! (selectable, read by screen readers), every chart has a title and a
-//! description, and every series is told apart by more than its colour
-//! (a pattern, and its name written out).
+//! description, and every series is told apart by more than its colour:
+//! bars by their lightness, a legend and each part's own title (and the
+//! table beside the chart gives every number), overdue milestones by a
+//! dashed outline and a written mark.
 
 use maud::{html, Markup};
 use time::Date;
@@ -39,7 +41,7 @@ pub fn stacked_bars(title: &str, bars: &[Bar]) -> Markup {
         .max()
         .unwrap_or(0)
         .max(1);
-    let (label_w, bar_w, row_h) = (300.0, 420.0, 28.0);
+    let (label_w, bar_w, row_h) = (500.0, 420.0, 28.0);
     let height = row_h * bars.len() as f64 + 40.0;
     let description: String = bars
         .iter()
@@ -134,13 +136,15 @@ pub fn timeline(title: &str, spans: &[Span]) -> Markup {
     let last = spans.iter().map(|s| s.end).max().unwrap_or(first);
     let days = ((last - first).whole_days().max(1) + 1) as f64;
     let (label_w, axis_w, row_h) = (360.0, 480.0, 22.0);
+    // Room on the right for the "! overdue" mark.
+    let margin = 90.0;
     let shown = &spans[..spans.len().min(200)];
     let height = row_h * shown.len() as f64 + 40.0;
     let x_of = |d: Date| label_w + axis_w * ((d - first).whole_days() as f64) / days;
     let years: Vec<i32> = (first.year()..=last.year()).collect();
     html! {
         figure class="chart" {
-            svg role="img" aria-labelledby="tl-title tl-desc" viewBox=(format!("0 0 {} {height}", label_w + axis_w + 20.0)) width="100%" {
+            svg role="img" aria-labelledby="tl-title tl-desc" viewBox=(format!("0 0 {} {height}", label_w + axis_w + margin)) width="100%" {
                 title id="tl-title" { (title) }
                 desc id="tl-desc" { (shown.len()) " milestones from " (first) " to " (last) "; the table below lists them." }
                 @for y in &years {

@@ -214,6 +214,8 @@ pub fn router(dashboard: Arc<Dashboard>) -> Router {
         .route("/sign-out", post(pages::sign_out))
         .route("/assets/style.css", get(pages::stylesheet))
         .route("/assets/app.js", get(pages::script))
+        .route("/assets/icon.svg", get(pages::icon))
+        .route("/favicon.ico", get(pages::icon))
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(dashboard)

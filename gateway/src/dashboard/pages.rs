@@ -28,6 +28,8 @@ use crate::views;
 const STYLE: &str = include_str!("assets/style.css");
 /// The script: live updates only; every page works without it.
 const SCRIPT: &str = include_str!("assets/app.js");
+/// The icon.
+const ICON: &str = include_str!("assets/icon.svg");
 /// How long a sign-in lasts (the token's own expiry applies too).
 const SIGN_IN_SECONDS: u64 = 12 * 3600;
 
@@ -183,6 +185,7 @@ fn layout(title: &str, viewer: &Viewer, times: &Times, live: bool, body: Markup)
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · cetrack" }
                 link rel="stylesheet" href="/assets/style.css";
+                link rel="icon" href="/assets/icon.svg" type="image/svg+xml";
                 script src="/assets/app.js" defer {}
             }
             body data-live=(if live { "on" } else { "off" }) {
@@ -264,6 +267,7 @@ fn error_page(e: Error) -> Response {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · cetrack" }
                 link rel="stylesheet" href="/assets/style.css";
+                link rel="icon" href="/assets/icon.svg" type="image/svg+xml";
             }
             body {
                 main id="main" {
@@ -572,7 +576,45 @@ pub struct TimelineForm {
     #[serde(default)]
     domain: String,
     #[serde(default)]
+    org: String,
+    #[serde(default)]
     overdue: String,
+}
+
+/// The names of the initiatives `org` takes part in (as of the filter's
+/// days), through SearchInitiatives.
+async fn names_of(
+    state: &Shared,
+    viewer: &Viewer,
+    org: &str,
+    as_of: Option<CalendarDate>,
+    as_known_on: Option<CalendarDate>,
+) -> Result<std::collections::BTreeSet<String>, Error> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut page_token = String::new();
+    loop {
+        let r = views::search::search(
+            &state.domains,
+            SearchInitiativesRequest {
+                domains: vec![],
+                filter: Some(InitiativeFilter {
+                    organization_id: org.to_string(),
+                    as_of,
+                    as_known_on,
+                    ..Default::default()
+                }),
+                page_size: 1_000,
+                page_token,
+            },
+            &viewer.ctx,
+        )
+        .await?;
+        names.extend(r.initiatives.into_iter().map(|i| i.name));
+        if r.next_page_token.is_empty() {
+            return Ok(names);
+        }
+        page_token = r.next_page_token;
+    }
 }
 
 /// `/timeline`: milestones on a time axis by due period.
@@ -607,10 +649,18 @@ pub async fn timeline(state: Shared, viewer: Viewer, Query(form): Query<Timeline
         page_token: String::new(),
         as_known_on,
     };
-    let r = match views::timeline::timeline(&state.domains, req, &viewer.ctx).await {
+    let mut r = match views::timeline::timeline(&state.domains, req, &viewer.ctx).await {
         Ok(r) => r,
         Err(e) => return error_page(e),
     };
+    // One organization's milestones: those of the initiatives it takes
+    // part in.
+    if !form.org.trim().is_empty() {
+        match names_of(&state, &viewer, form.org.trim(), as_of, as_known_on).await {
+            Ok(names) => r.entries.retain(|e| names.contains(&e.initiative)),
+            Err(e) => return error_page(e),
+        }
+    }
     let spans: Vec<charts::Span> = r
         .entries
         .iter()
@@ -638,6 +688,7 @@ pub async fn timeline(state: Shared, viewer: Viewer, Query(form): Query<Timeline
                     }
                 }
             }
+            label { "Organization id " input name="org" value=(form.org) placeholder="us-nsf"; }
             label { "Overdue ones "
                 select name="overdue" {
                     option value="on" selected[include_overdue] { "Included" }
@@ -729,7 +780,7 @@ pub async fn portfolio(
                         td { a href=(link(&format!("/{}", e.name), &times)) { (e.title) } }
                         td { (domain_title(e.domain)) }
                         td { (status_label(e.status)) }
-                        td { (label(ParticipantRole::try_from(e.role).unwrap_or(ParticipantRole::Unspecified).as_str_name(), "PARTICIPANT_ROLE_")) }
+                        td { (role_label(e.role)) }
                         td {
                             @for c in &e.counterparts {
                                 @if let Some(o) = &c.organization {
@@ -806,11 +857,34 @@ pub async fn initiative(
             "`{name}` was not committed to yet on {day}"
         )));
     };
-    let body = initiative_body(&shown, &times);
+    let body = initiative_body(&shown, &times, day);
     page(layout(&shown.title, &viewer, &times, times.now(), body))
 }
 
-fn initiative_body(i: &Initiative, times: &Times) -> Markup {
+fn role_label(role: i32) -> &'static str {
+    match ParticipantRole::try_from(role).unwrap_or(ParticipantRole::Unspecified) {
+        ParticipantRole::Lead => "Lead",
+        ParticipantRole::CoLead => "Co-lead",
+        ParticipantRole::Funder => "Funder",
+        ParticipantRole::Implementer => "Implementer",
+        ParticipantRole::Partner => "Partner",
+        ParticipantRole::Observer => "Observer",
+        ParticipantRole::Unspecified => "Participant",
+    }
+}
+
+fn party_status(status: i32) -> String {
+    match ParticipantStatus::try_from(status).unwrap_or(ParticipantStatus::Unspecified) {
+        ParticipantStatus::Unspecified => "Not assessed".into(),
+        s => label(s.as_str_name(), "PARTICIPANT_STATUS_"),
+    }
+}
+
+fn initiative_body(i: &Initiative, times: &Times, day: time::Date) -> Markup {
+    let overdue = |m: &Milestone| {
+        cetrack_contract::rules::is_open(i)
+            && cetrack_contract::rules::open_milestone_due(m).is_some_and(|end| end < day)
+    };
     let org_name = |id: &str| -> String {
         i.participants
             .iter()
@@ -842,8 +916,8 @@ fn initiative_body(i: &Initiative, times: &Times) -> Markup {
                             tr {
                                 td { a href=(link(&format!("/organizations/{}", encode(&o.id)), times)) { (o.name) } }
                                 td { (o.country_code) }
-                                td { (label(ParticipantRole::try_from(p.role).unwrap_or(ParticipantRole::Unspecified).as_str_name(), "PARTICIPANT_ROLE_")) }
-                                td { (label(ParticipantStatus::try_from(p.status).unwrap_or(ParticipantStatus::Unspecified).as_str_name(), "PARTICIPANT_STATUS_")) }
+                                td { (role_label(p.role)) }
+                                td { (party_status(p.status)) }
                             }
                         }
                     }
@@ -860,6 +934,7 @@ fn initiative_body(i: &Initiative, times: &Times) -> Markup {
                             @if let Some(d) = &m.due { ", due " (dates::display(d)) }
                             ": " (milestone_label(m.status))
                             @if let Some(d) = &m.date_met { " (" (dates::display(d)) ")" }
+                            @if overdue(m) { " — " strong { "overdue" } }
                         }
                     }
                 }
@@ -1106,6 +1181,7 @@ pub fn sign_in_page(error: Option<&str>, next: &str, code: StatusCode) -> Respon
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { "Sign in · cetrack" }
                 link rel="stylesheet" href="/assets/style.css";
+                link rel="icon" href="/assets/icon.svg" type="image/svg+xml";
             }
             body {
                 main id="main" {
@@ -1190,6 +1266,18 @@ pub async fn script() -> Response {
             HeaderValue::from_static("text/javascript; charset=utf-8"),
         )],
         SCRIPT,
+    )
+        .into_response()
+}
+
+/// `/assets/icon.svg` (also answered for `/favicon.ico`).
+pub async fn icon() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("image/svg+xml"),
+        )],
+        ICON,
     )
         .into_response()
 }
