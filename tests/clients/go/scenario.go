@@ -205,6 +205,8 @@ func (s *scenario) initiative() *cetv1.Initiative {
 		// "From 2024 to 2026"; the workshop "in the third quarter of 2025".
 		PlannedStart: approx(cetv1.DatePrecision_DATE_PRECISION_YEAR, 2024, 0, 0),
 		PlannedEnd:   approx(cetv1.DatePrecision_DATE_PRECISION_YEAR, 2026, 0, 0),
+		// Committed to in 2023 (valid time): the views "as of" 2025 count it.
+		StatusDate: approx(cetv1.DatePrecision_DATE_PRECISION_YEAR, 2023, 0, 0),
 		Milestones: []*cetv1.Milestone{{Id: "workshop", Title: "First joint workshop",
 			Due: approx(cetv1.DatePrecision_DATE_PRECISION_QUARTER, 2025, 3, 0)}},
 		// "No less than US$10.5 million" and "about 13 billion won": never
@@ -413,7 +415,8 @@ func (s *scenario) watch() {
 	}, "our changes, with their revisions")
 	changed := append([]string(nil), lastOurs.GetChangedFields()...)
 	sort.Strings(changed)
-	expectEq(changed, []string{"status", "summary"}, "changed fields of the update")
+	// A status change is dated (status_date): the day it is recorded.
+	expectEq(changed, []string{"status", "status_date", "summary"}, "changed fields of the update")
 	expectEq(lastOurs.GetReporter(), "go-scenario", "the change is signed by the token's subject")
 	expectProto(lastOurs.GetInitiative(), s.updated, "the change carries the initiative after it")
 }

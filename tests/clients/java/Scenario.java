@@ -245,6 +245,8 @@ public final class Scenario {
         // "From 2024 to 2026"; the workshop "in the third quarter of 2025".
         .setPlannedStart(approx(DatePrecision.DATE_PRECISION_YEAR, 2024, 0, 0))
         .setPlannedEnd(approx(DatePrecision.DATE_PRECISION_YEAR, 2026, 0, 0))
+        // Committed to in 2023 (valid time): the views "as of" 2025 count it.
+        .setStatusDate(approx(DatePrecision.DATE_PRECISION_YEAR, 2023, 0, 0))
         .addMilestones(Milestone.newBuilder().setId("workshop").setTitle("First joint workshop")
             .setDue(approx(DatePrecision.DATE_PRECISION_QUARTER, 2025, 3, 0)))
         // "No less than US$10.5 million" and "about 13 billion won": never
@@ -450,7 +452,8 @@ public final class Scenario {
         "our changes, with their revisions");
     List<String> changed = new ArrayList<>(lastOurs[0].getChangedFieldsList());
     Collections.sort(changed);
-    expectEq(changed, Arrays.asList("status", "summary"), "changed fields of the update");
+    // A status change is dated (status_date): the day it is recorded.
+    expectEq(changed, Arrays.asList("status", "status_date", "summary"), "changed fields of the update");
     expectEq(lastOurs[0].getReporter(), "java-scenario", "the change is signed by the token's subject");
     expectEq(lastOurs[0].getInitiative(), updated, "the change carries the initiative after it");
   }

@@ -289,6 +289,9 @@ class Scenario:
             ],
             planned_start=approx(pb.DATE_PRECISION_YEAR, 2024),
             planned_end=approx(pb.DATE_PRECISION_YEAR, 2026),
+            # Committed to in 2023 (valid time): the views "as of" 2024 and
+            # 2025 count it.
+            status_date=approx(pb.DATE_PRECISION_YEAR, 2023),
             milestones=[
                 pb.Milestone(id="sign", title="Sign the agreement",
                              due=approx(pb.DATE_PRECISION_QUARTER, 2024, quarter=1)),
@@ -380,6 +383,7 @@ class Scenario:
             init = pb.Initiative(
                 title=f"Paged initiative {i} ({self.run_id})",
                 instrument=pb.INSTRUMENT_WORKING_GROUP,
+                status_date=approx(pb.DATE_PRECISION_YEAR, 2023),
                 topics=[self.topic],
                 participants=[pb.Participant(
                     organization=org(self.org_kr, "Python Scenario Institute KR", "PSI-KR",
@@ -730,6 +734,7 @@ class Scenario:
                     title=f"A second-domain initiative ({self.run_id})",
                     instrument=pb.INSTRUMENT_MOU,
                     status=pb.LIFECYCLE_STATUS_IN_PROGRESS,
+                    status_date=approx(pb.DATE_PRECISION_YEAR, 2023),
                     participants=[pb.Participant(
                         organization=org(self.org_us, "Python Scenario Institute US",
                                          "PSI-US", "US"),
