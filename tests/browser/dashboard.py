@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 MARK = "ZQXMARK"
@@ -38,7 +40,7 @@ def check(what, ok, detail=""):
 
 def main():
     p = argparse.ArgumentParser()
-    for a in ("--url", "--cli", "--addr", "--data-dir", "--token", "--artifacts"):
+    for a in ("--url", "--cli", "--addr", "--data-dir", "--token", "--artifacts", "--pid"):
         p.add_argument(a, required=True)
     args = p.parse_args()
     admin = open(os.path.join(args.data_dir, "auth", "admin.token")).read().strip()
@@ -148,15 +150,45 @@ def main():
             check("a progress update appears on the open page within 2 s", False, repr(e))
         driver.save_screenshot(os.path.join(args.artifacts, "initiative-updated.png"))
 
+        # The keyboard: the first Tab reaches the link that skips to the
+        # content, the next ones the navigation.
+        visit("keyboard", "/")
+        driver.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+        first = driver.switch_to.active_element
+        check("keyboard: the first Tab reaches 'Skip to the content'", first.text == "Skip to the content", first.text)
+        first.send_keys(Keys.TAB)
+        check("keyboard: then the navigation", driver.switch_to.active_element.text == "Overview",
+              driver.switch_to.active_element.text)
+
         # Phone width.
         driver.set_window_size(390, 900)
         visit("overview-phone", "/")
         width = driver.execute_script("return document.documentElement.scrollWidth")
         check("phone width: no sideways scrolling of the page", width <= 400, width)
+        driver.set_window_size(1280, 1600)
+
+        validate(args, pages_html)
+
+        # The feed interrupted: the system stops under an open overview,
+        # which says so.
+        visit("live-overview", "/")
+        WebDriverWait(driver, 5).until(lambda d: "Live" in d.find_element(By.ID, "feed").text)
+        os.kill(int(args.pid), signal.SIGTERM)
+        try:
+            WebDriverWait(driver, 10).until(lambda d: "interrupted" in d.find_element(By.ID, "feed").text)
+            check("an interrupted feed is said on the page", True)
+        except Exception as e:
+            check("an interrupted feed is said on the page", False, repr(e))
+        driver.save_screenshot(os.path.join(args.artifacts, "feed-interrupted.png"))
     finally:
         driver.quit()
 
-    # HTML validity (the W3C Nu checker, which needs Java).
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(0 if failed == 0 else 1)
+
+
+def validate(args, pages_html):
+    """HTML validity (the W3C Nu checker, which needs Java)."""
     if shutil.which("java"):
         folder = os.path.join(args.artifacts, "html")
         os.makedirs(folder, exist_ok=True)
@@ -171,9 +203,6 @@ def main():
         check("every page is valid HTML", r.returncode == 0, r.stdout + r.stderr)
     else:
         print("SKIP HTML validity: no Java here")
-
-    print(f"{passed} passed, {failed} failed")
-    sys.exit(0 if failed == 0 else 1)
 
 
 if __name__ == "__main__":

@@ -69,6 +69,6 @@ export CETRACK_DATA_DIR="$work/data"
 viewer="$(cli token issue --data-dir "$work/data" --sub browser-viewer --roles viewer)"
 "$work/venv/bin/python" "$here/dashboard.py" \
   --url "http://127.0.0.1:$http" --cli "$target/debug/cetrack" --addr "127.0.0.1:$base" \
-  --data-dir "$work/data" --token "$viewer" --artifacts "$artifacts"
+  --data-dir "$work/data" --token "$viewer" --artifacts "$artifacts" --pid "$pid"
 ok=1
 echo "== screenshots in $artifacts"

@@ -153,6 +153,19 @@ fn domain_title(domain: i32) -> String {
         .unwrap_or_else(|| "Unknown domain".into())
 }
 
+/// When something happened, `seconds_ago` before now: the UTC time and how
+/// long ago.
+fn since(seconds_ago: i64) -> String {
+    let then = time::OffsetDateTime::now_utc() - time::Duration::seconds(seconds_ago);
+    format!(
+        "{} {:02}:{:02}:{:02} UTC, {seconds_ago} s ago",
+        then.date(),
+        then.hour(),
+        then.minute(),
+        then.second()
+    )
+}
+
 fn money(m: &Money) -> String {
     let units = m.units.to_string();
     let mut grouped = String::new();
@@ -369,8 +382,8 @@ pub async fn overview(state: Shared, viewer: Viewer, Query(times): Query<Times>)
                                     td {
                                         (s.initiative_count)
                                         @if !available {
-                                            " " span class="warn" { "(unavailable: last known "
-                                                (d.summary_age.map(|a| format!("{} s ago", a.seconds)).unwrap_or_default()) ")" }
+                                            " " span class="warn" { "(unavailable since its last answer, "
+                                                (since(d.summary_age.map(|a| a.seconds).unwrap_or(0))) "; the figures are from then)" }
                                         }
                                     }
                                     td { @for c in &s.by_status { span class="tag" { (status_label(c.status)) ": " (c.count) } " " } }
@@ -380,7 +393,7 @@ pub async fn overview(state: Shared, viewer: Viewer, Query(times): Query<Times>)
                                     td { @for f in &s.funding { @if let Some(t) = &f.total { span class="tag" { (qualifier(f.qualifier)) " " (money(t)) } " " } } }
                                 }
                                 (None, _) => {
-                                    td colspan="6" class="warn" { "Unavailable: " (d.error) }
+                                    td colspan="6" class="warn" { "Unavailable since the gateway started (no answer yet): " (d.error) }
                                 }
                             }
                         }
