@@ -144,6 +144,14 @@ impl Dashboard {
             (Auth::Jwt(a), Some(t)) => a.verify(t).map_err(Refused::BadToken)?,
             (Auth::Jwt(_), None) => return Err(Refused::SignIn(next.to_string())),
         };
+        // Anonymous visitors see public records only: a public token with
+        // clearance is the operator's mistake, and is not used.
+        if !signed_in && caller.cleared() && !matches!(self.auth, Auth::Off) {
+            tracing::warn!(
+                "the dashboard's public token is cleared for restricted records: not used"
+            );
+            return Err(Refused::SignIn(next.to_string()));
+        }
         let mut metadata = tonic::metadata::MetadataMap::new();
         if let Some(t) = &token {
             if let Ok(v) = format!("Bearer {t}").parse() {

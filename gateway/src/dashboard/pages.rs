@@ -1049,9 +1049,15 @@ async fn sheet(state: &Shared, viewer: &Viewer, form: &SheetForm) -> Result<Fact
 /// untrusted).
 fn markdown_html(md: &str) -> String {
     use pulldown_cmark::{Event, Parser};
-    let events = Parser::new(md).map(|e| match e {
-        Event::Html(h) | Event::InlineHtml(h) => Event::Text(h),
-        other => other,
+    use pulldown_cmark::{Tag, TagEnd};
+    // Record text is not markup: raw HTML is shown as text, and links and
+    // images written in it are shown as their words (the sheet itself makes
+    // none).
+    let events = Parser::new(md).filter_map(|e| match e {
+        Event::Html(h) | Event::InlineHtml(h) => Some(Event::Text(h)),
+        Event::Start(Tag::Link { .. } | Tag::Image { .. })
+        | Event::End(TagEnd::Link | TagEnd::Image) => None,
+        other => Some(other),
     });
     let mut out = String::new();
     pulldown_cmark::html::push_html(&mut out, events);
@@ -1177,10 +1183,37 @@ pub struct SignIn {
 
 /// Where to go after signing in: a path of this site only.
 fn local_path(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+    // Printable ASCII only (browsers drop tabs and newlines from a URL, so
+    // `/<TAB>/host` would become `//host`), no backslash, and not `//`.
+    let plain = next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
+    if plain && next.starts_with('/') && !next.starts_with("//") {
         next
     } else {
         "/"
+    }
+}
+
+/// Whether a state-changing request comes from this site's own pages:
+/// browsers say where a request comes from (`Sec-Fetch-Site`, else
+/// `Origin`); a request from another site is refused (no cross-site sign-in
+/// or sign-out). A client that says neither (a script) is not a browser
+/// carrying the viewer's cookie.
+fn same_site(headers: &axum::http::HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        return matches!(site, "same-origin" | "none");
+    }
+    match (
+        headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
+        headers.get(header::HOST).and_then(|v| v.to_str().ok()),
+    ) {
+        (None, _) => true,
+        (Some(origin), Some(host)) => {
+            origin
+                .strip_prefix("http://")
+                .or_else(|| origin.strip_prefix("https://"))
+                == Some(host)
+        }
+        (Some(_), None) => false,
     }
 }
 
@@ -1228,7 +1261,16 @@ pub async fn sign_in(Query(q): Query<Next>) -> Response {
 
 /// `POST /sign-in`: verifies the token and keeps it in an HttpOnly,
 /// Secure, SameSite=Strict cookie.
-pub async fn sign_in_post(state: Shared, Form(f): Form<SignIn>) -> Response {
+pub async fn sign_in_post(
+    state: Shared,
+    headers: axum::http::HeaderMap,
+    Form(f): Form<SignIn>,
+) -> Response {
+    if !same_site(&headers) {
+        return error_page(Error::PermissionDenied(
+            "a sign-in from another site is refused".into(),
+        ));
+    }
     let token = f.token.trim().to_string();
     let next = local_path(&f.next).to_string();
     if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic() && b != b';') {
@@ -1248,7 +1290,12 @@ pub async fn sign_in_post(state: Shared, Form(f): Form<SignIn>) -> Response {
 }
 
 /// `POST /sign-out`: forgets the cookie.
-pub async fn sign_out() -> Response {
+pub async fn sign_out(headers: axum::http::HeaderMap) -> Response {
+    if !same_site(&headers) {
+        return error_page(Error::PermissionDenied(
+            "a sign-out from another site is refused".into(),
+        ));
+    }
     let mut r = Redirect::to("/sign-in").into_response();
     r.headers_mut().insert(
         header::SET_COOKIE,

@@ -386,9 +386,11 @@ pub fn date_facts(
     let today_day = dates::as_day(today);
     let amend = match current {
         None => {
+            // Sent, else the earliest dated source (unless it lies ahead),
+            // else the day recorded.
             let effective = next
                 .status_date
-                .or_else(|| committed_on(next))
+                .or_else(|| committed_on(next).filter(|c| first_day(c).is_some_and(|d| d <= today)))
                 .unwrap_or(today_day);
             history = vec![recorded(effective)];
             false

@@ -249,7 +249,11 @@ impl DomainCore {
         let full_name = name.to_string();
         let who = caller.clone();
         let (today, now) = (dates::today(), dates::now());
-        let status_date_sent = paths.iter().any(|p| p == "*" || p == "status_date");
+        // A status date is sent when the mask names it, or with `*` when it
+        // differs from the current one (a read-modify-write sends the old
+        // date back: that dates nothing).
+        let names_status_date = paths.iter().any(|p| p == "status_date");
+        let names_all = paths.iter().any(|p| p == "*");
         let outcome = self
             .store
             .write(&name.id, idem, &caller.signature(), move |current| {
@@ -275,6 +279,8 @@ impl DomainCore {
                     }
                 }
                 rules::check_transition(current.status, merged.status)?;
+                let status_date_sent = names_status_date
+                    || (names_all && input.status_date != current.status_date);
                 rules::date_facts(
                     Some(current),
                     &mut merged,
@@ -463,7 +469,9 @@ impl DomainCore {
         let after = checked.after_revision.unwrap_or(0);
         let who = caller.clone();
         let page = blocking(move || {
-            if store.get(&id)?.is_some_and(|i| !who.may_see(&i)) {
+            // A record the caller may not see, now or when it was deleted,
+            // has no history for them.
+            if store.latest_version(&id)?.is_some_and(|i| !who.may_see(&i)) {
                 return Ok(Page::default());
             }
             store.history(&id, after, size, |c| {

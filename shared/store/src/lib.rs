@@ -380,7 +380,12 @@ fn compact_requests(trees: &[sled::Tree]) -> Result<u64> {
         let compact = StoredRequest {
             hash: request_hash(&old.fingerprint),
             revision: first.revision.unsigned_abs(),
-            seconds: first.update_time.map(|t| t.seconds).unwrap_or_default(),
+            // Its answer's time; unknown: the migration's (kept a full
+            // retention from now rather than forgotten at once).
+            seconds: first
+                .update_time
+                .map(|t| t.seconds)
+                .unwrap_or_else(|| now().seconds),
         };
         batch.insert(k, compact.encode_to_vec());
         pending += 1;
@@ -659,8 +664,21 @@ fn add_status_histories(
                 .change_time
                 .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
                 .map(|t| cetrack_contract::dates::as_day(t.date()));
+            // The first status from its dated source, unless that is later
+            // than the day it was recorded.
             let effective = if history.is_empty() {
-                rules::committed_on(version).or(recorded_on)
+                match (rules::committed_on(version), recorded_on) {
+                    (Some(c), Some(r)) => Some(
+                        if cetrack_contract::valid_time::first_day(&c)
+                            <= cetrack_contract::valid_time::first_day(&r)
+                        {
+                            c
+                        } else {
+                            r
+                        },
+                    ),
+                    (c, r) => c.or(r),
+                }
             } else {
                 recorded_on
             };
@@ -686,9 +704,10 @@ fn add_status_histories(
 }
 
 /// Brings a store of schema version `from` to [`SCHEMA_VERSION`]. The
-/// versions in the history are rewritten first, in batches, with values
-/// derived only from what they keep; then the records, counters, labels and
-/// the schema version in one transaction made durable before it returns. A
+/// versions in the history, the request ids and the records are rewritten
+/// first, in batches, with values derived only from what they keep, and
+/// flushed; then the counters, labels and the schema version in one
+/// transaction made durable before it returns. A
 /// crash leaves the old schema version, and the migration runs again at the
 /// next open, writing the same. From 1 or 2: records and their versions in the history get
 /// their status history (see [`add_status_histories`]); the summary counters and organization labels are
@@ -698,7 +717,10 @@ pub fn migrate(db: &sled::Db, trees: &[sled::Tree], from: u32) -> Result<()> {
     let (summary_tree, labels_tree) = (at(trees, Tree::Summary), at(trees, Tree::Labels));
     let mut counters: std::collections::BTreeMap<Vec<u8>, i128> = Default::default();
     let mut labels: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = Default::default();
-    let mut rewritten: Vec<(sled::IVec, Vec<u8>)> = Vec::new();
+    // Records with their status history, written in batches as they are
+    // read (derived values: a rerun writes the same).
+    let mut rewritten = sled::Batch::default();
+    let mut pending = 0usize;
     let histories = if from < 3 {
         let histories = add_status_histories(trees)?;
         let compacted = compact_requests(trees)?;
@@ -716,7 +738,14 @@ pub fn migrate(db: &sled::Db, trees: &[sled::Tree], from: u32) -> Result<()> {
         if let Some(history) = histories.get(String::from_utf8_lossy(&k).as_ref()) {
             init.status_history = history.clone();
             init.status_date = history.last().and_then(|s| s.effective);
-            rewritten.push((k.clone(), init.encode_to_vec()));
+            rewritten.insert(k.clone(), init.encode_to_vec());
+            pending += 1;
+            if pending == 1_000 {
+                records
+                    .apply_batch(std::mem::take(&mut rewritten))
+                    .map_err(storage)?;
+                pending = 0;
+            }
         }
         for (k, d) in summary::visible_delta(None, Some(&init)) {
             *counters.entry(k).or_default() += d;
@@ -724,6 +753,9 @@ pub fn migrate(db: &sled::Db, trees: &[sled::Tree], from: u32) -> Result<()> {
         labels.extend(label_entries(&init));
         n += 1;
     }
+    records.apply_batch(rewritten).map_err(storage)?;
+    // Durable before the schema version can say they are done.
+    db.flush().map_err(storage)?;
     counters.retain(|_, v| *v != 0);
     let old_summary: Vec<sled::IVec> = summary_tree
         .iter()
@@ -739,15 +771,11 @@ pub fn migrate(db: &sled::Db, trees: &[sled::Tree], from: u32) -> Result<()> {
         summary_tree.clone(),
         labels_tree.clone(),
         at(trees, Tree::Meta).clone(),
-        records.clone(),
     ];
     migrating
         .as_slice()
         .transaction(|tx| {
-            let (summary, labels_tx, meta, records_tx) = (&tx[0], &tx[1], &tx[2], &tx[3]);
-            for (k, v) in &rewritten {
-                records_tx.insert(k, v.as_slice())?;
-            }
+            let (summary, labels_tx, meta) = (&tx[0], &tx[1], &tx[2]);
             for k in &old_summary {
                 summary.remove(k)?;
             }
@@ -1422,6 +1450,25 @@ impl Store {
         Ok(summary)
     }
 
+    /// The latest version of initiative `id` in its history: the record now,
+    /// or as it was when deleted; `None` when it never existed.
+    pub fn latest_version(&self, id: &str) -> Result<Option<Initiative>> {
+        let s = &*self.inner;
+        s.sound()?;
+        let prefix = keys::history_prefix(id);
+        let Some(last) = s.tree(Tree::History).scan_prefix(&prefix).next_back() else {
+            return Ok(None);
+        };
+        let (k, _) = last.map_err(storage)?;
+        let rev = k.get(prefix.len()..).unwrap_or_default();
+        match s.tree(Tree::Changes).get(rev).map_err(storage)? {
+            Some(b) => Ok(decode::<Change>(&b)?.initiative),
+            None => Err(Error::Corrupt(format!(
+                "history of `{id}` names a missing revision"
+            ))),
+        }
+    }
+
     /// Up to `limit` revisions of initiative `id` after revision `after`
     /// that pass `visible`, oldest first.
     pub fn history(
@@ -1574,7 +1621,11 @@ impl Store {
         let mut n = 0;
         for kv in requests.iter() {
             let (k, v) = kv.map_err(storage)?;
-            let stored: StoredRequest = decode(&v)?;
+            // An entry that does not read is left for the operator's
+            // `verify`; the sweep goes on.
+            let Ok(stored) = decode::<StoredRequest>(&v) else {
+                continue;
+            };
             if stored.seconds < before
                 && requests
                     .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)

@@ -96,12 +96,10 @@ async fn write(addrs: &[(Domain, std::net::SocketAddr)]) -> anyhow::Result<()> {
         .await?;
     }
     let mut ai = connect(addr_of(Domain::Ai).expect("ai"))?.await?;
-    ai.create_initiative(create_request(
-        Domain::Ai,
-        "hostile",
-        sample(Domain::Ai, HOSTILE, 2027),
-    ))
-    .await?;
+    let mut hostile = sample(Domain::Ai, HOSTILE, 2027);
+    hostile.summary = "[Sign in again](https://evil.example/phish)".into();
+    ai.create_initiative(create_request(Domain::Ai, "hostile", hostile))
+        .await?;
     let mut secret = sample(Domain::Ai, "ZQXMARK secret title", 2027);
     secret.sensitivity = Sensitivity::Restricted as i32;
     secret.summary = "ZQXMARK summary".into();
@@ -194,6 +192,34 @@ async fn pages_sign_in_escape_text_and_never_show_restricted_records() -> anyhow
     for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
         assert!(cookie.contains(attribute), "{cookie}");
     }
+    // Only to a page of this site: not to another host, however written.
+    for next in [
+        "//evil.example",
+        "/\t/evil.example",
+        "https://evil.example",
+        "/\\evil.example",
+    ] {
+        let r = client()?
+            .post(format!("{}/sign-in", s.base))
+            .form(&[("token", viewer.as_str()), ("next", next)])
+            .send()
+            .await?;
+        assert_eq!(
+            r.headers().get("location").and_then(|v| v.to_str().ok()),
+            Some("/"),
+            "next={next:?}"
+        );
+    }
+    // Not from another site's page (no cross-site sign-in or sign-out).
+    for path in ["/sign-in", "/sign-out"] {
+        let r = client()?
+            .post(format!("{}{path}", s.base))
+            .header("sec-fetch-site", "cross-site")
+            .form(&form(&viewer))
+            .send()
+            .await?;
+        assert_eq!(r.status().as_u16(), 403, "{path}");
+    }
     let pair = cookie.split(';').next().unwrap_or_default().to_string();
     let with_cookie = client()?
         .get(format!("{}/", s.base))
@@ -232,6 +258,13 @@ async fn pages_sign_in_escape_text_and_never_show_restricted_records() -> anyhow
             clean(p, &body);
         }
     }
+    // A link written in record text is shown as its words, not made a link.
+    let (_, sheet) = get(&s, "/fact-sheet", Some(&viewer)).await?;
+    assert!(
+        sheet.contains("Sign in again"),
+        "the linked words are there"
+    );
+    assert!(!sheet.contains("evil.example"), "{sheet}");
     // The hostile title is shown, as text.
     let (_, page) = get(&s, "/domains/ai/initiatives/hostile", Some(&viewer)).await?;
     assert!(page.contains("&lt;script&gt;alert"), "{page}");
@@ -364,5 +397,20 @@ async fn anonymous_visitors_read_public_records_with_the_operators_identity() ->
     }
     let events = client()?.get(format!("{}/events", s.base)).send().await?;
     assert_eq!(events.status().as_u16(), 200);
+    drop(events);
+    // A public token cleared for restricted records is the operator's
+    // mistake: not used, visitors sign in.
+    std::fs::write(
+        dir.path().join("public.token"),
+        token(
+            "public-web",
+            None,
+            &[Role::Viewer],
+            None,
+            Clearance::Restricted,
+        ),
+    )?;
+    let r = client()?.get(format!("{}/", s.base)).send().await?;
+    assert_eq!(r.status().as_u16(), 303);
     Ok(())
 }

@@ -545,10 +545,25 @@ async fn dated_facts_must_have_happened_and_follow_each_other() -> anyhow::Resul
         corrected.status_history[1].effective,
         Some(quarter(2024, 2))
     );
+    // A read-modify-write with `*` sends the old status date back: a new
+    // status then takes effect the day it is recorded, not on that date.
+    let suspended = d
+        .update_initiative(UpdateInitiativeRequest {
+            initiative: Some(Initiative {
+                status: LifecycleStatus::Suspended as i32,
+                ..corrected.clone()
+            }),
+            update_mask: Some(mask(&["*"])),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    assert_eq!(suspended.status_date, Some(dates::as_day(dates::today())));
+    assert_eq!(suspended.status_history.len(), 3);
     // The history is output only.
     let err = d
         .update_initiative(UpdateInitiativeRequest {
-            initiative: Some(corrected.clone()),
+            initiative: Some(suspended.clone()),
             update_mask: Some(mask(&["status_history"])),
             ..Default::default()
         })

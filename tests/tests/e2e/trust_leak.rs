@@ -460,6 +460,67 @@ async fn no_response_of_any_read_holds_a_restricted_record_for_an_uncleared_call
     Ok(())
 }
 
+/// A record marked RESTRICTED and then deleted keeps its past hidden: its
+/// history (the public versions before the marking included) is NOT_FOUND
+/// for a caller without clearance, as it was before the deletion.
+#[tokio::test]
+async fn a_deleted_restricted_record_has_no_history_for_an_uncleared_caller() -> anyhow::Result<()>
+{
+    const D: Domain = Domain::Quantum;
+    let t = TestDomain::start(D).await?;
+    let mut admin = t.client.clone();
+    let created = admin
+        .create_initiative(create_request(
+            D,
+            "once-public",
+            sample(D, "Once public", 2027),
+        ))
+        .await?
+        .into_inner();
+    admin
+        .update_initiative(UpdateInitiativeRequest {
+            initiative: Some(Initiative {
+                sensitivity: Sensitivity::Restricted as i32,
+                ..created.clone()
+            }),
+            update_mask: Some(mask(&["sensitivity"])),
+            ..Default::default()
+        })
+        .await?;
+    let viewer = token("uncleared", None, &[Role::Viewer], None, Clearance::Public);
+    let mut v = connect_as(t.addr(), Some(&viewer)).await?;
+    let history = |v: &mut Client| {
+        let mut v = v.clone();
+        let name = created.name.clone();
+        async move {
+            v.list_history(ListHistoryRequest {
+                name,
+                ..Default::default()
+            })
+            .await
+            .map(|_| ())
+            .map_err(|s| s.code())
+        }
+    };
+    assert_eq!(history(&mut v).await, Err(tonic::Code::NotFound));
+    admin
+        .delete_initiative(DeleteInitiativeRequest {
+            name: created.name.clone(),
+            ..Default::default()
+        })
+        .await?;
+    assert_eq!(
+        history(&mut v).await,
+        Err(tonic::Code::NotFound),
+        "after the deletion"
+    );
+    assert!(
+        history(&mut admin).await.is_ok(),
+        "a cleared caller still reads it"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn the_gateways_last_summaries_reach_only_callers_who_may_read_the_domain(
 ) -> anyhow::Result<()> {
