@@ -427,6 +427,12 @@ pub struct SearchForm {
     #[serde(default)]
     document: String,
     #[serde(default)]
+    instrument: String,
+    #[serde(default)]
+    due_after: String,
+    #[serde(default)]
+    due_before: String,
+    #[serde(default)]
     page_token: String,
 }
 
@@ -435,6 +441,20 @@ pub async fn search(state: Shared, viewer: Viewer, Query(form): Query<SearchForm
     let (as_of, as_known_on) = match form.times.parse() {
         Ok(t) => t,
         Err(e) => return error_page(e),
+    };
+    let (due_after, due_before) = match (
+        day(&form.due_after, "due_after"),
+        day(&form.due_before, "due_before"),
+    ) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return error_page(e),
+    };
+    let instruments = match form.instrument.trim() {
+        "" => vec![],
+        s => match Instrument::from_str_name(s) {
+            Some(v) => vec![v as i32],
+            None => return error_page(Error::invalid("instrument", "not an instrument")),
+        },
     };
     let statuses = match form.status.trim() {
         "" => vec![],
@@ -454,6 +474,9 @@ pub async fn search(state: Shared, viewer: Viewer, Query(form): Query<SearchForm
         domains,
         filter: Some(InitiativeFilter {
             statuses,
+            instruments,
+            due_after,
+            due_before,
             organization_id: form.org.trim().to_string(),
             country_code: form.country.trim().to_string(),
             topic: form.topic.trim().to_string(),
@@ -462,7 +485,6 @@ pub async fn search(state: Shared, viewer: Viewer, Query(form): Query<SearchForm
             as_of,
             as_known_on,
             document: form.document.clone(),
-            ..Default::default()
         }),
         page_size: 50,
         page_token: form.page_token.clone(),
@@ -484,6 +506,9 @@ pub async fn search(state: Shared, viewer: Viewer, Query(form): Query<SearchForm
             ("domain", &form.domain),
             ("overdue", &form.overdue),
             ("document", &form.document),
+            ("instrument", &form.instrument),
+            ("due_after", &form.due_after),
+            ("due_before", &form.due_before),
             ("as_of", &form.times.as_of),
             ("as_known_on", &form.times.as_known_on),
         ] {
@@ -524,6 +549,18 @@ pub async fn search(state: Shared, viewer: Viewer, Query(form): Query<SearchForm
                     }
                 }
             }
+            label { "Instrument "
+                select name="instrument" {
+                    option value="" { "Any" }
+                    @for i in 1..=11 {
+                        @if let Ok(v) = Instrument::try_from(i) {
+                            option value=(v.as_str_name()) selected[form.instrument == v.as_str_name()] { (label(v.as_str_name(), "INSTRUMENT_")) }
+                        }
+                    }
+                }
+            }
+            label { "Due from " input type="date" name="due_after" value=(form.due_after); }
+            label { "Due until " input type="date" name="due_before" value=(form.due_before); }
             label { input type="checkbox" name="overdue" checked[form.overdue == "on"]; " Only overdue" }
             label { "Document " input name="document" value=(form.document); }
             (times_fields(&form.times))

@@ -238,6 +238,7 @@ async fn pages_sign_in_escape_text_and_never_show_restricted_records() -> anyhow
         "/search?text=hostile",
         "/search?text=secret",
         "/search?domain=ai&status=LIFECYCLE_STATUS_ANNOUNCED",
+        "/search?instrument=INSTRUMENT_JOINT_RESEARCH_PROGRAMME&due_after=2025-01-01&due_before=2030-12-31",
         "/timeline",
         "/timeline?until=2030-12-31&overdue=on",
         "/organizations/us-nsf",
