@@ -126,7 +126,10 @@ def main():
         except NoAlertPresentException:
             check("a hostile title runs no script", True)
 
-        visit("timeline", "/timeline?until=2030-12-31")
+        cli("milestone", BIOECONOMY, "launch", "--status", "met", "--date-met", "2024-06")
+        body = visit("timeline", "/timeline?from=2024-01-01&until=2030-12-31")
+        check("timeline: a met milestone shown as met", "Met (2024-06)" in body and "✓ met" in driver.page_source,
+              body[:800])
         all_milestones = len(driver.find_elements(By.CSS_SELECTOR, "tbody tr"))
         visit("timeline-org", "/timeline?until=2030-12-31&org=kr-nso")
         org_milestones = len(driver.find_elements(By.CSS_SELECTOR, "tbody tr"))

@@ -136,6 +136,7 @@ impl FilterArgs {
             as_of: self.as_of,
             as_known_on: self.as_known_on,
             document: self.document.clone().unwrap_or_default(),
+            include_met_milestones: false,
         }
     }
 }

@@ -252,6 +252,9 @@ pub(crate) struct TimelineArgs {
     /// Also list overdue milestones.
     #[arg(long)]
     overdue: bool,
+    /// Also list milestones met by the as-of day.
+    #[arg(long)]
+    met: bool,
     /// The day the timeline speaks for [default: today].
     #[arg(long, value_parser = day)]
     as_of: Option<CalendarDate>,
@@ -272,6 +275,7 @@ pub(crate) async fn timeline(c: &Endpoints, out: Format, args: TimelineArgs) -> 
                 due_after: args.from,
                 due_before: args.until,
                 include_overdue: args.overdue,
+                include_met: args.met,
                 as_of: args.as_of,
                 as_known_on: args.as_known_on,
                 domains: vec![],

@@ -114,7 +114,37 @@ fn segments<'a>(b: &'a Bar, names: &[String], start: f64, scale: f64) -> Vec<Seg
         .collect()
 }
 
-/// One milestone on the timeline: its due period and whether it is overdue.
+/// Where a milestone stands on the day shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Still to do, not yet late.
+    Scheduled,
+    /// Still to do, its due period over.
+    Overdue,
+    /// Met or partly met.
+    Met,
+}
+
+impl State {
+    fn class(self) -> &'static str {
+        match self {
+            State::Scheduled => "due",
+            State::Overdue => "overdue",
+            State::Met => "met",
+        }
+    }
+
+    /// The mark written beside the span (more than colour).
+    fn mark(self) -> &'static str {
+        match self {
+            State::Scheduled => "",
+            State::Overdue => "! overdue",
+            State::Met => "✓ met",
+        }
+    }
+}
+
+/// One milestone on the timeline: its due period and where it stands.
 #[derive(Debug, Clone)]
 pub struct Span {
     /// What is due.
@@ -123,8 +153,8 @@ pub struct Span {
     pub start: Date,
     /// The last day of the due period.
     pub end: Date,
-    /// Overdue on the day shown.
-    pub overdue: bool,
+    /// Where it stands.
+    pub state: State,
 }
 
 /// Milestones on a time axis: each due period drawn as the span it names (a
@@ -160,11 +190,11 @@ pub fn timeline(title: &str, spans: &[Span]) -> Markup {
                     text x=(label_w - 8.0) y=(y + 13.0) text-anchor="end" {
                         (if s.label.chars().count() > 48 { format!("{}…", s.label.chars().take(47).collect::<String>()) } else { s.label.clone() })
                     }
-                    rect class=(if s.overdue { "overdue" } else { "due" }) x=(x1) y=(y) width=((x2 - x1).max(2.0)) height=(row_h - 8.0) {
-                        title { (s.label) ": " (s.start) " to " (s.end) (if s.overdue { ", overdue" } else { "" }) }
+                    rect class=(s.state.class()) x=(x1) y=(y) width=((x2 - x1).max(2.0)) height=(row_h - 8.0) {
+                        title { (s.label) ": " (s.start) " to " (s.end) ", " (s.state.class()) }
                     }
-                    @if s.overdue {
-                        text x=(x2 + 3.0) y=(y + 13.0) { "! overdue" }
+                    @if s.state != State::Scheduled {
+                        text x=(x2 + 3.0) y=(y + 13.0) { (s.state.mark()) }
                     }
                 }
             }

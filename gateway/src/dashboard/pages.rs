@@ -485,6 +485,7 @@ pub async fn search(state: Shared, viewer: Viewer, Query(form): Query<SearchForm
             as_of,
             as_known_on,
             document: form.document.clone(),
+            include_met_milestones: false,
         }),
         page_size: 50,
         page_token: form.page_token.clone(),
@@ -629,6 +630,8 @@ pub struct TimelineForm {
     org: String,
     #[serde(default)]
     overdue: String,
+    #[serde(default)]
+    met: String,
 }
 
 /// The names of the initiatives `org` takes part in (as of the filter's
@@ -689,6 +692,7 @@ pub async fn timeline(state: Shared, viewer: Viewer, Query(form): Query<Timeline
     };
     // Overdue ones too unless the form says otherwise (a first visit).
     let include_overdue = form.overdue != "off";
+    let include_met = form.met != "off";
     let req = ListMilestoneTimelineRequest {
         due_after: from,
         due_before: until,
@@ -698,6 +702,7 @@ pub async fn timeline(state: Shared, viewer: Viewer, Query(form): Query<Timeline
         page_size: 1_000,
         page_token: String::new(),
         as_known_on,
+        include_met,
     };
     let mut r = match views::timeline::timeline(&state.domains, req, &viewer.ctx).await {
         Ok(r) => r,
@@ -722,7 +727,13 @@ pub async fn timeline(state: Shared, viewer: Viewer, Query(form): Query<Timeline
                 label: format!("{}: {}", e.initiative_title, m.title),
                 start,
                 end,
-                overdue: e.overdue,
+                state: if e.overdue {
+                    charts::State::Overdue
+                } else if cetrack_contract::rules::milestone_met(m) {
+                    charts::State::Met
+                } else {
+                    charts::State::Scheduled
+                },
             })
         })
         .collect();
@@ -745,13 +756,19 @@ pub async fn timeline(state: Shared, viewer: Viewer, Query(form): Query<Timeline
                     option value="off" selected[!include_overdue] { "Left out" }
                 }
             }
+            label { "Met ones "
+                select name="met" {
+                    option value="on" selected[include_met] { "Included" }
+                    option value="off" selected[!include_met] { "Left out" }
+                }
+            }
             (times_fields(&form.times))
             button type="submit" { "Show" }
         }
         @for u in &r.unavailable {
             p class="warn" { "Not shown: " (u.error) }
         }
-        (charts::timeline("Milestones by due period; overdue ones hatched and marked", &spans))
+        (charts::timeline("Milestones by due period: scheduled, overdue (dashed, marked !) and met (marked ✓)", &spans))
         @if r.entries.is_empty() {
             p { "No milestone is due in this window." }
         } @else {
@@ -770,7 +787,10 @@ pub async fn timeline(state: Shared, viewer: Viewer, Query(form): Query<Timeline
                                 td { (m.due.as_ref().map(dates::display).unwrap_or_default()) }
                                 td { (m.title) }
                                 td { a href=(link(&format!("/{}", e.initiative), &form.times)) { (e.initiative_title) } }
-                                td { @if e.overdue { strong { "Overdue" } } @else { (milestone_label(m.status)) } }
+                                td {
+                                    @if e.overdue { strong { "Overdue" } } @else { (milestone_label(m.status)) }
+                                    @if let Some(d) = &m.date_met { " (" (dates::display(d)) ")" }
+                                }
                             }
                         }
                     }

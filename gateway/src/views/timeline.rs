@@ -76,6 +76,7 @@ pub async fn timeline(
         due_before: Some(dates::to_calendar(before)),
         as_of: Some(dates::to_calendar(as_of)),
         as_known_on: known_on.map(dates::to_calendar),
+        include_met_milestones: req.include_met,
         ..Default::default()
     }];
     if req.include_overdue {
@@ -110,12 +111,21 @@ pub async fn timeline(
     initiatives.dedup_by(|a, b| a.name == b.name);
 
     let mut entries: Vec<(i32, TimelineEntry)> = Vec::new();
-    for i in initiatives.iter().filter(|i| rules::is_open(i)) {
+    for i in &initiatives {
         for m in &i.milestones {
-            let Some(end) = rules::open_milestone_due(m) else {
-                continue;
+            // Scheduled milestones of open initiatives; with include_met,
+            // met ones of any initiative (in the window only).
+            let (end, open) = match rules::open_milestone_due(m) {
+                Some(end) if rules::is_open(i) => (end, true),
+                _ if req.include_met && rules::milestone_met(m) => {
+                    match m.due.as_ref().and_then(dates::period_end) {
+                        Some(end) => (end, false),
+                        None => continue,
+                    }
+                }
+                _ => continue,
             };
-            let overdue = end < as_of;
+            let overdue = open && end < as_of;
             let in_window = end >= after && end <= before;
             if in_window || (overdue && req.include_overdue) {
                 entries.push((

@@ -127,6 +127,7 @@ pub fn filter(v: &mut Violations, f: &InitiativeFilter, field: &str) -> Filter {
         out.document = Some(f.document.clone());
     }
     out.overdue_only = f.overdue_only;
+    out.include_met_milestones = f.include_met_milestones;
     v.text(&format!("{field}.text"), &f.text, false, 200);
     if !f.text.trim().is_empty() {
         out.text = Some(f.text.trim().to_lowercase());

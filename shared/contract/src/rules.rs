@@ -477,6 +477,8 @@ pub struct Filter {
     pub known_on: Option<Date>,
     /// A source names exactly this document.
     pub document: Option<String>,
+    /// The due window counts met milestones too (in any initiative).
+    pub include_met_milestones: bool,
     /// Leave out records marked RESTRICTED (for callers without clearance).
     pub hide_restricted: bool,
 }
@@ -546,6 +548,13 @@ impl Filter {
                         .milestones
                         .iter()
                         .filter_map(open_milestone_due)
+                        .any(|d| in_window(&d)))
+                || (self.include_met_milestones
+                    && init
+                        .milestones
+                        .iter()
+                        .filter(|m| milestone_met(m))
+                        .filter_map(|m| m.due.as_ref().and_then(dates::period_end))
                         .any(|d| in_window(&d)));
             if !hit {
                 return false;

@@ -287,6 +287,7 @@ async fn every_rpc_rejects_invalid_arguments() -> anyhow::Result<()> {
             page_size: -1,
             page_token: "not a token!".into(),
             filter: Some(InitiativeFilter {
+                include_met_milestones: false,
                 as_known_on: None,
                 document: String::new(),
                 statuses: vec![99],

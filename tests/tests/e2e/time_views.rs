@@ -381,6 +381,35 @@ async fn every_view_answers_for_the_world_on_the_day_asked() -> anyhow::Result<(
             tl.entries
         );
 
+        // With met milestones, over 2024-2030: the launch is there once met
+        // (as met), the report as scheduled or overdue.
+        let wide = g
+            .list_milestone_timeline(ListMilestoneTimelineRequest {
+                due_after: Some(calendar(2024, 1, 1)),
+                due_before: Some(calendar(2030, 12, 31)),
+                include_met: true,
+                as_of: Some(as_of),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        let met_entries = wide
+            .entries
+            .iter()
+            .filter(|t| {
+                t.milestone
+                    .as_ref()
+                    .is_some_and(|m| m.status == MilestoneStatus::Met as i32)
+            })
+            .count() as i64;
+        assert_eq!(met_entries, e.met, "met on the timeline {:?}", e.day);
+        assert_eq!(
+            wide.entries.len(),
+            if e.exists { 2 } else { 0 },
+            "both milestones, whatever their state, {:?}",
+            e.day
+        );
+
         // The fact sheet.
         let f = g
             .generate_fact_sheet(GenerateFactSheetRequest {
