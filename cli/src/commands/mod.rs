@@ -22,14 +22,7 @@ use cetrack_contract::{dates, Domain};
 use crate::output::{self, label, Format};
 
 fn day(text: &str) -> Result<CalendarDate, String> {
-    match dates::parse(text) {
-        Some(d) if d.precision == DatePrecision::Day as i32 => Ok(CalendarDate {
-            year: d.year,
-            month: d.month,
-            day: d.day,
-        }),
-        _ => Err(format!("`{text}` is not a day like 2024-03-15")),
-    }
+    dates::parse_day(text).ok_or_else(|| format!("`{text}` is not a day like 2024-03-15"))
 }
 
 fn approx(text: &str) -> Result<ApproximateDate, String> {

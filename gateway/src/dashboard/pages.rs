@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use super::{charts, Refused, Shared, Viewer, TOKEN_COOKIE};
 use crate::domains::{request, DomainError};
-use crate::views;
+use crate::views::{self, words};
 
 /// The stylesheet.
 const STYLE: &str = include_str!("assets/style.css");
@@ -33,18 +33,9 @@ const ICON: &str = include_str!("assets/icon.svg");
 /// How long a sign-in lasts (the token's own expiry applies too).
 const SIGN_IN_SECONDS: u64 = 12 * 3600;
 
-/// Percent-encodes a query parameter value.
+/// Percent-encodes a query parameter value (or a path segment).
 pub fn encode(text: &str) -> String {
-    let mut out = String::new();
-    for b in text.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 /// The two times every page takes.
@@ -64,19 +55,9 @@ fn day(text: &str, field: &str) -> Result<Option<CalendarDate>, Error> {
     if text.is_empty() {
         return Ok(None);
     }
-    let parts: Vec<&str> = text.split('-').collect();
-    let num = |s: &str| s.parse::<i32>().ok();
-    match parts.as_slice() {
-        [y, m, d] => match (num(y), num(m), num(d)) {
-            (Some(year), Some(month), Some(day)) => {
-                let c = CalendarDate { year, month, day };
-                dates::calendar(&c, field).map_err(|v| Error::InvalidArgument(vec![v]))?;
-                Ok(Some(c))
-            }
-            _ => Err(Error::invalid(field, "a day as YYYY-MM-DD")),
-        },
-        _ => Err(Error::invalid(field, "a day as YYYY-MM-DD")),
-    }
+    dates::parse_day(text)
+        .map(Some)
+        .ok_or_else(|| Error::invalid(field, "a day of the calendar as YYYY-MM-DD"))
 }
 
 impl Times {
@@ -117,36 +98,6 @@ fn link(path: &str, times: &Times) -> String {
     }
 }
 
-fn label(name: &str, prefix: &str) -> String {
-    let words = name
-        .trim_start_matches(prefix)
-        .replace('_', " ")
-        .to_lowercase();
-    let mut c = words.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
-        None => words,
-    }
-}
-
-fn status_label(status: i32) -> String {
-    label(
-        LifecycleStatus::try_from(status)
-            .unwrap_or(LifecycleStatus::Unspecified)
-            .as_str_name(),
-        "LIFECYCLE_STATUS_",
-    )
-}
-
-fn milestone_label(status: i32) -> String {
-    label(
-        MilestoneStatus::try_from(status)
-            .unwrap_or(MilestoneStatus::Unspecified)
-            .as_str_name(),
-        "MILESTONE_STATUS_",
-    )
-}
-
 fn domain_title(domain: i32) -> String {
     Domain::from_proto(domain)
         .map(|d| d.title().to_string())
@@ -164,27 +115,6 @@ fn since(seconds_ago: i64) -> String {
         then.minute(),
         then.second()
     )
-}
-
-fn money(m: &Money) -> String {
-    let units = m.units.to_string();
-    let mut grouped = String::new();
-    for (i, c) in units.chars().enumerate() {
-        if i > 0 && (units.len() - i).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    format!("{} {grouped}", m.currency_code)
-}
-
-fn qualifier(q: i32) -> &'static str {
-    match AmountQualifier::try_from(q).unwrap_or(AmountQualifier::Exact) {
-        AmountQualifier::AtLeast => "at least",
-        AmountQualifier::UpTo => "up to",
-        AmountQualifier::About => "about",
-        _ => "exactly",
-    }
 }
 
 /// The page around `body`: the navigation, who is signed in, the times the
@@ -326,7 +256,7 @@ pub async fn overview(state: Shared, viewer: Viewer, Query(times): Query<Times>)
                 parts: s
                     .by_status
                     .iter()
-                    .map(|c| (status_label(c.status), c.count))
+                    .map(|c| (words::status(c.status), c.count))
                     .collect(),
             })
         })
@@ -349,7 +279,7 @@ pub async fn overview(state: Shared, viewer: Viewer, Query(times): Query<Times>)
                 ul {
                     @for f in &totals.funding {
                         @if let Some(m) = &f.total {
-                            li { (qualifier(f.qualifier)) " " (money(m)) " (" (f.commitment_count) " commitments)" }
+                            li { (words::qualifier(f.qualifier)) (words::money(m)) " (" (f.commitment_count) " commitments)" }
                         }
                     }
                 }
@@ -386,11 +316,11 @@ pub async fn overview(state: Shared, viewer: Viewer, Query(times): Query<Times>)
                                                 (since(d.summary_age.map(|a| a.seconds).unwrap_or(0))) "; the figures are from then)" }
                                         }
                                     }
-                                    td { @for c in &s.by_status { span class="tag" { (status_label(c.status)) ": " (c.count) } " " } }
+                                    td { @for c in &s.by_status { span class="tag" { (words::status(c.status)) ": " (c.count) } " " } }
                                     td { (m.due_soon) }
                                     td { (m.overdue) }
                                     td { (m.met) " of " (m.total) }
-                                    td { @for f in &s.funding { @if let Some(t) = &f.total { span class="tag" { (qualifier(f.qualifier)) " " (money(t)) } " " } } }
+                                    td { @for f in &s.funding { @if let Some(t) = &f.total { span class="tag" { (words::qualifier(f.qualifier)) (words::money(t)) } " " } } }
                                 }
                                 (None, _) => {
                                     td colspan="6" class="warn" { "Unavailable since the gateway started (no answer yet): " (d.error) }
@@ -538,7 +468,7 @@ pub async fn search(state: Shared, viewer: Viewer, Query(form): Query<SearchForm
                 select name="status" {
                     option value="" { "Any" }
                     @for s in statuses {
-                        option value=(s.as_str_name()) selected[form.status == s.as_str_name()] { (status_label(s as i32)) }
+                        option value=(s.as_str_name()) selected[form.status == s.as_str_name()] { (words::status(s as i32)) }
                     }
                 }
             }
@@ -555,7 +485,7 @@ pub async fn search(state: Shared, viewer: Viewer, Query(form): Query<SearchForm
                     option value="" { "Any" }
                     @for i in 1..=11 {
                         @if let Ok(v) = Instrument::try_from(i) {
-                            option value=(v.as_str_name()) selected[form.instrument == v.as_str_name()] { (label(v.as_str_name(), "INSTRUMENT_")) }
+                            option value=(v.as_str_name()) selected[form.instrument == v.as_str_name()] { (words::instrument(v as i32)) }
                         }
                     }
                 }
@@ -597,7 +527,7 @@ fn initiative_table(items: &[Initiative], times: &Times) -> Markup {
                         tr {
                             td { a href=(link(&format!("/{}", i.name), times)) { (i.title) } }
                             td { (domain_title(i.domain)) }
-                            td { (status_label(i.status)) }
+                            td { (words::status(i.status)) }
                             td {
                                 @for p in &i.participants {
                                     @if let Some(o) = &p.organization {
@@ -788,7 +718,7 @@ pub async fn timeline(state: Shared, viewer: Viewer, Query(form): Query<Timeline
                                 td { (m.title) }
                                 td { a href=(link(&format!("/{}", e.initiative), &form.times)) { (e.initiative_title) } }
                                 td {
-                                    @if e.overdue { strong { "Overdue" } } @else { (milestone_label(m.status)) }
+                                    @if e.overdue { strong { "Overdue" } } @else { (words::milestone_status(m.status)) }
                                     @if let Some(d) = &m.date_met { " (" (dates::display(d)) ")" }
                                 }
                             }
@@ -849,8 +779,8 @@ pub async fn portfolio(
                     tr {
                         td { a href=(link(&format!("/{}", e.name), &times)) { (e.title) } }
                         td { (domain_title(e.domain)) }
-                        td { (status_label(e.status)) }
-                        td { (role_label(e.role)) }
+                        td { (words::status(e.status)) }
+                        td { (words::role(e.role)) }
                         td {
                             @for c in &e.counterparts {
                                 @if let Some(o) = &c.organization {
@@ -931,22 +861,10 @@ pub async fn initiative(
     page(layout(&shown.title, &viewer, &times, times.now(), body))
 }
 
-fn role_label(role: i32) -> &'static str {
-    match ParticipantRole::try_from(role).unwrap_or(ParticipantRole::Unspecified) {
-        ParticipantRole::Lead => "Lead",
-        ParticipantRole::CoLead => "Co-lead",
-        ParticipantRole::Funder => "Funder",
-        ParticipantRole::Implementer => "Implementer",
-        ParticipantRole::Partner => "Partner",
-        ParticipantRole::Observer => "Observer",
-        ParticipantRole::Unspecified => "Participant",
-    }
-}
-
 fn party_status(status: i32) -> String {
     match ParticipantStatus::try_from(status).unwrap_or(ParticipantStatus::Unspecified) {
         ParticipantStatus::Unspecified => "Not assessed".into(),
-        s => label(s.as_str_name(), "PARTICIPANT_STATUS_"),
+        s => words::label(s.as_str_name(), "PARTICIPANT_STATUS_"),
     }
 }
 
@@ -968,10 +886,10 @@ fn initiative_body(i: &Initiative, times: &Times, day: time::Date) -> Markup {
         dl class="facts" {
             div { dt { "Domain" } dd { (domain_title(i.domain)) } }
             div { dt { "Status" } dd {
-                (status_label(i.status))
+                (words::status(i.status))
                 @if let Some(d) = &i.status_date { " since " (dates::display(d)) }
             } }
-            div { dt { "Instrument" } dd { (label(Instrument::try_from(i.instrument).unwrap_or(Instrument::Unspecified).as_str_name(), "INSTRUMENT_")) } }
+            div { dt { "Instrument" } dd { (words::instrument(i.instrument)) } }
             @if let Some(d) = &i.planned_start { div { dt { "Planned start" } dd { (dates::display(d)) } } }
             @if let Some(d) = &i.planned_end { div { dt { "Planned end" } dd { (dates::display(d)) } } }
         }
@@ -986,7 +904,7 @@ fn initiative_body(i: &Initiative, times: &Times, day: time::Date) -> Markup {
                             tr {
                                 td { a href=(link(&format!("/organizations/{}", encode(&o.id)), times)) { (o.name) } }
                                 td { (o.country_code) }
-                                td { (role_label(p.role)) }
+                                td { (words::role(p.role)) }
                                 td { (party_status(p.status)) }
                             }
                         }
@@ -1002,7 +920,7 @@ fn initiative_body(i: &Initiative, times: &Times, day: time::Date) -> Markup {
                         li {
                             strong { (m.title) }
                             @if let Some(d) = &m.due { ", due " (dates::display(d)) }
-                            ": " (milestone_label(m.status))
+                            ": " (words::milestone_status(m.status))
                             @if let Some(d) = &m.date_met { " (" (dates::display(d)) ")" }
                             @if overdue(m) { " — " strong { "overdue" } }
                         }
@@ -1015,7 +933,7 @@ fn initiative_body(i: &Initiative, times: &Times, day: time::Date) -> Markup {
             ol {
                 @for h in &i.status_history {
                     li {
-                        (status_label(h.status))
+                        (words::status(h.status))
                         @if let Some(d) = &h.effective { " from " (dates::display(d)) }
                         @if let Some(t) = &h.record_time {
                             " (recorded " (time::OffsetDateTime::from_unix_timestamp(t.seconds).map(|t| t.date().to_string()).unwrap_or_default()) ")"
@@ -1044,7 +962,7 @@ fn initiative_body(i: &Initiative, times: &Times, day: time::Date) -> Markup {
                     @for f in &i.funding {
                         @if let Some(m) = &f.amount {
                             li {
-                                (qualifier(f.qualifier)) " " (money(m))
+                                (words::qualifier(f.qualifier)) (words::money(m))
                                 @if !f.committing_organization_id.is_empty() { ", by " (org_name(&f.committing_organization_id)) }
                                 @if let Some(d) = &f.date { ", " (dates::display(d)) }
                             }

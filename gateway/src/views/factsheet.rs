@@ -10,15 +10,15 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use cetrack_contract::proto::{
-    AmountQualifier, CompletionAssessment, FactSheet, FundingKind, GenerateFactSheetRequest,
-    Initiative, InitiativeFilter, Instrument, LifecycleStatus, MilestoneStatus, ParticipantRole,
-    ProgressUpdate, SourceReference,
+    CompletionAssessment, FactSheet, FundingKind, GenerateFactSheetRequest, Initiative,
+    InitiativeFilter, ProgressUpdate, SourceReference,
 };
 use cetrack_contract::validate::Violations;
 use cetrack_contract::Error;
 use cetrack_contract::{dates, requests, rules, valid_time};
 use time::Date;
 
+use super::words;
 use crate::domains::{CallCtx, Domains, FanOut};
 
 /// The heading when no document names the records.
@@ -226,35 +226,6 @@ fn day(d: Date) -> String {
     format!("{}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }
 
-fn label(name: &str, prefix: &str) -> String {
-    let words = name
-        .trim_start_matches(prefix)
-        .replace('_', " ")
-        .to_lowercase();
-    let mut c = words.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
-        None => words,
-    }
-}
-
-fn status_label(status: i32) -> String {
-    let s = LifecycleStatus::try_from(status).unwrap_or(LifecycleStatus::Unspecified);
-    label(s.as_str_name(), "LIFECYCLE_STATUS_")
-}
-
-fn with_thousands(n: i64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// An organization of the record by name (and acronym), or its id when the
 /// record does not describe it.
 fn organization(i: &Initiative, id: &str) -> String {
@@ -270,35 +241,6 @@ fn organization(i: &Initiative, id: &str) -> String {
             }
         })
         .unwrap_or_else(|| id.to_string())
-}
-
-fn role_label(role: i32) -> &'static str {
-    match ParticipantRole::try_from(role).unwrap_or(ParticipantRole::Unspecified) {
-        ParticipantRole::Lead => "lead",
-        ParticipantRole::CoLead => "co-lead",
-        ParticipantRole::Funder => "funder",
-        ParticipantRole::Implementer => "implementer",
-        ParticipantRole::Partner => "partner",
-        ParticipantRole::Observer => "observer",
-        ParticipantRole::Unspecified => "participant",
-    }
-}
-
-fn instrument_label(instrument: i32) -> &'static str {
-    match Instrument::try_from(instrument).unwrap_or(Instrument::Unspecified) {
-        Instrument::Mou => "MOU",
-        Instrument::CooperationAgreement => "cooperation agreement",
-        Instrument::JointResearchProgramme => "joint research programme",
-        Instrument::WorkingGroup => "working group",
-        Instrument::DialogueChannel => "dialogue channel",
-        Instrument::ForumOrConsortium => "forum or consortium",
-        Instrument::ExchangeProgramme => "exchange programme",
-        Instrument::TestbedOrPilot => "testbed or pilot",
-        Instrument::StandardsCollaboration => "standards collaboration",
-        Instrument::SharedResource => "shared resource",
-        Instrument::Other => "other instrument",
-        Instrument::Unspecified => "instrument not stated",
-    }
 }
 
 fn bullet(
@@ -326,7 +268,7 @@ fn bullet(
                 "{}, {}: {}",
                 organization(i, &o.id),
                 o.country_code,
-                role_label(p.role)
+                words::role(p.role)
             ))
         })
         .collect();
@@ -336,12 +278,12 @@ fn bullet(
     let mut status = format!(
         "    -   Status as of {}: **{}**",
         day(as_of),
-        status_label(i.status)
+        words::status(i.status)
     );
     if let Some(since) = &i.status_date {
         let _ = write!(status, " since {}", dates::display(since));
     }
-    let _ = write!(status, " ({})", instrument_label(i.instrument));
+    let _ = write!(status, " ({})", words::instrument(i.instrument));
     if let Some(p) = &i.planned_start {
         let _ = write!(status, "; planned start {}", dates::display(p));
     }
@@ -354,12 +296,7 @@ fn bullet(
     let _ = writeln!(md, "{status}.");
     for f in &i.funding {
         let Some(m) = &f.amount else { continue };
-        let q = match AmountQualifier::try_from(f.qualifier).unwrap_or(AmountQualifier::Exact) {
-            AmountQualifier::AtLeast => "at least ",
-            AmountQualifier::UpTo => "up to ",
-            AmountQualifier::About => "about ",
-            _ => "",
-        };
+        let q = words::qualifier(f.qualifier);
         let kind = FundingKind::try_from(f.kind).unwrap_or(FundingKind::Unspecified);
         let by = if f.committing_organization_id.is_empty() {
             String::new()
@@ -375,8 +312,8 @@ fn bullet(
             md,
             "    -   Funding: {q}{} {} ({}{by}{when}).",
             m.currency_code,
-            with_thousands(m.units),
-            label(kind.as_str_name(), "FUNDING_KIND_").to_lowercase()
+            words::with_thousands(m.units),
+            words::label(kind.as_str_name(), "FUNDING_KIND_").to_lowercase()
         );
     }
     for m in &i.milestones {
@@ -384,11 +321,10 @@ fn bullet(
         if let Some(due) = &m.due {
             let _ = write!(line, ", due {}", dates::display(due));
         }
-        let st = MilestoneStatus::try_from(m.status).unwrap_or(MilestoneStatus::Unspecified);
         let _ = write!(
             line,
             ": {}",
-            label(st.as_str_name(), "MILESTONE_STATUS_").to_lowercase()
+            words::milestone_status(m.status).to_lowercase()
         );
         if let Some(met) = &m.date_met {
             let _ = write!(line, " ({})", dates::display(met));
@@ -412,7 +348,7 @@ fn bullet(
             .map(|a| {
                 format!(
                     ", {}",
-                    label(a.as_str_name(), "COMPLETION_ASSESSMENT_").to_lowercase()
+                    words::label(a.as_str_name(), "COMPLETION_ASSESSMENT_").to_lowercase()
                 )
             })
             .unwrap_or_default();
@@ -422,21 +358,6 @@ fn bullet(
             p.as_of.as_ref().map(dates::display).unwrap_or_default(),
             organization(i, &p.reporting_organization_id),
             p.text
-        );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_and_labels_read_well() {
-        assert_eq!(with_thousands(10_000_000), "10,000,000");
-        assert_eq!(with_thousands(999), "999");
-        assert_eq!(
-            status_label(LifecycleStatus::InProgress as i32),
-            "In progress"
         );
     }
 }

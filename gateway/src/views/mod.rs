@@ -7,6 +7,7 @@ pub mod portfolio;
 pub mod search;
 pub mod timeline;
 pub mod watch;
+pub mod words;
 
 use cetrack_contract::proto::{Initiative, InitiativeFilter, ListInitiativesRequest};
 use cetrack_contract::validate::Violations;

@@ -328,6 +328,18 @@ pub fn parse(text: &str) -> Option<ApproximateDate> {
     period(&d, "").ok().map(|_| d)
 }
 
+/// A calendar day written `2024-03-15`; `None` for anything else (another
+/// precision, or not a day of the calendar).
+pub fn parse_day(text: &str) -> Option<CalendarDate> {
+    parse(text)
+        .filter(|d| d.precision == DatePrecision::Day as i32)
+        .map(|d| CalendarDate {
+            year: d.year,
+            month: d.month,
+            day: d.day,
+        })
+}
+
 #[cfg(test)]
 mod parse_tests {
     use super::*;

@@ -500,6 +500,8 @@ impl Filter {
     /// The initiative as it stood on the filter's day, if it existed then
     /// and passes every part of the filter.
     pub fn select(&self, init: Initiative) -> Option<Initiative> {
+        // Checked again by `matches`; here it spares projecting a record
+        // the caller may not see.
         if self.hide_restricted && crate::auth::is_restricted(&init) {
             return None;
         }

@@ -313,25 +313,6 @@ pub fn visible_delta(
     d
 }
 
-/// The counters a caller sees, from stored ones (in key order): the public
-/// set, or both sets added up for a cleared caller; keys without prefix.
-pub fn visible_counters(
-    stored: impl IntoIterator<Item = (Vec<u8>, i128)>,
-    cleared: bool,
-) -> BTreeMap<Vec<u8>, i128> {
-    let seen = Visibility::seen(cleared);
-    let mut out: BTreeMap<Vec<u8>, i128> = BTreeMap::new();
-    for (k, v) in stored {
-        if let Some((vis, key)) = Visibility::split(&k) {
-            if seen.contains(&vis) {
-                *out.entry(key.to_vec()).or_default() += v;
-            }
-        }
-    }
-    out.retain(|_, v| *v != 0);
-    out
-}
-
 /// The name and country last recorded for an organization.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OrganizationLabel {

@@ -87,7 +87,7 @@ async fn get(site: &Site, path: &str, token: Option<&str>) -> anyhow::Result<(u1
 async fn write(addrs: &[(Domain, std::net::SocketAddr)]) -> anyhow::Result<()> {
     let addr_of = |d: Domain| addrs.iter().find(|(x, _)| *x == d).map(|(_, a)| *a);
     for d in Domain::ALL {
-        let mut c = connect(addr_of(d).expect("every domain"))?.await?;
+        let mut c = connect(addr_of(d).expect("every domain")).await?;
         c.create_initiative(create_request(
             d,
             "public",
@@ -95,7 +95,7 @@ async fn write(addrs: &[(Domain, std::net::SocketAddr)]) -> anyhow::Result<()> {
         ))
         .await?;
     }
-    let mut ai = connect(addr_of(Domain::Ai).expect("ai"))?.await?;
+    let mut ai = connect(addr_of(Domain::Ai).expect("ai")).await?;
     let mut hostile = sample(Domain::Ai, HOSTILE, 2027);
     hostile.summary = "[Sign in again](https://evil.example/phish)".into();
     ai.create_initiative(create_request(Domain::Ai, "hostile", hostile))
@@ -106,13 +106,6 @@ async fn write(addrs: &[(Domain, std::net::SocketAddr)]) -> anyhow::Result<()> {
     ai.create_initiative(create_request(Domain::Ai, "restricted-secret", secret))
         .await?;
     Ok(())
-}
-
-/// `connect` as a future of a client, so that `?` reads well above.
-fn connect(
-    addr: std::net::SocketAddr,
-) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<Client>>> {
-    Ok(cetrack_tests::connect(addr))
 }
 
 fn clean(what: &str, body: &str) {
@@ -156,7 +149,7 @@ async fn pages_sign_in_escape_text_and_never_show_restricted_records() -> anyhow
             .headers()
             .get("location")
             .and_then(|v| v.to_str().ok()),
-        Some("/sign-in?next=/search%3Ftext%3Dx")
+        Some("/sign-in?next=%2Fsearch%3Ftext%3Dx")
     );
     let (code, body) = get(&s, "/sign-in?next=/search", None).await?;
     assert_eq!(code, 200);
@@ -340,7 +333,7 @@ async fn the_event_stream_tells_of_a_change_within_two_seconds_and_of_no_restric
         .iter()
         .find(|(d, _)| *d == Domain::Ai)
         .map(|(_, a)| *a);
-    let mut c = cetrack_tests::connect(ai.expect("ai")).await?;
+    let mut c = connect(ai.expect("ai")).await?;
     let mut secret = sample(Domain::Ai, "ZQXMARK later", 2027);
     secret.sensitivity = Sensitivity::Restricted as i32;
     c.create_initiative(create_request(Domain::Ai, "zqxmark-later", secret))

@@ -133,18 +133,16 @@ async fn scenario(s: &Stack) -> anyhow::Result<String> {
         "a new record's status dates from its earliest dated source"
     );
     let mut d = s.domain(D);
-    let started = d
-        .update_initiative(UpdateInitiativeRequest {
-            initiative: Some(Initiative {
+    let started = s
+        .update(
+            Initiative {
                 status: LifecycleStatus::InProgress as i32,
                 status_date: Some(quarter(2024, 2)),
                 ..created.clone()
-            }),
-            update_mask: Some(mask(&["status", "status_date"])),
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
+            },
+            &["status", "status_date"],
+        )
+        .await?;
     assert_eq!(
         started
             .status_history
@@ -199,12 +197,8 @@ async fn scenario(s: &Stack) -> anyhow::Result<String> {
         date: Some(month(2025, 3)),
         ..Default::default()
     });
-    d.update_initiative(UpdateInitiativeRequest {
-        initiative: Some(Initiative { funding, ..now }),
-        update_mask: Some(mask(&["funding"])),
-        ..Default::default()
-    })
-    .await?;
+    s.update(Initiative { funding, ..now }, &["funding"])
+        .await?;
     Ok(created.name)
 }
 
@@ -544,31 +538,27 @@ async fn dated_facts_must_have_happened_and_follow_each_other() -> anyhow::Resul
         "{err:?}"
     );
     // Without a date, a status change takes effect the day it is recorded.
-    let started = d
-        .update_initiative(UpdateInitiativeRequest {
-            initiative: Some(Initiative {
+    let started = s
+        .update(
+            Initiative {
                 status: LifecycleStatus::InProgress as i32,
                 ..created.clone()
-            }),
-            update_mask: Some(mask(&["status"])),
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
+            },
+            &["status"],
+        )
+        .await?;
     assert_eq!(started.status_date, Some(dates::as_day(dates::today())));
     assert_eq!(started.status_history.len(), 2);
     // Naming status_date alone corrects the current status's date.
-    let corrected = d
-        .update_initiative(UpdateInitiativeRequest {
-            initiative: Some(Initiative {
+    let corrected = s
+        .update(
+            Initiative {
                 status_date: Some(quarter(2024, 2)),
                 ..started.clone()
-            }),
-            update_mask: Some(mask(&["status_date"])),
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
+            },
+            &["status_date"],
+        )
+        .await?;
     assert_eq!(corrected.status_history.len(), 2);
     assert_eq!(
         corrected.status_history[1].effective,
@@ -576,17 +566,15 @@ async fn dated_facts_must_have_happened_and_follow_each_other() -> anyhow::Resul
     );
     // A read-modify-write with `*` sends the old status date back: a new
     // status then takes effect the day it is recorded, not on that date.
-    let suspended = d
-        .update_initiative(UpdateInitiativeRequest {
-            initiative: Some(Initiative {
+    let suspended = s
+        .update(
+            Initiative {
                 status: LifecycleStatus::Suspended as i32,
                 ..corrected.clone()
-            }),
-            update_mask: Some(mask(&["*"])),
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
+            },
+            &["*"],
+        )
+        .await?;
     assert_eq!(suspended.status_date, Some(dates::as_day(dates::today())));
     assert_eq!(suspended.status_history.len(), 3);
     // The history is output only.

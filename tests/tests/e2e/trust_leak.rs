@@ -117,6 +117,21 @@ async fn no_response_of_any_read_holds_a_restricted_record_for_an_uncleared_call
                 ..Default::default()
             })
             .await?;
+        // A restricted milestone met in 2025: the timeline with met ones
+        // must not show it.
+        a.domain(d)
+            .update_milestone(UpdateMilestoneRequest {
+                name: format!("{}/initiatives/zqxmark-1", d.parent()),
+                milestone: Some(Milestone {
+                    id: "launch".into(),
+                    status: MilestoneStatus::Met as i32,
+                    date_met: Some(year(2025)),
+                    ..Default::default()
+                }),
+                update_mask: Some(mask(&["status", "date_met"])),
+                ..Default::default()
+            })
+            .await?;
         a.domain(d)
             .delete_initiative(DeleteInitiativeRequest {
                 name: format!("{}/initiatives/zqxmark-2", d.parent()),
@@ -375,6 +390,10 @@ async fn no_response_of_any_read_holds_a_restricted_record_for_an_uncleared_call
     };
     for window in [
         window.clone(),
+        ListMilestoneTimelineRequest {
+            include_met: true,
+            ..window.clone()
+        },
         ListMilestoneTimelineRequest {
             as_known_on: Some(today),
             ..window
