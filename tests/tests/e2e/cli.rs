@@ -642,18 +642,21 @@ fn a_closed_pipe_ends_a_command_quietly() {
         .output_within()
         .expect("run");
     assert!(made.status.success(), "{made:?}");
+    // The reader is gone before the command starts: its stdout is a pipe
+    // whose reading end is already closed (dropping the reader after the
+    // spawn raced with the command's print on a loaded machine).
+    let (reader, writer) = nix::unistd::pipe().expect("pipe");
+    drop(reader);
     let mut child = Command::new(cli_binary())
         .args([
             "token", "issue", "--sub", "reader", "--roles", "viewer", "--keys",
         ])
         .arg(keys.path())
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(Stdio::from(writer))
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    // The reader is gone before the command prints.
-    drop(child.stdout.take());
     let (tx, rx) = mpsc::channel();
     let mut err = child.stderr.take().expect("stderr");
     std::thread::spawn(move || {
