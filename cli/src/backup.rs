@@ -42,12 +42,12 @@ pub(crate) async fn backup(
     file.into_inner()
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", partial.display()))?
         .sync_all()?;
-    let verified = backup::read_file(&partial).context("the backup received does not verify")?;
+    let (header, entries) =
+        backup::verify_file(&partial).context("the backup received does not verify")?;
     std::fs::rename(&partial, out)?;
     eprintln!(
-        "backed up {domain} at revision {} ({} entries) to {}",
-        verified.header.revision,
-        verified.entries.len(),
+        "backed up {domain} at revision {} ({entries} entries) to {}",
+        header.revision,
         out.display()
     );
     Ok(())
@@ -55,9 +55,7 @@ pub(crate) async fn backup(
 
 /// Restores the backup `from` into the empty store of `domain` in `data_dir`.
 pub(crate) fn restore(domain: Domain, from: &Path, data_dir: &Path) -> anyhow::Result<()> {
-    let b = backup::read_file(from)?;
-    let entries = b.entries.len();
-    let revision = backup::restore(domain, data_dir, b)?;
+    let (revision, entries) = backup::restore_file(domain, data_dir, from)?;
     eprintln!(
         "restored {domain} at revision {revision} ({entries} entries) into {}",
         data_dir.display()

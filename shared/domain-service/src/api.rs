@@ -191,8 +191,8 @@ impl StoreAdminService for StoreAdminApi {
 
     async fn backup_store(&self, r: Request<BackupStoreRequest>) -> Reply<Self::BackupStoreStream> {
         let chunks = self.core.backup(&caller(&r)?, r.into_inner()).await?;
-        Ok(Response::new(Box::pin(futures::stream::iter(
-            chunks.into_iter().map(Ok),
-        ))))
+        Ok(Response::new(Box::pin(
+            chunks.map(|c| c.map_err(Status::from)),
+        )))
     }
 }

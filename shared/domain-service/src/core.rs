@@ -534,18 +534,40 @@ impl DomainCore {
 }
 
 impl DomainCore {
-    /// BackupStore: a consistent snapshot of the whole store, in chunks.
+    /// BackupStore: a consistent snapshot of the whole store, streamed in
+    /// chunks as they are read (at most [`BACKUP_CHUNKS_AHEAD`] read ahead
+    /// of the caller), while writes go on (see `cetrack_store::Snapshot`).
+    /// A caller that goes away ends the read.
     pub async fn backup(
         &self,
         caller: &Caller,
         req: cetrack_contract::proto::BackupStoreRequest,
-    ) -> Result<Vec<cetrack_contract::proto::BackupChunk>> {
+    ) -> Result<impl Stream<Item = Result<cetrack_contract::proto::BackupChunk>> + Send + 'static>
+    {
         caller.check_admin(self.domain)?;
         self.served().backup(&req.parent)?;
         let store = self.store.clone();
-        blocking(move || cetrack_store::backup::snapshot_chunks(&store)).await
+        let snapshot = {
+            let store = store.clone();
+            blocking(move || store.snapshot()).await?
+        };
+        let (tx, rx) = mpsc::channel(BACKUP_CHUNKS_AHEAD);
+        tokio::task::spawn_blocking(move || {
+            let sent = cetrack_store::backup::stream_chunks(&store, &snapshot, |chunk| {
+                tx.blocking_send(Ok(chunk))
+                    .map_err(|_| Error::Aborted("the caller went away".into()))
+            });
+            if let Err(e) = sent {
+                // Nothing to tell a caller that went away.
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        Ok(ReceiverStream::new(rx))
     }
 }
+
+/// Chunks of a backup (about 1 MiB each) read ahead of its caller.
+pub const BACKUP_CHUNKS_AHEAD: usize = 2;
 
 /// The current version of a record as `caller` sees it: a record they may
 /// not see does not exist for them (NOT_FOUND, like a missing one).

@@ -7,6 +7,7 @@
 pub mod backup;
 mod commit;
 mod keys;
+mod snapshot;
 #[cfg(test)]
 mod tests;
 
@@ -30,6 +31,8 @@ use cetrack_contract::rules::{self, Filter};
 use cetrack_contract::summary::{self, LastChange, OrganizationLabel, SummaryWindow, Visibility};
 
 use commit::{Failure, Faults, GroupCommit};
+use snapshot::{Capture, Captures};
+pub use snapshot::{Snapshot, MAX_CAPTURED_BYTES};
 
 /// The store layout this build writes. A store with a higher version was
 /// written by a newer cetrack and is refused; an older one is migrated on
@@ -425,6 +428,8 @@ struct Inner {
     published: RwLock<Arc<Published>>,
     /// Changes read from the change log since the store opened.
     changes_read: AtomicU64,
+    /// The snapshots being read, which writers keep pre-images for.
+    captures: Captures,
 }
 
 /// The summary counters, organization labels and last change as of the last
@@ -797,6 +802,24 @@ pub fn migrate(db: &sled::Db, trees: &[sled::Tree], from: u32) -> Result<()> {
     Ok(())
 }
 
+/// Keeps the value `key` of `tree` has in transaction `tx` as its pre-image
+/// for every snapshot in `caps`, before the write changes it (see
+/// `snapshot`).
+fn keep_pre_image(
+    caps: &[Arc<Capture>],
+    tx: &sled::transaction::TransactionalTree,
+    tree: Tree,
+    key: &[u8],
+) -> std::result::Result<(), sled::transaction::UnabortableTransactionError> {
+    if !caps.is_empty() {
+        let pre = tx.get(key)?;
+        for c in caps {
+            c.keep(tree, key, pre.as_deref());
+        }
+    }
+    Ok(())
+}
+
 fn abort<T>(e: Error) -> std::result::Result<T, ConflictableTransactionError<Error>> {
     Err(ConflictableTransactionError::Abort(e))
 }
@@ -936,6 +959,7 @@ impl Store {
                 faults,
                 published,
                 changes_read: AtomicU64::new(0),
+                captures: Captures::default(),
             }),
         })
     }
@@ -1032,6 +1056,12 @@ impl Store {
         // What the committed attempt did to the counters (a conflicting
         // attempt is run again and overwrites it).
         let applied = std::cell::RefCell::new(Applied::default());
+        // Taken under the write lock: a snapshot registered before this
+        // write gets its pre-images, one registered after sees it done.
+        let caps = s.captures.now();
+        let keep = |tx: &sled::transaction::TransactionalTree, tree: Tree, key: &[u8]| {
+            keep_pre_image(&caps, tx, tree, key)
+        };
         let outcome = s
             .trees
             .as_slice()
@@ -1112,11 +1142,14 @@ impl Store {
                     .map(|n| keys::index_entries(id, n))
                     .unwrap_or_default();
                 for k in old_keys.difference(&new_keys) {
+                    keep(index, Tree::Index, k)?;
                     index.remove(k.as_slice())?;
                 }
                 for k in new_keys.difference(&old_keys) {
+                    keep(index, Tree::Index, k)?;
                     index.insert(k.as_slice(), &[] as &[u8])?;
                 }
+                keep(records, Tree::Records, id.as_bytes())?;
                 match &new {
                     Some(n) => records.insert(id.as_bytes(), n.encode_to_vec())?,
                     None => records.remove(id.as_bytes())?,
@@ -1135,13 +1168,17 @@ impl Store {
                     reporter: reporter.to_string(),
                     initiative: Some(old_or_new.clone()),
                 };
-                history.insert(keys::history(id, revision), &[] as &[u8])?;
+                let history_key = keys::history(id, revision);
+                keep(history, Tree::History, &history_key)?;
+                history.insert(history_key, &[] as &[u8])?;
+                keep(changes, Tree::Changes, &keys::revision(revision))?;
                 changes.insert(&keys::revision(revision), change.encode_to_vec())?;
 
                 // Summary counters and organization labels.
                 let delta = summary::visible_delta(current.as_ref(), new.as_ref());
                 for (k, d) in &delta {
                     let v = summary.get(k)?.map(|b| counter(&b)).unwrap_or(0) + d;
+                    keep(summary, Tree::Summary, k)?;
                     if v == 0 {
                         summary.remove(k.as_slice())?;
                     } else {
@@ -1150,6 +1187,7 @@ impl Store {
                 }
                 let new_labels = new.as_ref().map(label_entries).unwrap_or_default();
                 for (key, label) in &new_labels {
+                    keep(labels, Tree::Labels, key)?;
                     labels.insert(key.as_slice(), label.as_slice())?;
                 }
                 *applied.borrow_mut() = Applied {
@@ -1164,9 +1202,12 @@ impl Store {
                         revision,
                         seconds: now.seconds,
                     };
+                    keep(requests, Tree::Requests, key)?;
                     requests.insert(key.as_slice(), stored.encode_to_vec())?;
                 }
+                keep(meta, Tree::Meta, META_REVISION)?;
                 meta.insert(META_REVISION, &revision.to_be_bytes())?;
+                keep(meta, Tree::Meta, META_TIME)?;
                 meta.insert(META_TIME, timestamp_bytes(&now))?;
                 Ok(Outcome::Written(Box::new(change)))
             })
@@ -1626,6 +1667,12 @@ impl Store {
             let Ok(stored) = decode::<StoredRequest>(&v) else {
                 continue;
             };
+            if stored.seconds < before {
+                // A snapshot being read keeps the entry as it was.
+                for c in s.captures.now() {
+                    c.keep(Tree::Requests, &k, Some(&v));
+                }
+            }
             if stored.seconds < before
                 && requests
                     .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)
@@ -1648,24 +1695,11 @@ impl Store {
             .collect()
     }
 
-    /// Every key of every tree, read under the write lock so that the copy is
-    /// consistent (writes wait while it is read), with the last revision.
-    pub fn snapshot(&self) -> Result<(u64, Vec<RawEntry>)> {
-        let _guard = self.inner.lock()?;
-        let mut entries = Vec::new();
-        for tree in Tree::ALL {
-            for kv in self.inner.tree(tree).iter() {
-                let (k, v) = kv.map_err(storage)?;
-                entries.push((tree, k.to_vec(), v.to_vec()));
-            }
-        }
-        let revision = self.inner.committed.load(Ordering::SeqCst);
-        Ok((revision, entries))
-    }
-
     /// Loads a snapshot into this store, which must be empty (no change ever
-    /// made), and flushes it. The snapshot's domain must be this store's.
-    pub fn restore(&self, entries: Vec<RawEntry>) -> Result<u64> {
+    /// made), entry by entry as `entries` yields them, and flushes it; an
+    /// error of `entries` ends the load with that error (the caller
+    /// discards the store). The snapshot's domain must be this store's.
+    pub fn restore(&self, entries: impl IntoIterator<Item = Result<RawEntry>>) -> Result<u64> {
         let s = &*self.inner;
         let _guard = s.lock()?;
         if s.committed.load(Ordering::SeqCst) != 0 || !s.tree(Tree::Records).is_empty() {
@@ -1674,18 +1708,21 @@ impl Store {
                 s.path.display()
             )));
         }
-        for (tree, key, value) in &entries {
-            if *tree == Tree::Meta
+        let mut revision = 0;
+        let mut schema = SCHEMA_VERSION;
+        for entry in entries {
+            let (tree, key, value) = entry?;
+            if tree == Tree::Meta
                 && key.as_slice() == META_DOMAIN
                 && value.as_slice() != s.domain.slug().as_bytes()
             {
                 return Err(Error::FailedPrecondition(format!(
                     "the backup holds the {} domain, not {}",
-                    String::from_utf8_lossy(value),
+                    String::from_utf8_lossy(&value),
                     s.domain
                 )));
             }
-            if *tree == Tree::Meta && key.as_slice() == META_SCHEMA {
+            if tree == Tree::Meta && key.as_slice() == META_SCHEMA {
                 let found = value
                     .as_slice()
                     .try_into()
@@ -1696,20 +1733,10 @@ impl Store {
                         "the backup has schema version {found}, newer than this build supports ({SCHEMA_VERSION})"
                     )));
                 }
+                schema = found;
             }
-        }
-        let mut revision = 0;
-        let mut schema = SCHEMA_VERSION;
-        for (tree, key, value) in entries {
             if tree == Tree::Meta && key.as_slice() == META_REVISION {
                 revision = u64_of(&value);
-            }
-            if tree == Tree::Meta && key.as_slice() == META_SCHEMA {
-                schema = value
-                    .as_slice()
-                    .try_into()
-                    .map(u32::from_be_bytes)
-                    .unwrap_or(SCHEMA_VERSION);
             }
             s.tree(tree).insert(key, value).map_err(storage)?;
         }

@@ -293,6 +293,132 @@ async fn a_restore_that_does_not_verify_leaves_nothing_behind() {
     restored.verify().unwrap();
 }
 
+/// Every key of every tree, read from the trees directly.
+fn raw(store: &Store) -> Vec<(String, Vec<u8>, Vec<u8>)> {
+    let mut all = Vec::new();
+    for tree in Tree::ALL {
+        for kv in store.inner.tree(tree).iter() {
+            let (k, v) = kv.unwrap();
+            all.push((tree.name().to_string(), k.to_vec(), v.to_vec()));
+        }
+    }
+    all
+}
+
+/// A plan that retitles a record, or creates it.
+fn retitle(title: String) -> impl Fn(Option<&Initiative>) -> Result<Plan> + Send + 'static {
+    move |current| {
+        Ok(Plan::Put {
+            record: Initiative {
+                title: title.clone(),
+                ..current.cloned().unwrap_or_default()
+            },
+            change_type: if current.is_some() {
+                ChangeType::Updated
+            } else {
+                ChangeType::Created
+            },
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_streams_the_store_at_its_revision_while_writes_go_on() {
+    let source = tempfile::tempdir().unwrap();
+    let store = open(Domain::Energy, source.path()).unwrap();
+    // About 2.4 MB of records: three chunks.
+    for i in 0..40 {
+        store
+            .write(
+                &format!("r{i:02}"),
+                None,
+                "test",
+                retitle(format!("{i} {}", "x".repeat(60_000))),
+            )
+            .await
+            .unwrap();
+    }
+    let at_snapshot = raw(&store);
+    let snapshot = store.snapshot().unwrap();
+    assert_eq!(snapshot.revision(), 40);
+
+    // While the first chunk is being sent (the caller not reading yet), 30
+    // writes are made and acknowledged: retitles, deletes (of keys both
+    // before and after where the read is), new records between and after
+    // the old ones. They must not wait for the backup.
+    let handle = tokio::runtime::Handle::current();
+    let (writer, streamed) = (store.clone(), store.clone());
+    let chunks = tokio::task::spawn_blocking(move || {
+        let mut chunks = Vec::new();
+        backup::stream_chunks(&streamed, &snapshot, |chunk| {
+            if chunks.is_empty() {
+                let writes = async {
+                    for i in 0..10 {
+                        writer
+                            .write(
+                                &format!("r{i:02}"),
+                                None,
+                                "test",
+                                retitle(format!("changed {i}")),
+                            )
+                            .await?;
+                        writer
+                            .write(
+                                &format!("r{:02}", 39 - i),
+                                None,
+                                "test",
+                                |_: Option<&Initiative>| Ok(Plan::Delete),
+                            )
+                            .await?;
+                        writer
+                            .write(
+                                &format!("r{i:02}b"),
+                                None,
+                                "test",
+                                retitle(format!("new {i}")),
+                            )
+                            .await?;
+                    }
+                    Ok::<_, Error>(())
+                };
+                handle
+                    .block_on(async { tokio::time::timeout(Duration::from_secs(60), writes).await })
+                    .expect("the writes did not wait for the backup to be read")
+                    .unwrap();
+            }
+            chunks.push(chunk);
+            Ok(())
+        })
+        .unwrap();
+        chunks
+    })
+    .await
+    .unwrap();
+    assert!(chunks.len() >= 3, "{} chunks", chunks.len());
+    assert_eq!(store.durable_revision(), 70, "the writes were made");
+    assert_eq!(chunks[0].header.as_ref().unwrap().revision, 40);
+
+    // The backup is exactly what the trees held at revision 40.
+    let backup = backup::assemble(chunks).unwrap();
+    let got: Vec<_> = backup
+        .entries
+        .iter()
+        .map(|e| (e.tree.clone(), e.key.clone(), e.value.clone()))
+        .collect();
+    assert_eq!(got.len(), at_snapshot.len());
+    assert!(
+        got == at_snapshot,
+        "the backup differs from the store at its revision"
+    );
+    // And it restores to a store that verifies.
+    let target = tempfile::tempdir().unwrap();
+    let data = target.path().join("energy");
+    assert_eq!(backup::restore(Domain::Energy, &data, backup).unwrap(), 40);
+    open(Domain::Energy, &data).unwrap().verify().unwrap();
+    // Nothing is kept for the finished backup.
+    assert!(store.inner.captures.now().is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_or_foreign_backup_file_is_refused() {
     let source = tempfile::tempdir().unwrap();
@@ -330,6 +456,36 @@ async fn a_damaged_or_foreign_backup_file_is_refused() {
             "{len} bytes: {err}"
         );
     }
+    // Restored from the file as it is read (one chunk at a time), a cut or
+    // damaged file is refused only at its end: nothing is left behind.
+    let target = tempfile::tempdir().unwrap();
+    let data = target.path().join("ai");
+    for (name, content) in [
+        ("cut", bytes[..bytes.len() - 1].to_vec()),
+        ("flipped", {
+            let mut d = bytes.clone();
+            let at = d.len() - 20;
+            d[at] ^= 0x10;
+            d
+        }),
+    ] {
+        let path = files.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        let err = backup::restore_file(Domain::Ai, &data, &path).unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{name}: {err}");
+        assert!(!data.exists(), "{name}: no half-restored store");
+        assert!(!target.path().join(".ai.restoring").exists(), "{name}");
+    }
+    let path = files.path().join("whole");
+    std::fs::write(&path, &bytes).unwrap();
+    assert_eq!(
+        backup::restore_file(Domain::Ai, &data, &path).unwrap(),
+        (20, backup::verify_file(&path).unwrap().1)
+    );
+    assert_eq!(
+        open(Domain::Ai, &data).unwrap().all().unwrap(),
+        store.all().unwrap()
+    );
 
     // Whole but of another domain, or of a newer schema: refused, the target
     // left as it was.
