@@ -189,18 +189,37 @@ pub(crate) async fn portfolio(
     out: Format,
     args: PortfolioArgs,
 ) -> anyhow::Result<()> {
-    let p = c
-        .gateway()
-        .await?
-        .get_organization_portfolio(GetOrganizationPortfolioRequest {
-            organization_id: args.org,
-            due_within_days: args.due_within_days,
-            as_of: args.as_of,
-            as_known_on: args.as_known_on,
-        })
-        .await
-        .map_err(StatusError)?
-        .into_inner();
+    // Every page, as one portfolio.
+    let mut gateway = c.gateway().await?;
+    let mut p = OrganizationPortfolio::default();
+    let mut page_token = String::new();
+    loop {
+        let page = gateway
+            .get_organization_portfolio(GetOrganizationPortfolioRequest {
+                organization_id: args.org.clone(),
+                due_within_days: args.due_within_days,
+                as_of: args.as_of,
+                as_known_on: args.as_known_on,
+                page_size: 0,
+                page_token,
+            })
+            .await
+            .map_err(StatusError)?
+            .into_inner();
+        p.entries.extend(page.entries);
+        p.organization = page.organization.or(p.organization);
+        for u in page.unavailable {
+            if !p.unavailable.iter().any(|x| x.domain == u.domain) {
+                p.unavailable.push(u);
+            }
+        }
+        p.as_of = page.as_of;
+        p.as_known_on = page.as_known_on;
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
     if out == Format::Json {
         return output::json(&p);
     }

@@ -731,13 +731,24 @@ pub async fn timeline(state: Shared, viewer: Viewer, Query(form): Query<Timeline
     page(layout("Timeline", &viewer, &form.times, false, body))
 }
 
-/// `/organizations/{id}`: an organization's portfolio across domains.
+/// The query of the portfolio page.
+#[derive(Debug, Default, Deserialize)]
+pub struct PortfolioQuery {
+    #[serde(flatten)]
+    times: Times,
+    #[serde(default)]
+    page_token: String,
+}
+
+/// `/organizations/{id}`: an organization's portfolio across domains, a
+/// page at a time.
 pub async fn portfolio(
     state: Shared,
     viewer: Viewer,
     Path(id): Path<String>,
-    Query(times): Query<Times>,
+    Query(query): Query<PortfolioQuery>,
 ) -> Response {
+    let PortfolioQuery { times, page_token } = query;
     let (as_of, as_known_on) = match times.parse() {
         Ok(t) => t,
         Err(e) => return error_page(e),
@@ -747,6 +758,8 @@ pub async fn portfolio(
         due_within_days: 0,
         as_of,
         as_known_on,
+        page_size: 0,
+        page_token,
     };
     let p = match views::portfolio::portfolio(&state.domains, req, &viewer.ctx).await {
         Ok(p) => p,
@@ -759,7 +772,11 @@ pub async fn portfolio(
         format!("{} ({})", org.name, org.acronym)
     };
     let body = html! {
-        p { "Country " (org.country_code) "; " (p.entries.len()) " commitments." }
+        @if p.next_page_token.is_empty() {
+            p { "Country " (org.country_code) "; " (p.entries.len()) " commitments." }
+        } @else {
+            p { "Country " (org.country_code) "; " (p.entries.len()) " commitments on this page." }
+        }
         @for u in &p.unavailable {
             p class="warn" { "Not shown: " (u.error) }
         }
@@ -793,6 +810,22 @@ pub async fn portfolio(
                     }
                 }
             }
+        }
+    };
+    let next = (!p.next_page_token.is_empty()).then(|| {
+        link(
+            &format!(
+                "/organizations/{}?page_token={}",
+                encode(&id),
+                encode(&p.next_page_token)
+            ),
+            &times,
+        )
+    });
+    let body = html! {
+        (body)
+        @if let Some(next) = next {
+            p { a href=(next) rel="next" { "Next page" } }
         }
     };
     page(layout(&title, &viewer, &times, false, body))

@@ -1,15 +1,31 @@
 //! An organization's portfolio: every initiative it takes part in across
 //! domains, with its role, its counterparts and its milestones due or overdue.
 
+use cetrack_contract::names::InitiativeName;
+use cetrack_contract::pagination::{self, PageToken};
 use cetrack_contract::proto::{
-    GetOrganizationPortfolioRequest, InitiativeFilter, OrganizationPortfolio, PortfolioEntry,
+    GetOrganizationPortfolioRequest, Initiative, InitiativeFilter, ListInitiativesRequest,
+    OrganizationPortfolio, PortfolioEntry,
 };
 use cetrack_contract::validate::Violations;
-use cetrack_contract::{dates, requests, rules, Error};
+use cetrack_contract::{dates, requests, rules, Domain, Error};
+use prost::Message;
 
-use crate::domains::{CallCtx, Domains, FanOut};
+use crate::domains::{request, CallCtx, Client, DomainError, Domains, FanOut};
 
-/// GetOrganizationPortfolio.
+/// Entries of a portfolio page when the caller asks for none in particular.
+pub const DEFAULT_PAGE_SIZE: usize = 100;
+
+/// Most calls to the domains one page makes: a domain answers a short (even
+/// empty) page when its filter has examined its budget of records, and the
+/// portfolio page then ends too, with a token to go on.
+const MAX_CALLS_PER_PAGE: usize = 8;
+
+/// GetOrganizationPortfolio: a page of the organization's initiatives in
+/// resource-name order (domain id, then initiative id), read from the
+/// domains one after the other from where the token says, each asked for
+/// no more than the page still needs (the domains' organization index makes
+/// that cost what it returns). The gateway holds one page.
 pub async fn portfolio(
     domains: &Domains,
     req: GetOrganizationPortfolioRequest,
@@ -20,6 +36,43 @@ pub async fn portfolio(
     let within = requests::due_within(&mut v, req.due_within_days, "due_within_days");
     let as_of = requests::as_of(&mut v, req.as_of.as_ref(), "as_of");
     let known_on = requests::known_on(&mut v, req.as_known_on.as_ref(), "as_known_on");
+    let size = match req.page_size {
+        0 => DEFAULT_PAGE_SIZE,
+        n => pagination::page_size(n, "page_size").unwrap_or_else(|e| {
+            v.extend([e]);
+            0
+        }),
+    };
+    let fp = pagination::fingerprint(&[
+        b"portfolio",
+        req.organization_id.as_bytes(),
+        &req.due_within_days.to_be_bytes(),
+        &req.as_of.map(|d| d.encode_to_vec()).unwrap_or_default(),
+        &req.as_known_on
+            .map(|d| d.encode_to_vec())
+            .unwrap_or_default(),
+    ]);
+    let token = pagination::decode(&req.page_token, fp, "page_token").unwrap_or_else(|e| {
+        v.extend([e]);
+        None
+    });
+    // Where the page starts: a domain, and its own page token there.
+    let position = match &token {
+        None => None,
+        Some(t) => match t.cursors.as_slice() {
+            [domain, at] => match Domain::from_slug(domain) {
+                Some(d) => Some((d, at.clone())),
+                None => {
+                    v.add("page_token", "not a page token returned by this API");
+                    None
+                }
+            },
+            _ => {
+                v.add("page_token", "not a page token returned by this API");
+                None
+            }
+        },
+    };
     v.finish()?;
     let horizon = as_of.saturating_add(time::Duration::days(within as i64));
     let filter = InitiativeFilter {
@@ -28,21 +81,79 @@ pub async fn portfolio(
         as_known_on: known_on.map(dates::to_calendar),
         ..Default::default()
     };
-    let all = domains.all();
-    let FanOut {
-        answers,
-        unavailable,
-    } = domains
-        .fan_out(&all, ctx, |d, client, ctx| {
-            let filter = filter.clone();
-            async move { super::walk(d, client, filter, None, super::MAX_WALK, &ctx).await }
-        })
-        .await;
-    let mut initiatives: Vec<_> = answers
-        .into_iter()
-        .flat_map(|(_, (items, _))| items)
-        .collect();
-    initiatives.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut order = domains.all();
+    order.sort_by_key(|d| d.slug());
+    if let Some((d, _)) = &position {
+        order.retain(|x| x.slug() >= d.slug());
+    }
+
+    let mut initiatives: Vec<Initiative> = Vec::new();
+    let mut bytes = 0;
+    let mut unavailable = Vec::new();
+    let mut answered = 0;
+    let mut calls = 0;
+    // Where the next page starts, once this one is full.
+    let mut next: Option<(Domain, String)> = None;
+    'domains: for (k, d) in order.iter().copied().enumerate() {
+        let mut at = match &position {
+            Some((p, at)) if *p == d => at.clone(),
+            _ => String::new(),
+        };
+        loop {
+            if initiatives.len() >= size
+                || bytes >= pagination::MAX_PAGE_BYTES
+                || calls == MAX_CALLS_PER_PAGE
+            {
+                next = Some((d, at));
+                break 'domains;
+            }
+            calls += 1;
+            let want = size - initiatives.len();
+            let FanOut {
+                answers,
+                unavailable: down,
+            } = domains
+                .fan_out(&[d], ctx, |d, client, ctx| {
+                    page_of(d, client, filter.clone(), at.clone(), want, ctx)
+                })
+                .await;
+            if !down.is_empty() {
+                unavailable.extend(down);
+                continue 'domains;
+            }
+            let Some((_, (items, next_at))) = answers.into_iter().next() else {
+                continue 'domains;
+            };
+            answered += 1;
+            let mut cut = None;
+            for i in items {
+                let len = i.encoded_len();
+                if bytes + len > pagination::MAX_PAGE_BYTES && !initiatives.is_empty() {
+                    cut = initiatives.last().map(|l: &Initiative| l.name.clone());
+                    break;
+                }
+                bytes += len;
+                initiatives.push(i);
+            }
+            if let Some(last) = cut.and_then(|n| InitiativeName::parse(&n, "name").ok()) {
+                next = Some((
+                    d,
+                    pagination::list_token_after(&d.parent(), &filter, &last.id),
+                ));
+                break 'domains;
+            }
+            if next_at.is_empty() {
+                if initiatives.len() >= size {
+                    if let Some(following) = order.get(k + 1) {
+                        next = Some((*following, String::new()));
+                    }
+                    break 'domains;
+                }
+                continue 'domains;
+            }
+            at = next_at;
+        }
+    }
     // The organization as recorded in the initiative that changed last.
     let organization = initiatives
         .iter()
@@ -57,8 +168,8 @@ pub async fn portfolio(
     // NOT_FOUND is judged on the domains that answered (the contract: "takes
     // part in nothing in any available domain"); only when none answered is
     // there nothing to judge on.
-    if organization.is_none() {
-        if !all.is_empty() && unavailable.len() == all.len() {
+    if organization.is_none() && token.is_none() && next.is_none() {
+        if answered == 0 && !unavailable.is_empty() {
             return Err(Error::Unavailable(format!(
                 "no domain answered: {}",
                 unavailable
@@ -123,11 +234,47 @@ pub async fn portfolio(
             })
         })
         .collect();
+    let next_page_token = next
+        .map(|(d, at)| {
+            pagination::encode(&PageToken {
+                fingerprint: fp,
+                cursors: vec![d.slug().to_string(), at],
+                ..Default::default()
+            })
+        })
+        .unwrap_or_default();
     Ok(OrganizationPortfolio {
         organization,
         entries,
         unavailable,
         as_of: Some(dates::to_calendar(as_of)),
         as_known_on: known_on.map(dates::to_calendar),
+        next_page_token,
     })
+}
+
+/// One page of `domain`'s initiatives matching `filter` from its page token
+/// `at`, at most `want` of them; and the domain's token to go on.
+async fn page_of(
+    domain: Domain,
+    mut client: Client,
+    filter: InitiativeFilter,
+    at: String,
+    want: usize,
+    ctx: CallCtx,
+) -> Result<(Vec<Initiative>, String), DomainError> {
+    let page = client
+        .list_initiatives(request(
+            ListInitiativesRequest {
+                parent: domain.parent(),
+                page_size: want.min(pagination::MAX_PAGE_SIZE) as i32,
+                page_token: at,
+                filter: Some(filter),
+            },
+            &ctx,
+        ))
+        .await
+        .map_err(|s| DomainError::from_status(domain, s))?
+        .into_inner();
+    Ok((page.initiatives, page.next_page_token))
 }

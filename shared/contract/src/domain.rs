@@ -96,6 +96,11 @@ impl Domain {
         }
     }
 
+    /// The domain whose slug is `slug`.
+    pub fn from_slug(slug: &str) -> Option<Domain> {
+        Domain::ALL.into_iter().find(|d| d.slug() == slug)
+    }
+
     /// The domain of a proto enum value; `None` for unspecified or unknown.
     pub fn from_proto(value: i32) -> Option<Domain> {
         match proto::Domain::try_from(value).ok()? {

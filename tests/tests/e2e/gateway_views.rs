@@ -593,6 +593,7 @@ async fn portfolio_of_an_organization_across_domains() -> anyhow::Result<()> {
             organization_id: id.into(),
             due_within_days: within,
             as_of: Some(as_of),
+            ..Default::default()
         };
         async move { g.get_organization_portfolio(req).await }
     };
@@ -696,6 +697,95 @@ async fn portfolio_of_an_organization_across_domains() -> anyhow::Result<()> {
             .cloned()
             .collect();
         assert_eq!(e.counterparts, others);
+    }
+
+    // A page at a time (AIP-158): pages of 2 and of 1, each no larger than
+    // asked, their entries together exactly the whole portfolio, in order.
+    for size in [1, 2] {
+        let mut g = s.gateway.clone();
+        let (mut pages, mut names, mut page_token) = (0, Vec::new(), String::new());
+        loop {
+            let page = g
+                .get_organization_portfolio(GetOrganizationPortfolioRequest {
+                    organization_id: "us-nsf".into(),
+                    due_within_days: 60,
+                    as_of: Some(calendar(2025, 6, 15)),
+                    page_size: size,
+                    page_token,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            pages += 1;
+            assert!(
+                page.entries.len() <= size as usize,
+                "page {pages}: {}",
+                page.entries.len()
+            );
+            names.extend(page.entries.iter().map(|e| e.name.clone()));
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            assert!(pages < 20, "the pages end");
+            page_token = page.next_page_token;
+        }
+        assert_eq!(
+            names,
+            summary.iter().map(|e| e.0.clone()).collect::<Vec<_>>(),
+            "pages of {size}"
+        );
+        assert!(
+            pages >= 5usize.div_ceil(size as usize),
+            "{pages} pages of {size}"
+        );
+    }
+    // A token is bound to its request: another organization or day is
+    // INVALID_ARGUMENT; so is a token that is not one.
+    let first = s
+        .gateway
+        .clone()
+        .get_organization_portfolio(GetOrganizationPortfolioRequest {
+            organization_id: "us-nsf".into(),
+            due_within_days: 60,
+            as_of: Some(calendar(2025, 6, 15)),
+            page_size: 2,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    assert!(!first.next_page_token.is_empty());
+    for (org, day, token) in [
+        (
+            "kr-msit",
+            calendar(2025, 6, 15),
+            first.next_page_token.clone(),
+        ),
+        (
+            "us-nsf",
+            calendar(2025, 6, 16),
+            first.next_page_token.clone(),
+        ),
+        (
+            "us-nsf",
+            calendar(2025, 6, 15),
+            "bm90IGEgdG9rZW4".to_string(),
+        ),
+    ] {
+        assert_invalid(
+            "portfolio page token",
+            s.gateway
+                .clone()
+                .get_organization_portfolio(GetOrganizationPortfolioRequest {
+                    organization_id: org.into(),
+                    due_within_days: 60,
+                    as_of: Some(day),
+                    page_size: 2,
+                    page_token: token,
+                    ..Default::default()
+                })
+                .await,
+            &["page_token"],
+        );
     }
 
     // Relative to another day: on 2025-01-01 (90 days ahead) the kickoff
@@ -1578,6 +1668,7 @@ async fn bad_input_is_invalid_argument_with_field_violations() -> anyhow::Result
             organization_id: "US NSF".into(),
             due_within_days: 4000,
             as_of: None,
+            ..Default::default()
         })
         .await,
         &["organization_id", "due_within_days"],

@@ -338,6 +338,7 @@ async fn every_view_answers_for_the_world_on_the_day_asked() -> anyhow::Result<(
                 due_within_days: 30,
                 as_of: Some(as_of),
                 as_known_on: None,
+                ..Default::default()
             })
             .await;
         match (e.exists, p) {
