@@ -25,6 +25,11 @@ use crate::domains::{CallCtx, Domains, FanOut};
 pub const DEFAULT_TITLE: &str =
     "Joint Fact Sheet: U.S.-ROK Next Generation Critical and Emerging Technologies Dialogue";
 
+/// Most commitments one fact sheet covers (a joint fact sheet has tens): past
+/// it, FAILED_PRECONDITION, rather than a document of any size held in the
+/// gateway's memory.
+pub const MAX_COMMITMENTS: usize = 2_000;
+
 /// Where a commitment stands in its document, for ordering: section order
 /// (0, not stated, after the stated ones), then the domain (the order of
 /// sections not stated), section heading, bullet order (0 last), resource
@@ -93,19 +98,34 @@ pub async fn fact_sheet(
         ..Default::default()
     };
     let all = domains.all();
+    // What the gateway holds is bounded: the walk stops at the first record
+    // past the cap, across domains.
+    let held = std::sync::atomic::AtomicUsize::new(0);
     let FanOut {
         answers,
         unavailable,
     } = domains
         .fan_out(&all, ctx, |d, client, ctx| {
             let filter = filter.clone();
-            async move { super::walk(d, client, filter, None, super::MAX_WALK, &ctx).await }
+            let held = &held;
+            async move {
+                let mut items = Vec::new();
+                super::visit(d, client, filter, &ctx, |i| {
+                    let n = held.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    items.push(i);
+                    n <= MAX_COMMITMENTS
+                })
+                .await?;
+                Ok(items)
+            }
         })
         .await;
-    let items: Vec<Initiative> = answers
-        .into_iter()
-        .flat_map(|(_, (items, _))| items)
-        .collect();
+    if held.load(std::sync::atomic::Ordering::Relaxed) > MAX_COMMITMENTS {
+        return Err(Error::FailedPrecondition(format!(
+            "the fact sheet would cover more than {MAX_COMMITMENTS} commitments; name one document (`document`)"
+        )));
+    }
+    let items: Vec<Initiative> = answers.into_iter().flat_map(|(_, items)| items).collect();
 
     // Documents by title, each with its earliest date; then places in them.
     let mut grouped: BTreeMap<String, Document> = BTreeMap::new();

@@ -15,9 +15,6 @@ use cetrack_contract::{pagination, Domain};
 
 use crate::domains::{request, CallCtx, Client, DomainError};
 
-/// The most initiatives a view reads from one domain.
-pub const MAX_WALK: usize = 100_000;
-
 /// Checks a list of domains (empty: all; at most
 /// [`MAX_FILTER_VALUES`](cetrack_contract::requests::MAX_FILTER_VALUES)
 /// values, each once in the answer); unknown values are violations.
@@ -80,6 +77,44 @@ pub async fn walk(
         }
         if out.len() >= limit {
             return Ok((out, true));
+        }
+        token = page.next_page_token;
+    }
+}
+
+/// Hands every initiative of `domain` matching `filter` to `each`, page by
+/// page as they come (nothing is kept here), until `each` answers `false`
+/// or the domain has no more.
+pub async fn visit(
+    domain: Domain,
+    mut client: Client,
+    filter: InitiativeFilter,
+    ctx: &CallCtx,
+    mut each: impl FnMut(Initiative) -> bool,
+) -> Result<(), DomainError> {
+    let parent = domain.parent();
+    let mut token = String::new();
+    loop {
+        let page = client
+            .list_initiatives(request(
+                ListInitiativesRequest {
+                    parent: parent.clone(),
+                    page_size: pagination::MAX_PAGE_SIZE as i32,
+                    page_token: token,
+                    filter: Some(filter.clone()),
+                },
+                ctx,
+            ))
+            .await
+            .map_err(|s| DomainError::from_status(domain, s))?
+            .into_inner();
+        for i in page.initiatives {
+            if !each(i) {
+                return Ok(());
+            }
+        }
+        if page.next_page_token.is_empty() {
+            return Ok(());
         }
         token = page.next_page_token;
     }

@@ -2,9 +2,12 @@
 //! window, and optionally those overdue, ordered by the end of their due
 //! period (so "in 2024" sorts at 2024-12-31, after "2024-Q1").
 
+use std::collections::BTreeMap;
+
 use cetrack_contract::pagination::{self, PageToken};
 use cetrack_contract::proto::{
-    InitiativeFilter, ListMilestoneTimelineRequest, ListMilestoneTimelineResponse, TimelineEntry,
+    Initiative, InitiativeFilter, ListMilestoneTimelineRequest, ListMilestoneTimelineResponse,
+    TimelineEntry,
 };
 use cetrack_contract::validate::Violations;
 use cetrack_contract::{dates, requests, rules, Error};
@@ -87,85 +90,70 @@ pub async fn timeline(
             ..Default::default()
         });
     }
+    // The page's position: entries after it are the page's candidates.
+    let position = token.as_ref().map(|t| {
+        (
+            t.last_revision as i32,
+            t.last_id.clone(),
+            t.cursors.first().cloned().unwrap_or_default(),
+        )
+    });
+    // Each domain's records are read page by page as they come; only the
+    // first `size + 1` entries after the position are kept (by due day,
+    // initiative and milestone: the two filters' answers overlap, the map
+    // keeps each once), so what the gateway holds is a page per domain,
+    // whatever the number of records.
+    let keep = size + 1;
+    let include = Include {
+        after,
+        before,
+        as_of,
+        overdue: req.include_overdue,
+        met: req.include_met,
+    };
     let FanOut {
         answers,
         unavailable,
     } = domains
         .fan_out(&wanted, ctx, |d, client, ctx| {
             let filters = filters.clone();
+            let position = position.clone();
             async move {
-                let mut out = Vec::new();
+                let mut best: BTreeMap<Key, TimelineEntry> = BTreeMap::new();
                 for f in filters {
-                    out.extend(
-                        super::walk(d, client.clone(), f, None, super::MAX_WALK, &ctx)
-                            .await?
-                            .0,
-                    );
+                    super::visit(d, client.clone(), f, &ctx, |i| {
+                        for (key, entry) in include.entries(&i) {
+                            if position.as_ref().is_some_and(|p| &key <= p) {
+                                continue;
+                            }
+                            if best.len() == keep
+                                && best.last_key_value().is_some_and(|(last, _)| &key >= last)
+                            {
+                                continue;
+                            }
+                            best.insert(key, entry);
+                            if best.len() > keep {
+                                best.pop_last();
+                            }
+                        }
+                        true
+                    })
+                    .await?;
                 }
-                Ok(out)
+                Ok(best)
             }
         })
         .await;
-    let mut initiatives: Vec<_> = answers.into_iter().flat_map(|(_, items)| items).collect();
-    initiatives.sort_by(|a, b| a.name.cmp(&b.name));
-    initiatives.dedup_by(|a, b| a.name == b.name);
-
-    let mut entries: Vec<(i32, TimelineEntry)> = Vec::new();
-    for i in &initiatives {
-        for m in &i.milestones {
-            // Scheduled milestones of open initiatives; with include_met,
-            // met ones of any initiative (in the window only).
-            let (end, open) = match rules::open_milestone_due(m) {
-                Some(end) if rules::is_open(i) => (end, true),
-                _ if req.include_met && rules::milestone_met(m) => {
-                    match m.due.as_ref().and_then(dates::period_end) {
-                        Some(end) => (end, false),
-                        None => continue,
-                    }
-                }
-                _ => continue,
-            };
-            let overdue = open && end < as_of;
-            let in_window = end >= after && end <= before;
-            if in_window || (overdue && req.include_overdue) {
-                entries.push((
-                    dates::day_key(end),
-                    TimelineEntry {
-                        initiative: i.name.clone(),
-                        domain: i.domain,
-                        initiative_title: i.title.clone(),
-                        milestone: Some(m.clone()),
-                        due_end: Some(dates::to_calendar(end)),
-                        overdue,
-                    },
-                ));
-            }
-        }
+    let mut entries: Vec<(Key, TimelineEntry)> = Vec::new();
+    for (_, best) in answers {
+        entries.extend(best);
     }
-    let key = |(day, e): &(i32, TimelineEntry)| {
-        (
-            *day,
-            e.initiative.clone(),
-            e.milestone
-                .as_ref()
-                .map(|m| m.id.clone())
-                .unwrap_or_default(),
-        )
-    };
-    entries.sort_by_key(key);
-    if let Some(t) = &token {
-        let pos = (
-            t.last_revision as i32,
-            t.last_id.clone(),
-            t.cursors.first().cloned().unwrap_or_default(),
-        );
-        entries.retain(|e| key(e) > pos);
-    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
     let more = entries.len() > size;
     entries.truncate(size);
     let next_page_token = match (more, entries.last()) {
-        (true, Some(last)) => {
-            let (day, name, milestone) = key(last);
+        (true, Some(((day, name, milestone), _))) => {
+            let (day, name, milestone) = (*day, name.clone(), milestone.clone());
             pagination::encode(&PageToken {
                 fingerprint: fp,
                 last_id: name,
@@ -180,4 +168,55 @@ pub async fn timeline(
         next_page_token,
         unavailable,
     })
+}
+
+/// Where an entry sorts: the end of its due period (a day key), its
+/// initiative's name, its milestone's id.
+type Key = (i32, String, String);
+
+/// Which milestones a timeline lists.
+#[derive(Debug, Clone, Copy)]
+struct Include {
+    after: Date,
+    before: Date,
+    as_of: Date,
+    overdue: bool,
+    met: bool,
+}
+
+impl Include {
+    /// The timeline's entries among the milestones of `i`.
+    fn entries(&self, i: &Initiative) -> Vec<(Key, TimelineEntry)> {
+        let mut out = Vec::new();
+        for m in &i.milestones {
+            // Scheduled milestones of open initiatives; with `met`, met ones
+            // of any initiative (in the window only).
+            let (end, open) = match rules::open_milestone_due(m) {
+                Some(end) if rules::is_open(i) => (end, true),
+                _ if self.met && rules::milestone_met(m) => {
+                    match m.due.as_ref().and_then(dates::period_end) {
+                        Some(end) => (end, false),
+                        None => continue,
+                    }
+                }
+                _ => continue,
+            };
+            let overdue = open && end < self.as_of;
+            let in_window = end >= self.after && end <= self.before;
+            if in_window || (overdue && self.overdue) {
+                out.push((
+                    (dates::day_key(end), i.name.clone(), m.id.clone()),
+                    TimelineEntry {
+                        initiative: i.name.clone(),
+                        domain: i.domain,
+                        initiative_title: i.title.clone(),
+                        milestone: Some(m.clone()),
+                        due_end: Some(dates::to_calendar(end)),
+                        overdue,
+                    },
+                ));
+            }
+        }
+        out
+    }
 }

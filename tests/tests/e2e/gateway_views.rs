@@ -1791,5 +1791,46 @@ async fn search_pages_through_thousands_of_records_without_gap_or_duplicate() ->
     )
     .await?;
     assert_eq!(names, expected(&three, &|i| i % 3 == 0));
+
+    // The timeline of 2027 (one milestone per record, all due by its end),
+    // 500 at a time: the gateway keeps a page per domain, and the pages are
+    // every milestone once, in order.
+    let mut g = s.gateway.clone();
+    let (mut listed, mut token, mut pages) = (Vec::new(), String::new(), 0);
+    loop {
+        let page = g
+            .list_milestone_timeline(ListMilestoneTimelineRequest {
+                due_after: Some(calendar(2027, 1, 1)),
+                due_before: Some(calendar(2027, 12, 31)),
+                include_overdue: true,
+                page_size: 500,
+                page_token: token,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        pages += 1;
+        assert!(page.entries.len() <= 500);
+        listed.extend(page.entries.into_iter().map(|e| e.initiative));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(pages, 5);
+    assert_eq!(listed, expected(&Domain::ALL, &|_| true));
+
+    // A fact sheet of more than 2,000 commitments is refused (what the
+    // gateway would hold is bounded); of one document it is not.
+    let status = g
+        .generate_fact_sheet(GenerateFactSheetRequest::default())
+        .await
+        .expect_err("2,100 commitments");
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    assert!(
+        status.message().contains("document"),
+        "{}",
+        status.message()
+    );
     Ok(())
 }
