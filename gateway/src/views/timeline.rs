@@ -159,6 +159,7 @@ pub async fn timeline(
                 last_id: name,
                 last_revision: day as u64,
                 cursors: vec![milestone],
+                ..Default::default()
             })
         }
         _ => String::new(),

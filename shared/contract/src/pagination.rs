@@ -36,6 +36,10 @@ pub struct PageToken {
     /// Free positions for views that walk several sources.
     #[prost(string, repeated, tag = "4")]
     pub cursors: Vec<String>,
+    /// A position sealed by the service that made the token (for a
+    /// position the caller may not read: see the domain service's `seal`).
+    #[prost(bytes = "vec", tag = "5")]
+    pub sealed: Vec<u8>,
 }
 
 /// A 64-bit FNV-1a hash, stable across builds and platforms.

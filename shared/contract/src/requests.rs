@@ -233,7 +233,8 @@ impl Served {
         Ok(CheckedList {
             filter,
             page_size,
-            after_id: token.map(|t| t.last_id),
+            after_id: token.as_ref().map(|t| t.last_id.clone()),
+            sealed_after: token.map(|t| t.sealed).unwrap_or_default(),
             fingerprint,
         })
     }
@@ -423,8 +424,11 @@ pub struct CheckedList {
     pub filter: Filter,
     /// The page size, defaulted and capped.
     pub page_size: usize,
-    /// The last id of the previous page.
+    /// The last id of the previous page (empty when it is sealed).
     pub after_id: Option<String>,
+    /// The position of the previous page's end, sealed by the service
+    /// (empty when it is not).
+    pub sealed_after: Vec<u8>,
     /// The fingerprint the next page token carries.
     pub fingerprint: u64,
 }

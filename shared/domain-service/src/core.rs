@@ -28,6 +28,7 @@ use cetrack_server::streams::StreamLimits;
 use cetrack_store::{Idempotency, Page, Plan, Store};
 
 use crate::feed::{self, Feed};
+use crate::seal::Sealer;
 
 /// Most change streams one domain service keeps open at once; one more is
 /// RESOURCE_EXHAUSTED.
@@ -79,6 +80,8 @@ pub struct DomainCore {
     watches: StreamLimits,
     /// Every durable change, read once for every change stream.
     feed: Feed,
+    /// Seals page-token positions the caller may not read.
+    sealer: std::sync::Arc<Sealer>,
 }
 
 fn idempotency<M: Message + Clone>(
@@ -122,8 +125,9 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 impl DomainCore {
     /// The logic of `domain` over `store`, its change streams fed by `feed`
     /// (see [`Feed::start`]).
-    pub fn new(domain: Domain, store: Store, feed: Feed) -> Self {
-        Self {
+    pub fn new(domain: Domain, store: Store, feed: Feed) -> Result<Self> {
+        Ok(Self {
+            sealer: std::sync::Arc::new(Sealer::new()?),
             domain,
             store,
             watches: StreamLimits::new(
@@ -132,7 +136,7 @@ impl DomainCore {
                 MAX_WATCHES_PER_CALLER,
             ),
             feed,
-        }
+        })
     }
 
     /// The domain served.
@@ -213,15 +217,35 @@ impl DomainCore {
         caller.check_read(self.domain)?;
         let checked = self.served().list(&req)?;
         let store = self.store.clone();
-        let (mut filter, after, size) = (checked.filter, checked.after_id, checked.page_size);
+        let (mut filter, mut after, size) = (checked.filter, checked.after_id, checked.page_size);
+        if !checked.sealed_after.is_empty() {
+            after = Some(
+                self.sealer
+                    .open(&checked.sealed_after, checked.fingerprint)?,
+            );
+        }
         filter.hide_restricted = !caller.cleared();
         let page = blocking(move || store.list(&filter, after.as_deref(), size)).await?;
         let next_page_token = match (page.more, page.resume_after) {
-            (true, Some(last_id)) => pagination::encode(&PageToken {
-                fingerprint: checked.fingerprint,
-                last_id,
-                ..Default::default()
-            }),
+            (true, Some(last_id)) => {
+                let mut token = PageToken {
+                    fingerprint: checked.fingerprint,
+                    ..Default::default()
+                };
+                // A position after the last record returned is one the
+                // caller saw; any other (the page ended on its budget of
+                // records examined) may name one they may not see: sealed.
+                let returned = page
+                    .items
+                    .last()
+                    .is_some_and(|i| i.name.rsplit('/').next() == Some(last_id.as_str()));
+                if returned {
+                    token.last_id = last_id;
+                } else {
+                    token.sealed = self.sealer.seal(&last_id, checked.fingerprint)?;
+                }
+                pagination::encode(&token)
+            }
             _ => String::new(),
         };
         Ok(ListInitiativesResponse {

@@ -12,6 +12,7 @@
 pub mod api;
 pub mod core;
 pub mod feed;
+pub mod seal;
 pub mod server;
 
 pub use core::{MAX_WATCHES, MAX_WATCHES_PER_CALLER};

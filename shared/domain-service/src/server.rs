@@ -162,7 +162,7 @@ pub async fn serve_store(
     let domain = store.domain();
     let feed_stop = shutdown.child_token();
     let (feed, feed_task) = Feed::start(store.clone(), feed_stop.clone());
-    let core = Arc::new(DomainCore::new(domain, store.clone(), feed));
+    let core = Arc::new(DomainCore::new(domain, store.clone(), feed)?);
     let services = Services::new(domain.slug(), config.auth)
         .with_tls(config.tls)
         .with_failure(store.failed())

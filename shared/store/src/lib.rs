@@ -263,7 +263,9 @@ pub struct Page<T> {
     /// Whether more items may follow the last one.
     pub more: bool,
     /// Where the next page of a list starts (after this id), when there is
-    /// more: the last record examined, which a filter may have left out.
+    /// more: the last record returned, or, when the page ended on its budget
+    /// of records examined, the last one examined (which the filter, or the
+    /// caller's clearance, may have left out).
     pub resume_after: Option<String>,
 }
 
@@ -274,6 +276,8 @@ struct Filling<'a> {
     examined: usize,
     bytes: usize,
     last_id: Option<String>,
+    /// The id of the last record put in the page.
+    last_returned: Option<String>,
     page: Page<Initiative>,
 }
 
@@ -285,6 +289,7 @@ impl<'a> Filling<'a> {
             examined: 0,
             bytes: 0,
             last_id: None,
+            last_returned: None,
             page: Page::default(),
         }
     }
@@ -300,13 +305,16 @@ impl<'a> Filling<'a> {
             let full = self.page.items.len() == self.limit
                 || (!self.page.items.is_empty() && self.bytes + size > pagination::MAX_PAGE_BYTES);
             if full {
-                // The next page starts with this record.
+                // The next page starts after the last record returned (it
+                // looks again at what was examined since, which the caller
+                // may not see: a position there would name it).
                 self.page.more = true;
-                self.page.resume_after = self.last_id.take();
+                self.page.resume_after = self.last_returned.take();
                 return true;
             }
             self.bytes += size;
             self.page.items.push(init);
+            self.last_returned = Some(id.to_string());
         }
         self.last_id = Some(id.to_string());
         if self.examined >= pagination::MAX_EXAMINED {

@@ -392,6 +392,17 @@ async fn a_page_is_bounded_in_bytes_and_in_records_examined() -> anyhow::Result<
         .into_inner();
     assert!(first.initiatives.is_empty());
     assert!(!first.next_page_token.is_empty(), "a token to go on");
+    // The page ended on a record the caller was not given: the token does
+    // not name it (its position is sealed), and still goes on.
+    {
+        use base64::Engine;
+        let bytes =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&first.next_page_token)?;
+        let names_one = bytes
+            .windows(6)
+            .any(|w| w[0] == b'r' && w[1] == b'0' && w[2..].iter().all(u8::is_ascii_digit));
+        assert!(!names_one, "the token names a record it did not return");
+    }
     assert!(list_all(&mut t.client, &D.parent(), Some(nothing), 10)
         .await?
         .is_empty());
