@@ -16,6 +16,7 @@
 //! or style, refuses framing, and is not cached.
 
 pub mod charts;
+pub mod feed;
 pub mod pages;
 
 use std::path::PathBuf;
@@ -61,6 +62,25 @@ pub struct Dashboard {
     options: DashboardOptions,
     deadline: Duration,
     shutdown: CancellationToken,
+    /// The live feed anonymous visitors share.
+    public_feed: Arc<feed::PublicFeed>,
+}
+
+/// The address a request came from (when the server knows it).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
 }
 
 /// The viewer of a page: who they are, and the context their calls to the
@@ -245,12 +265,16 @@ pub async fn start_dashboard(
         options,
         deadline,
         shutdown: shutdown.clone(),
+        public_feed: Arc::default(),
     }));
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await?;
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await?;
         Ok(())
     });
     tracing::info!(%addr, "dashboard listening");

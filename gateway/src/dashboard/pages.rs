@@ -20,7 +20,8 @@ use futures::StreamExt;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use serde::Deserialize;
 
-use super::{charts, Refused, Shared, Viewer, TOKEN_COOKIE};
+use super::feed::FeedEvent;
+use super::{charts, Peer, Refused, Shared, Viewer, TOKEN_COOKIE};
 use crate::domains::{request, DomainError};
 use crate::views::{self, words};
 
@@ -190,6 +191,7 @@ fn error_page(e: Error) -> Response {
     let (code, title) = match &e {
         Error::InvalidArgument(_) => (StatusCode::BAD_REQUEST, "Check what was asked"),
         Error::NotFound(_) => (StatusCode::NOT_FOUND, "Not found"),
+        Error::ResourceExhausted(_) => (StatusCode::TOO_MANY_REQUESTS, "Too many at once"),
         Error::PermissionDenied(_) | Error::Unauthenticated(_) => {
             (StatusCode::FORBIDDEN, "Not allowed")
         }
@@ -1130,7 +1132,10 @@ pub async fn fact_sheet_markdown(
 /// `/events`: server-sent events, one `change` per change the viewer may
 /// see (its resource name), from now on; a comment every 15 s keeps the
 /// connection open. The script reloads the page on a change.
-pub async fn events(state: Shared, viewer: Viewer) -> Response {
+pub async fn events(state: Shared, viewer: Viewer, Peer(peer): Peer) -> Response {
+    if !viewer.signed_in {
+        return public_events(state, viewer, peer).await;
+    }
     // From now: each domain's last revision the viewer's overview gives.
     let o =
         match views::overview::overview(&state.domains, GetOverviewRequest::default(), &viewer.ctx)
@@ -1173,6 +1178,32 @@ pub async fn events(state: Shared, viewer: Viewer) -> Response {
                 .event("change")
                 .data(c.change.map(|c| c.name).unwrap_or_default()),
             Err(s) => Event::default().event("interrupted").data(s.message()),
+        })
+    });
+    Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
+
+/// `/events` of an anonymous visitor: the feed they all share (see
+/// [`super::feed`]), capped per address.
+async fn public_events(state: Shared, viewer: Viewer, peer: Option<std::net::IpAddr>) -> Response {
+    let peer = peer.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let (rx, visit) = match state
+        .public_feed
+        .join(peer, &state.domains, &viewer.ctx, &state.shutdown)
+        .await
+    {
+        Ok(joined) => joined,
+        Err(e) => return error_page(e),
+    };
+    let events = tokio_stream::wrappers::BroadcastStream::new(rx).map(move |e| {
+        let _place = &visit;
+        Ok::<_, Infallible>(match e {
+            Ok(FeedEvent::Change(name)) => Event::default().event("change").data(name),
+            Ok(FeedEvent::Interrupted(why)) => Event::default().event("interrupted").data(why),
+            // Fallen behind: a reload shows where things stand.
+            Err(_) => Event::default().event("change").data(""),
         })
     });
     Sse::new(events)

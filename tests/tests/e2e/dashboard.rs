@@ -389,9 +389,49 @@ async fn anonymous_visitors_read_public_records_with_the_operators_identity() ->
         assert!(body.contains("Public records"), "{p}: {body}");
         clean(p, &body);
     }
-    let events = client()?.get(format!("{}/events", s.base)).send().await?;
-    assert_eq!(events.status().as_u16(), 200);
-    drop(events);
+    // Anonymous visitors share one live feed: 104 of them, 8 from each of
+    // 13 addresses (past the 100 streams one identity may hold), all hear
+    // of a public change; a ninth from one address is refused.
+    let mut feeds = Vec::new();
+    for a in 1..=13u8 {
+        let from = reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, a]))
+            .build()?;
+        for _ in 0..8 {
+            let events = from.get(format!("{}/events", s.base)).send().await?;
+            assert_eq!(events.status().as_u16(), 200, "visitor from 127.0.0.{a}");
+            feeds.push(events.bytes_stream());
+        }
+        if a == 1 {
+            let ninth = from.get(format!("{}/events", s.base)).send().await?;
+            assert_eq!(ninth.status().as_u16(), 429);
+        }
+    }
+    let energy = s
+        .addrs
+        .iter()
+        .find(|(d, _)| *d == Domain::Energy)
+        .map(|(_, a)| *a)
+        .expect("energy");
+    connect(energy)
+        .await?
+        .create_initiative(create_request(
+            Domain::Energy,
+            "public-for-all",
+            sample(Domain::Energy, "Public for all", 2027),
+        ))
+        .await?;
+    for (n, feed) in feeds.iter_mut().enumerate() {
+        let mut text = String::new();
+        while !text.contains("public-for-all") {
+            let chunk = tokio::time::timeout(Duration::from_secs(10), feed.next())
+                .await
+                .map_err(|_| anyhow::anyhow!("visitor {n}: no event; so far: {text}"))?
+                .ok_or_else(|| anyhow::anyhow!("visitor {n}: the stream ended: {text}"))??;
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+    drop(feeds);
     // A public token cleared for restricted records is the operator's
     // mistake: not used, visitors sign in.
     std::fs::write(
