@@ -225,6 +225,92 @@ async fn main() -> anyhow::Result<()> {
             t.len()
         );
     }
+
+    // The gateway's views over this domain: what a page costs and what the
+    // gateway holds (its resident memory before and after), with every
+    // record in the portfolio's organization and the timeline's window.
+    let gateway = spawn_server(
+        &binary("cetrack-gateway")?,
+        [
+            "--listen".to_string(),
+            "127.0.0.1:0".into(),
+            "--http-listen".into(),
+            "off".into(),
+            "--domain".into(),
+            format!("{D}=http://{}", domain.addr),
+        ],
+    )
+    .await?;
+    let pid = gateway.child.id().unwrap_or_default();
+    let before = rss_mib(pid)?;
+    let mut g = gateway_as(gateway.addr, None).await?;
+    let started = Instant::now();
+    let mut token = String::new();
+    let mut entries = 0;
+    for _ in 0..3 {
+        let p = g
+            .get_organization_portfolio(GetOrganizationPortfolioRequest {
+                organization_id: "us-nsf".into(),
+                page_size: 100,
+                page_token: token,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        entries += p.entries.len();
+        token = p.next_page_token;
+    }
+    ensure!(
+        entries == 300 && !token.is_empty(),
+        "three full portfolio pages"
+    );
+    let portfolio_page = started.elapsed() / 3;
+    let started = Instant::now();
+    let t = g
+        .list_milestone_timeline(ListMilestoneTimelineRequest {
+            due_after: Some(calendar(2024, 1, 1)),
+            due_before: Some(calendar(2027, 12, 31)),
+            include_overdue: true,
+            page_size: 100,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    ensure!(
+        t.entries.len() == 100 && !t.next_page_token.is_empty(),
+        "a full timeline page"
+    );
+    let timeline_page = started.elapsed();
+    let started = Instant::now();
+    let refused = g
+        .generate_fact_sheet(GenerateFactSheetRequest::default())
+        .await
+        .err()
+        .map(|s| s.code());
+    ensure!(
+        refused == Some(tonic::Code::FailedPrecondition),
+        "the fact sheet of all is refused"
+    );
+    let fact_sheet = started.elapsed();
+    let after = rss_mib(pid)?;
+    println!(
+        "gateway over {records} records: a portfolio page of 100 {:.1} ms, a timeline page of 100 (walks every record) {:.0} ms, the fact sheet of all refused in {:.0} ms; gateway RSS {before} MiB before, {after} MiB after",
+        ms(portfolio_page),
+        ms(timeline_page),
+        ms(fact_sheet),
+    );
+    gateway.terminate().await?;
     domain.terminate().await?;
     Ok(())
+}
+
+/// The resident memory of process `pid`, in MiB.
+fn rss_mib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no VmRSS in /proc/{pid}/status"))?;
+    Ok(kib / 1024)
 }
