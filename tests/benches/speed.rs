@@ -1,0 +1,526 @@
+//! Speed at scale (issue #13), measured from outside: the real binaries
+//! (seven domains and the gateway) on ephemeral ports over temporary stores,
+//! loaded through the public API, driven by h2load (Debian's
+//! `nghttp2-client`; 2 connections x 32 streams unless said), each figure
+//! against the same server's grpc.health.v1 Check in the same run. Every
+//! answer is checked: one call of each kind is read back and checked before
+//! it is loaded, and the server's own metrics count the calls of the run
+//! that did not end OK (h2load counts HTTP 200, which a gRPC error is too).
+//! Every call carries a bearer token (an admin's), as in production.
+//!
+//! Run: `cargo build --release --workspace && cargo bench -p cetrack-tests
+//! --bench speed` (CETRACK_BENCH_SIZES: initiatives per domain, default
+//! `1000,10000,100000`; CETRACK_BENCH_SECONDS: seconds per throughput run,
+//! default 4).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context};
+use cetrack_contract::proto::*;
+use cetrack_contract::Domain;
+use cetrack_tests::*;
+use futures::StreamExt;
+use prost::Message;
+
+/// The domain every per-domain figure is measured on.
+const D: Domain = Domain::Energy;
+/// Calls in flight while loading.
+const LOAD_IN_FLIGHT: usize = 64;
+/// Topics the records spread over (a search by organization and topic
+/// finds one record in this many).
+const TOPICS: usize = 100;
+
+/// What one h2load run saw.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    /// Requests answered per second.
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+    mean: Duration,
+    /// Requests answered.
+    done: u64,
+}
+
+/// A request message framed as gRPC sends it, in a file h2load reads.
+fn body(dir: &Path, name: &str, message: &impl Message) -> anyhow::Result<PathBuf> {
+    let bytes = message.encode_to_vec();
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&bytes);
+    let path = dir.join(format!("{name}.bin"));
+    std::fs::write(&path, framed)?;
+    Ok(path)
+}
+
+/// How long h2load runs or how many requests it sends.
+enum Load {
+    Seconds(u64),
+    Requests(u64),
+}
+
+/// Runs h2load against `method` (`/package.Service/Method`) of `addr` with
+/// `body`, `conns` connections x `streams` streams.
+fn h2load(
+    addr: SocketAddr,
+    method: &str,
+    body: &Path,
+    conns: usize,
+    streams: usize,
+    load: Load,
+) -> anyhow::Result<Run> {
+    let log = body.with_extension("log");
+    let _ = std::fs::remove_file(&log);
+    let mut cmd = std::process::Command::new("h2load");
+    cmd.args(["-c", &conns.to_string(), "-m", &streams.to_string()]);
+    match load {
+        Load::Seconds(s) => cmd.args(["-D", &s.to_string(), "--warm-up-time", "1"]),
+        Load::Requests(n) => cmd.args(["-n", &n.to_string()]),
+    };
+    let out = cmd
+        .args(["-d"])
+        .arg(body)
+        .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
+        .arg("-H")
+        .arg(format!("authorization: Bearer {}", admin_token()))
+        .arg("--log-file")
+        .arg(&log)
+        .arg(format!("http://{addr}{method}"))
+        .output()
+        .context("h2load did not run: install Debian's nghttp2-client")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    ensure!(out.status.success(), "h2load failed: {text}");
+    let number_after = |line: &str, key: &str| -> Option<f64> {
+        let rest = &line[line.find(key)? + key.len()..];
+        rest.trim_start()
+            .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .next()?
+            .parse()
+            .ok()
+    };
+    let rate = text
+        .lines()
+        .find(|l| l.starts_with("finished in"))
+        .and_then(|l| number_after(l, "s,"))
+        .context("no rate in h2load's output")?;
+    let requests = text
+        .lines()
+        .find(|l| l.starts_with("requests:"))
+        .context("no request count in h2load's output")?;
+    let succeeded = number_after(requests, "done,").unwrap_or(0.0) as u64;
+    let failed = number_after(requests, "succeeded,").unwrap_or(0.0) as u64;
+    ensure!(failed == 0, "{failed} requests failed: {text}");
+    // The log: start (us since the epoch), HTTP status, microseconds.
+    // A request still in flight when a timed run ends is logged with status
+    // 0 (no answer): at most one per stream.
+    let mut times: Vec<u64> = Vec::new();
+    let mut cut = 0;
+    for line in std::fs::read_to_string(&log)?.lines() {
+        let cols: Vec<&str> = line.split('\t').collect();
+        ensure!(cols.len() >= 3, "a log line: {line}");
+        match cols[1] {
+            "200" => times.push(cols[2].parse()?),
+            "0" => cut += 1,
+            other => bail!("{method}: HTTP status {other}"),
+        }
+    }
+    ensure!(
+        cut <= conns * streams,
+        "{method}: {cut} requests without an answer"
+    );
+    ensure!(!times.is_empty(), "h2load logged no request: {text}");
+    times.sort_unstable();
+    let at = |q: f64| Duration::from_micros(times[((times.len() - 1) as f64 * q).round() as usize]);
+    let mean = Duration::from_micros(times.iter().sum::<u64>() / times.len() as u64);
+    Ok(Run {
+        rate,
+        p50: at(0.5),
+        p99: at(0.99),
+        mean,
+        done: succeeded,
+    })
+}
+
+/// Calls of `method` at the server `service` that ended other than OK, as
+/// its metrics count them.
+fn not_ok(metrics: &str, service: &str, method: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("cetrack_grpc_requests_total{"))
+        .filter(|l| {
+            l.contains(&format!("service=\"{service}\""))
+                && l.contains(&format!("method=\"{method}\""))
+                && !l.contains("code=\"OK\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A measured run of `method` (`Service/Method`) at `addr`, checked: a
+/// one-second probe sizes it (h2load resets the calls in flight when a timed
+/// run ends, which the server counts as failed), then `seconds` worth of
+/// requests run to their end, and the server's metrics (at `metrics`,
+/// labelled `service`) must count every one of them OK.
+#[allow(clippy::too_many_arguments)]
+async fn checked(
+    addr: SocketAddr,
+    method: &str,
+    body: &Path,
+    conns: usize,
+    streams: usize,
+    seconds: u64,
+    metrics: SocketAddr,
+    service: &str,
+) -> anyhow::Result<Run> {
+    let path = format!("/{method}");
+    let probe = h2load(addr, &path, body, conns, streams, Load::Seconds(1))?;
+    let requests = ((probe.rate * seconds as f64) as u64).max(500);
+    let name = method.rsplit('/').next().unwrap_or(method);
+    let before = not_ok(&scrape(metrics).await?, service, name);
+    let run = h2load(addr, &path, body, conns, streams, Load::Requests(requests))?;
+    let failed = not_ok(&scrape(metrics).await?, service, name) - before;
+    ensure!(
+        failed == 0.0,
+        "{method}: {failed} of {requests} calls did not end OK"
+    );
+    ensure!(
+        run.done == requests,
+        "{method}: {} of {requests} answered",
+        run.done
+    );
+    Ok(run)
+}
+
+/// The resident memory of process `pid`, in MiB.
+fn rss_mib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS")?;
+    Ok(kib / 1024)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The record `n` of a domain: in the organization us-nsf (every record),
+/// on one of [`TOPICS`] topics.
+fn record(d: Domain, n: usize) -> Initiative {
+    let mut i = sample(d, &format!("Record {n}"), 2025 + (n % 3) as i32);
+    i.topics = vec![format!("topic-{}", n % TOPICS)];
+    i
+}
+
+/// Creates `n` records in each domain, [`LOAD_IN_FLIGHT`] at a time.
+async fn load(domains: &[(Domain, SocketAddr)], n: usize) -> anyhow::Result<()> {
+    let mut clients = Vec::new();
+    for (d, addr) in domains {
+        clients.push((*d, connect(*addr).await?));
+    }
+    let work: Vec<(Domain, usize)> = (0..n)
+        .flat_map(|k| clients.iter().map(move |(d, _)| (*d, k)))
+        .collect();
+    let results: Vec<anyhow::Result<()>> = futures::stream::iter(work)
+        .map(|(d, k)| {
+            let mut c = clients
+                .iter()
+                .find(|(x, _)| *x == d)
+                .map(|(_, c)| c.clone())
+                .expect("a client per domain");
+            async move {
+                c.create_initiative(create_request(d, &format!("r{k:06}"), record(d, k)))
+                    .await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(LOAD_IN_FLIGHT)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+/// One size: every figure at `n` initiatives per domain.
+async fn measure(n: usize, seconds: u64) -> anyhow::Result<Vec<String>> {
+    let dir = tempfile::tempdir()?;
+    let mut domains = Vec::new();
+    let mut addrs = Vec::new();
+    for d in Domain::ALL {
+        let data = dir.path().join(d.slug());
+        let (p, metrics) = spawn_domain_with_metrics(d, &data).await?;
+        addrs.push((d, p.addr));
+        domains.push((d, p, metrics, data));
+    }
+    let started = Instant::now();
+    load(&addrs, n).await?;
+    let loaded = started.elapsed();
+
+    // Start-up: the measured domain stopped and started again over its
+    // store, until it serves.
+    let k = domains
+        .iter()
+        .position(|x| x.0 == D)
+        .context("the domain")?;
+    let (_, process, _, data) = domains.remove(k);
+    process.terminate().await?;
+    let started = Instant::now();
+    let (process, metrics) = spawn_domain_with_metrics(D, &data).await?;
+    let startup = started.elapsed();
+    let addr = process.addr;
+    let mut c = connect(addr).await?;
+    ensure!(
+        c.get_domain_summary(GetDomainSummaryRequest {
+            parent: D.parent(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .initiative_count
+            == n as i64,
+        "every record after the restart"
+    );
+    // The gateway, over every domain (the measured one where it now is).
+    let mut args = vec![
+        "--listen".to_string(),
+        "127.0.0.1:0".into(),
+        "--http-listen".into(),
+        "off".into(),
+        "--metrics-listen".into(),
+        "127.0.0.1:0".into(),
+    ];
+    for (d, a) in &addrs {
+        let a = if *d == D { addr } else { *a };
+        args.extend(["--domain".to_string(), format!("{d}=http://{a}")]);
+    }
+    let gateway = spawn_server(&binary("cetrack-gateway")?, args).await?;
+    let gateway_metrics = gateway.logged_addr("serving metrics")?;
+    let mut g = gateway_as(gateway.addr, Some(&admin_token())).await?;
+
+    let files = tempfile::tempdir()?;
+    let health = body(
+        files.path(),
+        "health",
+        &tonic_health::pb::HealthCheckRequest::default(),
+    )?;
+    let name = format!("{}/initiatives/r{:06}", D.parent(), n / 2);
+    let get = GetInitiativeRequest { name: name.clone() };
+    ensure!(c.get_initiative(get.clone()).await?.into_inner().name == name);
+    let list = ListInitiativesRequest {
+        parent: D.parent(),
+        page_size: 50,
+        ..Default::default()
+    };
+    ensure!(
+        c.list_initiatives(list.clone())
+            .await?
+            .into_inner()
+            .initiatives
+            .len()
+            == 50.min(n)
+    );
+    let summary = GetDomainSummaryRequest {
+        parent: D.parent(),
+        ..Default::default()
+    };
+    let create = CreateInitiativeRequest {
+        parent: D.parent(),
+        initiative: Some(record(D, 7)),
+        ..Default::default()
+    };
+    let overview = GetOverviewRequest::default();
+    ensure!(
+        g.get_overview(overview.clone())
+            .await?
+            .into_inner()
+            .domains
+            .len()
+            == 7
+    );
+    let search = SearchInitiativesRequest {
+        filter: Some(InitiativeFilter {
+            organization_id: "us-nsf".into(),
+            topic: "topic-7".into(),
+            ..Default::default()
+        }),
+        page_size: 50,
+        ..Default::default()
+    };
+    let found = g.search_initiatives(search.clone()).await?.into_inner();
+    let with_topic = (0..n).filter(|k| k % TOPICS == 7).count();
+    ensure!(
+        found.initiatives.len() == (7 * with_topic).min(50),
+        "search found {}",
+        found.initiatives.len()
+    );
+    let portfolio = GetOrganizationPortfolioRequest {
+        organization_id: "us-nsf".into(),
+        page_size: 50,
+        ..Default::default()
+    };
+    ensure!(
+        g.get_organization_portfolio(portfolio.clone())
+            .await?
+            .into_inner()
+            .entries
+            .len()
+            == 50.min(7 * n)
+    );
+
+    let health_method = "grpc.health.v1.Health/Check";
+    let svc = "cet.v1.DomainService/";
+    let gw = "cet.v1.GatewayService/";
+    let (dm, gm, ds) = (metrics, gateway_metrics, D.slug());
+    let f = files.path();
+    let h = checked(addr, health_method, &health, 2, 32, seconds, dm, ds).await?;
+    let get_run = checked(
+        addr,
+        &format!("{svc}GetInitiative"),
+        &body(f, "get", &get)?,
+        2,
+        32,
+        seconds,
+        dm,
+        ds,
+    )
+    .await?;
+    let list_run = checked(
+        addr,
+        &format!("{svc}ListInitiatives"),
+        &body(f, "list", &list)?,
+        2,
+        32,
+        seconds,
+        dm,
+        ds,
+    )
+    .await?;
+    let summary_run = checked(
+        addr,
+        &format!("{svc}GetDomainSummary"),
+        &body(f, "summary", &summary)?,
+        2,
+        32,
+        seconds,
+        dm,
+        ds,
+    )
+    .await?;
+    let create_body = body(f, "create", &create)?;
+    let create_64 = checked(
+        addr,
+        &format!("{svc}CreateInitiative"),
+        &create_body,
+        2,
+        32,
+        seconds,
+        dm,
+        ds,
+    )
+    .await?;
+    let create_1 = checked(
+        addr,
+        &format!("{svc}CreateInitiative"),
+        &create_body,
+        1,
+        1,
+        seconds,
+        dm,
+        ds,
+    )
+    .await?;
+    let gh = checked(
+        gateway.addr,
+        health_method,
+        &health,
+        2,
+        32,
+        seconds,
+        gm,
+        "gateway",
+    )
+    .await?;
+    let overview_run = checked(
+        gateway.addr,
+        &format!("{gw}GetOverview"),
+        &body(f, "overview", &overview)?,
+        2,
+        32,
+        seconds,
+        gm,
+        "gateway",
+    )
+    .await?;
+    let before = not_ok(&scrape(gm).await?, "gateway", "SearchInitiatives")
+        + not_ok(&scrape(gm).await?, "gateway", "GetOrganizationPortfolio");
+    let search_run = h2load(
+        gateway.addr,
+        &format!("/{gw}SearchInitiatives"),
+        &body(f, "search", &search)?,
+        1,
+        1,
+        Load::Requests(300),
+    )?;
+    let portfolio_run = h2load(
+        gateway.addr,
+        &format!("/{gw}GetOrganizationPortfolio"),
+        &body(f, "portfolio", &portfolio)?,
+        1,
+        1,
+        Load::Requests(300),
+    )?;
+    let after = not_ok(&scrape(gm).await?, "gateway", "SearchInitiatives")
+        + not_ok(&scrape(gm).await?, "gateway", "GetOrganizationPortfolio");
+    ensure!(
+        after == before,
+        "{} searches or portfolio pages did not end OK",
+        after - before
+    );
+    let domain_rss = rss_mib(process.child.id().unwrap_or_default())?;
+    let gateway_rss = rss_mib(gateway.child.id().unwrap_or_default())?;
+
+    let ratio = |r: &Run, base: &Run| r.rate / base.rate.max(1e-9);
+    let lat = |r: &Run| format!("p50 {:.2} ms, p99 {:.2} ms", ms(r.p50), ms(r.p99));
+    let rows = vec![
+        format!("{n}/domain: loaded {} records in {:.1} s; start-up of the {D} domain {:.0} ms; RSS {D} {domain_rss} MiB, gateway {gateway_rss} MiB", 7 * n, loaded.as_secs_f64(), ms(startup)),
+        format!("  health Check (domain)            {:>8.0}/s  {}", h.rate, lat(&h)),
+        format!("  GetInitiative / health           {:>8.3}x  {:>8.0}/s  {}", ratio(&get_run, &h), get_run.rate, lat(&get_run)),
+        format!("  ListInitiatives (50) / health    {:>8.3}x  {:>8.0}/s  {}", ratio(&list_run, &h), list_run.rate, lat(&list_run)),
+        format!("  GetDomainSummary / health        {:>8.3}x  {:>8.0}/s  {}", ratio(&summary_run, &h), summary_run.rate, lat(&summary_run)),
+        format!("  CreateInitiative 64 / health     {:>8.3}x  {:>8.0}/s  {}", ratio(&create_64, &h), create_64.rate, lat(&create_64)),
+        format!("  CreateInitiative 1 in flight               {:>8.0}/s  {}", create_1.rate, lat(&create_1)),
+        format!("  health Check (gateway)           {:>8.0}/s  {}", gh.rate, lat(&gh)),
+        format!("  GetOverview / gateway health     {:>8.3}x  {:>8.0}/s  mean {:.2} ms, {}", ratio(&overview_run, &gh), overview_run.rate, ms(overview_run.mean), lat(&overview_run)),
+        format!("  SearchInitiatives org+topic, one at a time: mean {:.2} ms, {} ({} calls)", ms(search_run.mean), lat(&search_run), search_run.done),
+        format!("  GetOrganizationPortfolio page of 50, one at a time: mean {:.2} ms, {} ({} calls)", ms(portfolio_run.mean), lat(&portfolio_run), portfolio_run.done),
+    ];
+    gateway.terminate().await?;
+    process.terminate().await?;
+    for (_, p, _, _) in domains {
+        p.terminate().await?;
+    }
+    Ok(rows)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let sizes: Vec<usize> = std::env::var("CETRACK_BENCH_SIZES")
+        .unwrap_or_else(|_| "1000,10000,100000".into())
+        .split(',')
+        .map(|s| s.trim().parse())
+        .collect::<Result<_, _>>()
+        .context("CETRACK_BENCH_SIZES: numbers separated by commas")?;
+    let seconds: u64 = std::env::var("CETRACK_BENCH_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    for n in sizes {
+        for row in measure(n, seconds).await? {
+            println!("{row}");
+        }
+    }
+    Ok(())
+}
