@@ -119,6 +119,10 @@ const META_DOMAIN: &[u8] = b"domain";
 const META_REVISION: &[u8] = b"last_revision";
 const META_TIME: &[u8] = b"last_change_time";
 
+/// Most index entries counted per candidate when a list chooses which index
+/// to walk (see `Store::most_selective`).
+const SELECTIVITY_PROBE: usize = 1_000;
+
 /// A file written beside sled's files once a store has been initialised.
 /// sled reads a log it cannot parse as an empty database; the marker tells an
 /// unreadable store from a new one, so that damaged files are refused instead
@@ -1255,21 +1259,27 @@ impl Store {
     ) -> Result<Page<Initiative>> {
         let s = &*self.inner;
         s.sound()?;
-        let prefix = if let Some(org) = &filter.organization_id {
-            Some(keys::text_prefix(keys::BY_ORGANIZATION, org))
-        } else if let Some(topic) = &filter.topic {
-            Some(keys::text_prefix(keys::BY_TOPIC, topic))
-        } else if let Some(cc) = &filter.country_code {
-            Some(keys::text_prefix(keys::BY_COUNTRY, cc))
-        } else if let ([status], true) =
-            (filter.statuses.as_slice(), filter.current_status_applies())
-        {
-            Some(keys::int_prefix(keys::BY_STATUS, *status))
-        } else if let [instrument] = filter.instruments.as_slice() {
-            Some(keys::int_prefix(keys::BY_INSTRUMENT, *instrument))
-        } else {
-            None
-        };
+        // Every index the filter could walk; the one with the fewest entries
+        // (counted up to SELECTIVITY_PROBE keys each) is walked, so that an
+        // organization in most records and a rare topic cost what the topic
+        // finds. Any of them gives the same records in the same (id) order.
+        let mut candidates = Vec::new();
+        if let Some(org) = &filter.organization_id {
+            candidates.push(keys::text_prefix(keys::BY_ORGANIZATION, org));
+        }
+        if let Some(topic) = &filter.topic {
+            candidates.push(keys::text_prefix(keys::BY_TOPIC, topic));
+        }
+        if let Some(cc) = &filter.country_code {
+            candidates.push(keys::text_prefix(keys::BY_COUNTRY, cc));
+        }
+        if let ([status], true) = (filter.statuses.as_slice(), filter.current_status_applies()) {
+            candidates.push(keys::int_prefix(keys::BY_STATUS, *status));
+        }
+        if let [instrument] = filter.instruments.as_slice() {
+            candidates.push(keys::int_prefix(keys::BY_INSTRUMENT, *instrument));
+        }
+        let prefix = self.most_selective(candidates);
         let mut page = Filling::new(filter, limit);
         if let Some(day) = filter.known_on {
             let known = self.revision_known_on(day)?;
@@ -1321,6 +1331,25 @@ impl Store {
             }
         }
         Ok(page.page)
+    }
+
+    /// Of the index prefixes `candidates`, the one with the fewest entries
+    /// (each counted up to [`SELECTIVITY_PROBE`] keys, and no further than
+    /// the fewest so far); `None` when there is none.
+    fn most_selective(&self, candidates: Vec<Vec<u8>>) -> Option<Vec<u8>> {
+        if candidates.len() < 2 {
+            return candidates.into_iter().next();
+        }
+        let index = self.inner.tree(Tree::Index);
+        let mut best: Option<(usize, Vec<u8>)> = None;
+        for prefix in candidates {
+            let most = best.as_ref().map_or(SELECTIVITY_PROBE, |(n, _)| *n);
+            let n = index.scan_prefix(&prefix).keys().take(most + 1).count();
+            if best.as_ref().is_none_or(|(fewest, _)| n < *fewest) {
+                best = Some((n, prefix));
+            }
+        }
+        best.map(|(_, prefix)| prefix)
     }
 
     /// The last revision recorded by the end of `day` (UTC): the state the

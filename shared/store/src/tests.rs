@@ -679,3 +679,84 @@ async fn request_ids_replay_their_revision_and_expire() {
     assert!(!again.replayed(), "a forgotten request id is a new call");
     assert_eq!(again.into_initiative().title, "Third");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_walks_its_most_selective_index_and_pages_the_same() {
+    use cetrack_contract::proto::{Organization, Participant};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(Domain::Energy, dir.path()).unwrap();
+    // Twenty records of one organization; three of them on a rare topic.
+    let rare = [3, 11, 17];
+    for n in 0..20 {
+        let mut topics = vec!["common".to_string()];
+        if rare.contains(&n) {
+            topics.push("rare".into());
+        }
+        let record = Initiative {
+            title: format!("Record {n}"),
+            topics,
+            participants: vec![Participant {
+                organization: Some(Organization {
+                    id: "us-doe".into(),
+                    country_code: "US".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        store
+            .write(&format!("r{n:02}"), None, "test", move |_| {
+                Ok(Plan::Put {
+                    record: record.clone(),
+                    change_type: ChangeType::Created,
+                })
+            })
+            .await
+            .unwrap();
+    }
+    let org = keys::text_prefix(keys::BY_ORGANIZATION, "us-doe");
+    let topic = keys::text_prefix(keys::BY_TOPIC, "rare");
+    let common = keys::text_prefix(keys::BY_TOPIC, "common");
+    // The rare topic's 3 entries, not the organization's 20; of two of the
+    // same size, the first.
+    assert_eq!(
+        store.most_selective(vec![org.clone(), topic.clone()]),
+        Some(topic.clone())
+    );
+    assert_eq!(
+        store.most_selective(vec![topic.clone(), org.clone()]),
+        Some(topic)
+    );
+    assert_eq!(
+        store.most_selective(vec![org.clone(), common.clone()]),
+        Some(org)
+    );
+    assert_eq!(store.most_selective(vec![]), None);
+
+    // A page at a time, the records of both, in id order, with no gap.
+    let filter = Filter {
+        organization_id: Some("us-doe".into()),
+        topic: Some("rare".into()),
+        ..Default::default()
+    };
+    let mut after: Option<String> = None;
+    let mut ids = Vec::new();
+    loop {
+        let page = store.list(&filter, after.as_deref(), 1).unwrap();
+        ids.extend(page.items.iter().map(|i| i.name.clone()));
+        if !page.more {
+            break;
+        }
+        after = page.resume_after;
+    }
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    let all = store.list(&filter, None, 50).unwrap();
+    assert_eq!(
+        all.items
+            .iter()
+            .map(|i| i.title.clone())
+            .collect::<Vec<_>>(),
+        vec!["Record 3", "Record 11", "Record 17"]
+    );
+}
