@@ -178,7 +178,14 @@ async fn checked(
     let probe = h2load(addr, &path, body, conns, streams, Load::Seconds(1))?;
     let requests = ((probe.rate * seconds as f64) as u64).max(500);
     let name = method.rsplit('/').next().unwrap_or(method);
-    let before = not_ok(&scrape(metrics).await?, service, name);
+    // The calls the probe's end reset finish (and are counted) first.
+    let settled = scrape_until(metrics, |t| {
+        value(t, "cetrack_grpc_in_flight", &[("service", service), ("method", name)])
+            .unwrap_or(0.0)
+            == 0.0
+    })
+    .await?;
+    let before = not_ok(&settled, service, name);
     let run = h2load(addr, &path, body, conns, streams, Load::Requests(requests))?;
     let failed = not_ok(&scrape(metrics).await?, service, name) - before;
     ensure!(
