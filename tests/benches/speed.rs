@@ -180,8 +180,12 @@ async fn checked(
     let name = method.rsplit('/').next().unwrap_or(method);
     // The calls the probe's end reset finish (and are counted) first.
     let settled = scrape_until(metrics, |t| {
-        value(t, "cetrack_grpc_in_flight", &[("service", service), ("method", name)])
-            .unwrap_or(0.0)
+        value(
+            t,
+            "cetrack_grpc_in_flight",
+            &[("service", service), ("method", name)],
+        )
+        .unwrap_or(0.0)
             == 0.0
     })
     .await?;

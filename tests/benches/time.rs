@@ -243,7 +243,7 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let pid = gateway.child.id().unwrap_or_default();
     let before = rss_mib(pid)?;
-    let mut g = gateway_as(gateway.addr, None).await?;
+    let mut g = gateway_as(gateway.addr, Some(&admin_token())).await?;
     let started = Instant::now();
     let mut token = String::new();
     let mut entries = 0;

@@ -576,14 +576,24 @@ impl DomainCore {
             blocking(move || store.snapshot()).await?
         };
         let (tx, rx) = mpsc::channel(BACKUP_CHUNKS_AHEAD);
+        let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             let sent = cetrack_store::backup::stream_chunks(&store, &snapshot, |chunk| {
-                tx.blocking_send(Ok(chunk))
-                    .map_err(|_| Error::Aborted("the caller went away".into()))
+                // A caller that takes nothing for BACKUP_STALL ends the backup
+                // (the snapshot, and what writers keep for it, is released).
+                match runtime.block_on(tokio::time::timeout(BACKUP_STALL, tx.send(Ok(chunk)))) {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(_)) => Err(Error::Aborted("the caller went away".into())),
+                    Err(_) => Err(Error::Aborted(format!(
+                        "the caller took no chunk for {} s; take the backup again",
+                        BACKUP_STALL.as_secs()
+                    ))),
+                }
             });
             if let Err(e) = sent {
-                // Nothing to tell a caller that went away.
-                let _ = tx.blocking_send(Err(e));
+                // Told to a caller still there (one that went away or stalls
+                // hears nothing more).
+                let _ = runtime.block_on(tokio::time::timeout(BACKUP_STALL, tx.send(Err(e))));
             }
         });
         Ok(ReceiverStream::new(rx))
@@ -592,6 +602,9 @@ impl DomainCore {
 
 /// Chunks of a backup (about 1 MiB each) read ahead of its caller.
 pub const BACKUP_CHUNKS_AHEAD: usize = 2;
+
+/// How long a backup waits for its caller to take a chunk before it ends.
+pub const BACKUP_STALL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The current version of a record as `caller` sees it: a record they may
 /// not see does not exist for them (NOT_FOUND, like a missing one).
