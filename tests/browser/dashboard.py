@@ -15,7 +15,7 @@ import sys
 import time
 
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -147,7 +147,11 @@ def main():
         written = time.monotonic()
         cli("progress", BIOECONOMY, "--org", "us-nsf", "--as-of", "2024-06", "--text", text)
         try:
-            WebDriverWait(driver, 2.0, poll_frequency=0.1).until(lambda d: text in d.find_element(By.TAG_NAME, "body").text)
+            # The page reloads itself: an element read as it goes is stale,
+            # and read again from the new page.
+            WebDriverWait(driver, 2.0, poll_frequency=0.1,
+                          ignored_exceptions=[StaleElementReferenceException]).until(
+                lambda d: text in d.find_element(By.TAG_NAME, "body").text)
             check(f"a progress update appears on the open page ({time.monotonic() - written:.2f} s)", True)
         except Exception as e:
             check("a progress update appears on the open page within 2 s", False, repr(e))
