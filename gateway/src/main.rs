@@ -43,6 +43,12 @@ struct Args {
     /// only) [default: none, every visitor signs in].
     #[arg(long, env = "CETRACK_DASHBOARD_PUBLIC_TOKEN_FILE")]
     dashboard_public_token_file: Option<std::path::PathBuf>,
+    /// The address of a proxy in front of the dashboard (e.g. the one that
+    /// adds TLS) whose `X-Forwarded-For` names the visitor; repeat for
+    /// several (env: comma-separated) [default: none, the connection's
+    /// address is the visitor's].
+    #[arg(long, env = "CETRACK_DASHBOARD_TRUSTED_PROXY", value_delimiter = ',')]
+    dashboard_trusted_proxy: Vec<std::net::IpAddr>,
     /// Address of the Prometheus metrics endpoint (`GET /metrics`), e.g.
     /// `0.0.0.0:9100` [default: none, no metrics].
     #[arg(long, env = "CETRACK_METRICS_LISTEN")]
@@ -90,6 +96,7 @@ fn main() -> ExitCode {
     };
     let options = DashboardOptions {
         public_token: args.dashboard_public_token_file,
+        trusted_proxies: args.dashboard_trusted_proxy,
     };
     serve_main(
         args.listen,

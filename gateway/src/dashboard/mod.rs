@@ -52,6 +52,9 @@ pub struct DashboardOptions {
     /// without clearance: they see public records only). `None`: every
     /// viewer signs in.
     pub public_token: Option<PathBuf>,
+    /// Proxies in front of the dashboard whose `X-Forwarded-For` names the
+    /// visitor (for the per-address caps of the live feed).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// What every page handler gets.
@@ -66,20 +69,53 @@ pub struct Dashboard {
     public_feed: Arc<feed::PublicFeed>,
 }
 
-/// The address a request came from (when the server knows it).
+/// Where a visitor is, for the per-address caps: the connection's address,
+/// or, when it is a trusted proxy's, the last address of `X-Forwarded-For`
+/// that is not one; an IPv6 address stands for its /64 (one subscriber's
+/// network); `None` when the server does not know.
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub Option<std::net::IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for Peer {
+impl FromRequestParts<Arc<Dashboard>> for Peer {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Peer(
-            parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0.ip()),
-        ))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<Dashboard>,
+    ) -> Result<Self, Self::Rejection> {
+        let trusted = &state.options.trusted_proxies;
+        let mut peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        if peer.is_some_and(|p| trusted.contains(&p)) {
+            let forwarded = parts
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .filter_map(|a| a.trim().parse::<std::net::IpAddr>().ok())
+                .collect::<Vec<_>>();
+            if let Some(visitor) = forwarded.into_iter().rev().find(|a| !trusted.contains(a)) {
+                peer = Some(visitor);
+            }
+        }
+        Ok(Peer(peer.map(network)))
+    }
+}
+
+/// An address as the caps count it: IPv4 as it is, IPv6 by its /64.
+fn network(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => std::net::IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                std::net::IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
     }
 }
 
@@ -287,3 +323,22 @@ pub async fn start_dashboard(
 
 /// The state shared by the page handlers.
 pub type Shared = State<Arc<Dashboard>>;
+
+#[cfg(test)]
+mod tests {
+    use super::network;
+    use std::net::IpAddr;
+
+    #[test]
+    fn an_ipv6_visitor_counts_by_its_network() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(network(a), network(b));
+        assert_ne!(network(a), network(other));
+        let v4: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(network(v4), v4);
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(network(mapped), v4);
+    }
+}

@@ -16,6 +16,7 @@ use cetrack_contract::proto::{
 use cetrack_contract::validate::Violations;
 use cetrack_contract::Error;
 use cetrack_contract::{dates, requests, rules, valid_time};
+use prost::Message;
 use time::Date;
 
 use super::words;
@@ -29,6 +30,10 @@ pub const DEFAULT_TITLE: &str =
 /// it, FAILED_PRECONDITION, rather than a document of any size held in the
 /// gateway's memory.
 pub const MAX_COMMITMENTS: usize = 2_000;
+
+/// Most bytes of records one fact sheet reads (records may be up to 1 MiB
+/// each): past it, FAILED_PRECONDITION too.
+pub const MAX_RECORD_BYTES_HELD: usize = 64 << 20;
 
 /// Where a commitment stands in its document, for ordering: section order
 /// (0, not stated, after the stated ones), then the domain (the order of
@@ -101,28 +106,35 @@ pub async fn fact_sheet(
     // What the gateway holds is bounded: the walk stops at the first record
     // past the cap, across domains.
     let held = std::sync::atomic::AtomicUsize::new(0);
+    let held_bytes = std::sync::atomic::AtomicUsize::new(0);
     let FanOut {
         answers,
         unavailable,
     } = domains
         .fan_out(&all, ctx, |d, client, ctx| {
             let filter = filter.clone();
-            let held = &held;
+            let (held, held_bytes) = (&held, &held_bytes);
             async move {
                 let mut items = Vec::new();
                 super::visit(d, client, filter, &ctx, |i| {
                     let n = held.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    let bytes = held_bytes
+                        .fetch_add(i.encoded_len(), std::sync::atomic::Ordering::Relaxed)
+                        + i.encoded_len();
                     items.push(i);
-                    n <= MAX_COMMITMENTS
+                    n <= MAX_COMMITMENTS && bytes <= MAX_RECORD_BYTES_HELD
                 })
                 .await?;
                 Ok(items)
             }
         })
         .await;
-    if held.load(std::sync::atomic::Ordering::Relaxed) > MAX_COMMITMENTS {
+    if held.load(std::sync::atomic::Ordering::Relaxed) > MAX_COMMITMENTS
+        || held_bytes.load(std::sync::atomic::Ordering::Relaxed) > MAX_RECORD_BYTES_HELD
+    {
         return Err(Error::FailedPrecondition(format!(
-            "the fact sheet would cover more than {MAX_COMMITMENTS} commitments; name one document (`document`)"
+            "the fact sheet would cover more than {MAX_COMMITMENTS} commitments or {} MiB of records; name one document (`document`)",
+            MAX_RECORD_BYTES_HELD >> 20
         )));
     }
     let items: Vec<Initiative> = answers.into_iter().flat_map(|(_, items)| items).collect();

@@ -99,6 +99,9 @@ pub async fn portfolio(
             Some((p, at)) if *p == d => at.clone(),
             _ => String::new(),
         };
+        // The id of the last record of this domain put in the page, since
+        // the last call to it.
+        let mut taken: Option<String>;
         loop {
             if initiatives.len() >= size
                 || bytes >= pagination::MAX_PAGE_BYTES
@@ -108,6 +111,7 @@ pub async fn portfolio(
                 break 'domains;
             }
             calls += 1;
+            taken = None;
             let want = size - initiatives.len();
             let FanOut {
                 answers,
@@ -125,21 +129,26 @@ pub async fn portfolio(
                 continue 'domains;
             };
             answered += 1;
+            // The page is full in bytes before this answer is taken whole:
+            // the next page resumes in this domain, after the last of its
+            // records taken (or where this call began, when none was).
             let mut cut = None;
             for i in items {
                 let len = i.encoded_len();
                 if bytes + len > pagination::MAX_PAGE_BYTES && !initiatives.is_empty() {
-                    cut = initiatives.last().map(|l: &Initiative| l.name.clone());
+                    cut = Some(taken.clone());
                     break;
                 }
                 bytes += len;
+                taken = InitiativeName::parse(&i.name, "name").ok().map(|n| n.id);
                 initiatives.push(i);
             }
-            if let Some(last) = cut.and_then(|n| InitiativeName::parse(&n, "name").ok()) {
-                next = Some((
-                    d,
-                    pagination::list_token_after(&d.parent(), &filter, &last.id),
-                ));
+            if let Some(last) = cut {
+                let resume = match last {
+                    Some(id) => pagination::list_token_after(&d.parent(), &filter, &id),
+                    None => at,
+                };
+                next = Some((d, resume));
                 break 'domains;
             }
             if next_at.is_empty() {

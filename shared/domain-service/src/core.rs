@@ -577,8 +577,15 @@ impl DomainCore {
         };
         let (tx, rx) = mpsc::channel(BACKUP_CHUNKS_AHEAD);
         let runtime = tokio::runtime::Handle::current();
+        let revision = snapshot.revision();
         tokio::task::spawn_blocking(move || {
             let sent = cetrack_store::backup::stream_chunks(&store, &snapshot, |chunk| {
+                // The trailer vouches for the backup: only once every write
+                // it holds is durable (a write committed but not yet flushed
+                // may still fail, and its caller be told so).
+                if chunk.trailer.is_some() {
+                    runtime.block_on(store.wait_durable(revision))?;
+                }
                 // A caller that takes nothing for BACKUP_STALL ends the backup
                 // (the snapshot, and what writers keep for it, is released).
                 match runtime.block_on(tokio::time::timeout(BACKUP_STALL, tx.send(Ok(chunk)))) {
@@ -590,6 +597,7 @@ impl DomainCore {
                     ))),
                 }
             });
+            drop(snapshot);
             if let Err(e) = sent {
                 // Told to a caller still there (one that went away or stalls
                 // hears nothing more).

@@ -153,7 +153,7 @@ fn counted(header: &BackupHeader, trailer: &BackupTrailer) -> bool {
 
 /// Most bytes of one chunk in a backup file (a chunk is about
 /// [`CHUNK_BYTES`] plus one entry, an entry at most a record's size cap).
-const MAX_CHUNK_BYTES: u64 = 64 * 1024 * 1024;
+const MAX_CHUNK_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The entries of a backup file, read and checked chunk by chunk (header
 /// first, trailer last, count and checksum matching at the end), so that a
@@ -281,6 +281,9 @@ impl<R: Read> BackupReader<R> {
             (None, None) => Err(bad("the backup is incomplete")),
             (None, Some(chunk)) if chunk.header.is_some() => {
                 Err(bad("the header must open the backup, once"))
+            }
+            (None, Some(chunk)) if chunk.entries.is_empty() && chunk.trailer.is_none() => {
+                Err(bad("a chunk holds nothing"))
             }
             (None, Some(chunk)) => {
                 self.hold(chunk);

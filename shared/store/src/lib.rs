@@ -1624,6 +1624,23 @@ impl Store {
         self.inner.durable.subscribe()
     }
 
+    /// Waits until `revision` is durable; UNAVAILABLE when the store fails
+    /// first (it is then never durable).
+    pub async fn wait_durable(&self, revision: u64) -> Result<()> {
+        let mut durable = self.subscribe();
+        let mut failed = self.failed();
+        loop {
+            self.inner.sound()?;
+            if *durable.borrow_and_update() >= revision {
+                return Ok(());
+            }
+            tokio::select! {
+                changed = durable.changed() => changed.map_err(|_| Error::Unavailable("the store closed".into()))?,
+                changed = failed.changed() => changed.map_err(|_| Error::Unavailable("the store closed".into()))?,
+            }
+        }
+    }
+
     /// The highest durable revision.
     pub fn durable_revision(&self) -> u64 {
         *self.inner.durable.borrow()
@@ -1705,18 +1722,19 @@ impl Store {
                 continue;
             };
             if stored.seconds < before {
-                // A snapshot being read keeps the entry as it was.
-                for c in s.captures.now() {
-                    c.keep(Tree::Requests, &k, Some(&v));
+                // A snapshot being read keeps the entry as it was; none is
+                // registered between that and the removal.
+                let removed = s.captures.keeping(|caps| {
+                    for c in caps {
+                        c.keep(Tree::Requests, &k, Some(&v));
+                    }
+                    requests
+                        .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)
+                        .map_err(storage)
+                })?;
+                if removed.is_ok() {
+                    n += 1;
                 }
-            }
-            if stored.seconds < before
-                && requests
-                    .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)
-                    .map_err(storage)?
-                    .is_ok()
-            {
-                n += 1;
             }
         }
         Ok(n)

@@ -144,6 +144,14 @@ impl Captures {
         self.live().clone()
     }
 
+    /// Runs `f` with the captures, no snapshot being registered meanwhile:
+    /// for a change made outside the write lock, which keeps its pre-image
+    /// and makes the change inside `f`.
+    pub(crate) fn keeping<T>(&self, f: impl FnOnce(&[Arc<Capture>]) -> T) -> T {
+        let live = self.live();
+        f(&live)
+    }
+
     fn add(&self, c: Arc<Capture>) {
         self.live().push(c);
     }

@@ -378,6 +378,7 @@ async fn anonymous_visitors_read_public_records_with_the_operators_identity() ->
     let s = site(
         DashboardOptions {
             public_token: Some(public),
+            trusted_proxies: vec![std::net::IpAddr::from([127, 0, 0, 200])],
         },
         start_seven_domains().await?,
     )
@@ -407,6 +408,31 @@ async fn anonymous_visitors_read_public_records_with_the_operators_identity() ->
             assert_eq!(ninth.status().as_u16(), 429);
         }
     }
+    // Behind a trusted proxy (127.0.0.200 here), the address is the one it
+    // forwards: eight from one visitor through it, then a ninth is refused,
+    // while another visitor through it is served.
+    let proxy = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 200]))
+        .build()?;
+    let through = |visitor: &'static str| {
+        proxy
+            .get(format!("{}/events", s.base))
+            .header("x-forwarded-for", format!("{visitor}, 127.0.0.200"))
+            .send()
+    };
+    for _ in 0..8 {
+        let events = through("198.51.100.7").await?;
+        assert_eq!(events.status().as_u16(), 200);
+        feeds.push(events.bytes_stream());
+    }
+    assert_eq!(through("198.51.100.7").await?.status().as_u16(), 429);
+    let other = through("203.0.113.9").await?;
+    assert_eq!(
+        other.status().as_u16(),
+        200,
+        "another visitor through the proxy"
+    );
+    feeds.push(other.bytes_stream());
     let energy = s
         .addrs
         .iter()

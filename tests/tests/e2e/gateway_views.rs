@@ -1834,3 +1834,54 @@ async fn search_pages_through_thousands_of_records_without_gap_or_duplicate() ->
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_portfolio_page_full_in_bytes_resumes_where_it_stopped() -> anyhow::Result<()> {
+    // Records of about 700 kB: a page (2 MiB) holds two. The second domain's
+    // ids sort before the first's last: a page full in bytes at the border
+    // must resume at the start of the second domain, not after the first's
+    // last id.
+    let s = Stack::start().await?;
+    for id in ["z0", "z1"] {
+        s.create(Domain::Ai, id, heavy(Domain::Ai, "Heavy", 19))
+            .await?;
+    }
+    for id in ["a0", "a1"] {
+        s.create(Domain::Biotech, id, heavy(Domain::Biotech, "Heavy", 19))
+            .await?;
+    }
+    let mut g = s.gateway.clone();
+    let (mut names, mut page_token, mut pages) = (Vec::new(), String::new(), 0);
+    loop {
+        let page = g
+            .get_organization_portfolio(GetOrganizationPortfolioRequest {
+                organization_id: "us-nsf".into(),
+                page_token,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        pages += 1;
+        assert!(
+            prost::Message::encoded_len(&page) <= 4 << 20,
+            "a page stays under 4 MiB"
+        );
+        names.extend(page.entries.into_iter().map(|e| e.name));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        assert!(pages < 10, "the pages end");
+        page_token = page.next_page_token;
+    }
+    assert_eq!(
+        names,
+        vec![
+            n("ai", "z0"),
+            n("ai", "z1"),
+            n("biotech", "a0"),
+            n("biotech", "a1")
+        ]
+    );
+    assert!(pages >= 2, "{pages} pages");
+    Ok(())
+}
