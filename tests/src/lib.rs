@@ -482,7 +482,18 @@ pub async fn list_all(
     filter: Option<InitiativeFilter>,
     page_size: i32,
 ) -> anyhow::Result<Vec<Initiative>> {
-    let mut out = Vec::new();
+    Ok(list_pages(client, parent, filter, page_size).await?.0)
+}
+
+/// Every initiative of a list walked with `page_size`, and every page token
+/// it was handed on the way.
+pub async fn list_pages(
+    client: &mut Client,
+    parent: &str,
+    filter: Option<InitiativeFilter>,
+    page_size: i32,
+) -> anyhow::Result<(Vec<Initiative>, Vec<String>)> {
+    let (mut out, mut tokens) = (Vec::new(), Vec::new());
     let mut page_token = String::new();
     loop {
         let page = client
@@ -496,8 +507,9 @@ pub async fn list_all(
             .into_inner();
         out.extend(page.initiatives);
         if page.next_page_token.is_empty() {
-            return Ok(out);
+            return Ok((out, tokens));
         }
+        tokens.push(page.next_page_token.clone());
         page_token = page.next_page_token;
     }
 }

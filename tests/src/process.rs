@@ -479,3 +479,14 @@ pub async fn check_service_binary(domain: Domain, exe: &Path) -> anyhow::Result<
     );
     Ok(())
 }
+
+/// The resident memory of process `pid`, in MiB.
+pub fn rss_mib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no VmRSS in /proc/{pid}/status"))?;
+    Ok(kib / 1024)
+}

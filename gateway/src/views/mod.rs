@@ -9,7 +9,9 @@ pub mod timeline;
 pub mod watch;
 pub mod words;
 
-use cetrack_contract::proto::{Initiative, InitiativeFilter, ListInitiativesRequest};
+use cetrack_contract::proto::{
+    Initiative, InitiativeFilter, ListInitiativesRequest, ListInitiativesResponse,
+};
 use cetrack_contract::validate::Violations;
 use cetrack_contract::{pagination, Domain};
 
@@ -58,19 +60,7 @@ pub async fn walk(
     let mut out = Vec::new();
     loop {
         let want = (limit - out.len()).min(pagination::MAX_PAGE_SIZE);
-        let page = client
-            .list_initiatives(request(
-                ListInitiativesRequest {
-                    parent: parent.clone(),
-                    page_size: want as i32,
-                    page_token: token,
-                    filter: Some(filter.clone()),
-                },
-                ctx,
-            ))
-            .await
-            .map_err(|s| DomainError::from_status(domain, s))?
-            .into_inner();
+        let page = list_page(domain, &mut client, &filter, token, want, ctx).await?;
         out.extend(page.initiatives);
         if page.next_page_token.is_empty() {
             return Ok((out, false));
@@ -92,22 +82,17 @@ pub async fn visit(
     ctx: &CallCtx,
     mut each: impl FnMut(Initiative) -> bool,
 ) -> Result<(), DomainError> {
-    let parent = domain.parent();
     let mut token = String::new();
     loop {
-        let page = client
-            .list_initiatives(request(
-                ListInitiativesRequest {
-                    parent: parent.clone(),
-                    page_size: pagination::MAX_PAGE_SIZE as i32,
-                    page_token: token,
-                    filter: Some(filter.clone()),
-                },
-                ctx,
-            ))
-            .await
-            .map_err(|s| DomainError::from_status(domain, s))?
-            .into_inner();
+        let page = list_page(
+            domain,
+            &mut client,
+            &filter,
+            token,
+            pagination::MAX_PAGE_SIZE,
+            ctx,
+        )
+        .await?;
         for i in page.initiatives {
             if !each(i) {
                 return Ok(());
@@ -118,4 +103,29 @@ pub async fn visit(
         }
         token = page.next_page_token;
     }
+}
+
+/// One ListInitiatives page of `domain`: at most `size` initiatives matching
+/// `filter` from the domain's page token `token`.
+pub async fn list_page(
+    domain: Domain,
+    client: &mut Client,
+    filter: &InitiativeFilter,
+    token: String,
+    size: usize,
+    ctx: &CallCtx,
+) -> Result<ListInitiativesResponse, DomainError> {
+    Ok(client
+        .list_initiatives(request(
+            ListInitiativesRequest {
+                parent: domain.parent(),
+                page_size: size.min(pagination::MAX_PAGE_SIZE) as i32,
+                page_token: token,
+                filter: Some(filter.clone()),
+            },
+            ctx,
+        ))
+        .await
+        .map_err(|s| DomainError::from_status(domain, s))?
+        .into_inner())
 }

@@ -4,14 +4,14 @@
 use cetrack_contract::names::InitiativeName;
 use cetrack_contract::pagination::{self, PageToken};
 use cetrack_contract::proto::{
-    GetOrganizationPortfolioRequest, Initiative, InitiativeFilter, ListInitiativesRequest,
-    OrganizationPortfolio, PortfolioEntry,
+    GetOrganizationPortfolioRequest, Initiative, InitiativeFilter, OrganizationPortfolio,
+    PortfolioEntry,
 };
 use cetrack_contract::validate::Violations;
 use cetrack_contract::{dates, requests, rules, Domain, Error};
 use prost::Message;
 
-use crate::domains::{request, CallCtx, Client, DomainError, Domains, FanOut};
+use crate::domains::{CallCtx, Client, DomainError, Domains, FanOut};
 
 /// Entries of a portfolio page when the caller asks for none in particular.
 pub const DEFAULT_PAGE_SIZE: usize = 100;
@@ -272,18 +272,6 @@ async fn page_of(
     want: usize,
     ctx: CallCtx,
 ) -> Result<(Vec<Initiative>, String), DomainError> {
-    let page = client
-        .list_initiatives(request(
-            ListInitiativesRequest {
-                parent: domain.parent(),
-                page_size: want.min(pagination::MAX_PAGE_SIZE) as i32,
-                page_token: at,
-                filter: Some(filter),
-            },
-            &ctx,
-        ))
-        .await
-        .map_err(|s| DomainError::from_status(domain, s))?
-        .into_inner();
+    let page = super::list_page(domain, &mut client, &filter, at, want, &ctx).await?;
     Ok((page.initiatives, page.next_page_token))
 }

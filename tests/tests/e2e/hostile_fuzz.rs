@@ -404,17 +404,6 @@ fn damage(rng: &mut Rng, mut bytes: Vec<u8>, other: &[u8]) -> Vec<u8> {
     bytes
 }
 
-/// The resident memory of process `pid`, in MiB.
-fn rss_mib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("no VmRSS in /proc/{pid}/status"))?;
-    Ok(kib / 1024)
-}
-
 /// Sends `bytes` as the request of `path` over `channel`.
 async fn call_raw(
     channel: AuthChannel,

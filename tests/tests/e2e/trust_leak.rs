@@ -100,35 +100,6 @@ fn clean_token(what: &str, token: &str) {
     }
 }
 
-/// Every initiative of a list walked with `page_size`, each page token
-/// checked with [`clean_token`].
-async fn list_clean(
-    client: &mut Client,
-    parent: &str,
-    filter: Option<InitiativeFilter>,
-    page_size: i32,
-) -> anyhow::Result<Vec<Initiative>> {
-    let mut out = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = client
-            .list_initiatives(ListInitiativesRequest {
-                parent: parent.to_string(),
-                page_size,
-                page_token,
-                filter: filter.clone(),
-            })
-            .await?
-            .into_inner();
-        out.extend(page.initiatives);
-        if page.next_page_token.is_empty() {
-            return Ok(out);
-        }
-        clean_token("ListInitiatives", &page.next_page_token);
-        page_token = page.next_page_token;
-    }
-}
-
 /// The summary without what differs between two systems by construction
 /// (revisions and times).
 fn counts(mut s: DomainSummary) -> DomainSummary {
@@ -308,7 +279,10 @@ async fn no_response_of_any_read_holds_a_restricted_record_for_an_uncleared_call
         let mut ca = reader(d, via_gateway).await?;
         let mut cb = domain_client(&b, d).await?;
         for f in &filters {
-            let la = list_clean(&mut ca, &d.parent(), Some(f.clone()), 1).await?;
+            let (la, tokens) = list_pages(&mut ca, &d.parent(), Some(f.clone()), 1).await?;
+            for t in &tokens {
+                clean_token("ListInitiatives", t);
+            }
             let lb = list_all(&mut cb, &d.parent(), Some(f.clone()), 1).await?;
             for i in &la {
                 clean("ListInitiatives", i);
