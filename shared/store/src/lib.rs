@@ -1,7 +1,8 @@
 //! A domain's durable store: the only crate that knows sled. A store is one
-//! sled `Db` with the trees of [`Tree`], all written in one transaction per
-//! change. A write is acknowledged only after a flush that began after its
-//! transaction committed (group commit, see `commit`). [`backup`] takes
+//! sled `Db` with the trees of [`Tree`]; a change writes them all in one
+//! transaction, which one writer thread shares among the changes queued
+//! together (see `write`). A write is acknowledged only after a flush that
+//! began after its transaction committed (group commit, see `commit`). [`backup`] takes
 //! consistent snapshots of a running store and restores them.
 
 pub mod backup;
@@ -10,6 +11,7 @@ mod keys;
 mod snapshot;
 #[cfg(test)]
 mod tests;
+mod write;
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -429,6 +431,8 @@ struct Inner {
     /// Every tree of [`Tree::ALL`], in its order.
     trees: Vec<sled::Tree>,
     write_lock: Mutex<()>,
+    /// The writer thread's queue (see [`write`]).
+    queue: write::Queue,
     committed: Arc<AtomicU64>,
     durable: watch::Sender<u64>,
     group_commit: GroupCommit,
@@ -832,10 +836,6 @@ fn keep_pre_image(
     Ok(())
 }
 
-fn abort<T>(e: Error) -> std::result::Result<T, ConflictableTransactionError<Error>> {
-    Err(ConflictableTransactionError::Abort(e))
-}
-
 impl Store {
     /// Opens (or creates) the store of a domain. Must be called from inside a
     /// Tokio runtime only in the sense that its futures are awaited there; the
@@ -956,24 +956,29 @@ impl Store {
         let published = RwLock::new(Arc::new(
             Published::load(&trees).map_err(|e| damaged(e.to_string()))?,
         ));
-        Ok(Store {
-            inner: Arc::new(Inner {
-                domain: config.domain,
-                trees,
-                path,
-                db,
-                write_lock: Mutex::new(()),
-                committed,
-                durable,
-                group_commit,
-                writers,
-                failure,
-                faults,
-                published,
-                changes_read: AtomicU64::new(0),
-                captures: Captures::default(),
-            }),
-        })
+        let (queue, queued) = std::sync::mpsc::channel();
+        let inner = Arc::new(Inner {
+            domain: config.domain,
+            trees,
+            path,
+            db,
+            write_lock: Mutex::new(()),
+            queue,
+            committed,
+            durable,
+            group_commit,
+            writers,
+            failure,
+            faults,
+            published,
+            changes_read: AtomicU64::new(0),
+            captures: Captures::default(),
+        });
+        write::start(Arc::downgrade(&inner), queued).map_err(|source| OpenError::Io {
+            path: inner.path.clone(),
+            source,
+        })?;
+        Ok(Store { inner })
     }
 
     /// Follows the store's failed state: `None` while it is sound, then
@@ -1010,229 +1015,6 @@ impl Store {
     /// The directory of the store.
     pub fn path(&self) -> &Path {
         &self.inner.path
-    }
-
-    /// Makes one change to initiative `id`: `plan` decides it from the current
-    /// version; the record, its index entries, history, change log, summary
-    /// counters and request id are written in one transaction, then the call
-    /// waits until a flush has made it durable.
-    pub async fn write<F>(
-        &self,
-        id: &str,
-        idempotency: Option<Idempotency>,
-        reporter: &str,
-        plan: F,
-    ) -> Result<Outcome>
-    where
-        F: Fn(Option<&Initiative>) -> Result<Plan> + Send + 'static,
-    {
-        self.inner.sound()?;
-        let store = self.clone();
-        let id = id.to_string();
-        let reporter = reporter.to_string();
-        // Counted as writing until its waiter is queued, so that the
-        // committer may hold a flush back a moment for it.
-        let writing = self.inner.writers.enter();
-        let outcome = tokio::task::spawn_blocking(move || {
-            store.write_blocking(&id, idempotency.as_ref(), &reporter, &plan)
-        })
-        .await
-        .map_err(|e| Error::Storage(format!("write task failed: {e}")))??;
-        drop(writing);
-        // A replayed or unchanged answer may reflect a write still waiting
-        // for its flush: it too is acknowledged only once durable.
-        if matches!(
-            outcome,
-            Outcome::Written(_) | Outcome::Replayed(_) | Outcome::Unchanged(_)
-        ) {
-            if let Err(e) = self.inner.group_commit.wait().await {
-                // The committer answers with the store's failure; a
-                // committer that is gone fails the store here.
-                self.inner.failure.set(&e);
-                return Err(self.inner.sound().err().unwrap_or(Error::Unavailable(e)));
-            }
-        }
-        Ok(outcome)
-    }
-
-    fn write_blocking(
-        &self,
-        id: &str,
-        idempotency: Option<&Idempotency>,
-        reporter: &str,
-        plan: &dyn Fn(Option<&Initiative>) -> Result<Plan>,
-    ) -> Result<Outcome> {
-        let s = &*self.inner;
-        let _guard = s.lock()?;
-        let now = now();
-        // What the committed attempt did to the counters (a conflicting
-        // attempt is run again and overwrites it).
-        let applied = std::cell::RefCell::new(Applied::default());
-        // Taken under the write lock: a snapshot registered before this
-        // write gets its pre-images, one registered after sees it done.
-        let caps = s.captures.now();
-        let keep = |tx: &sled::transaction::TransactionalTree, tree: Tree, key: &[u8]| {
-            keep_pre_image(&caps, tx, tree, key)
-        };
-        let outcome = s
-            .trees
-            .as_slice()
-            .transaction(|tx| {
-                let t = |tree| at(tx, tree);
-                let (records, index, history, changes) = (
-                    t(Tree::Records),
-                    t(Tree::Index),
-                    t(Tree::History),
-                    t(Tree::Changes),
-                );
-                let (summary, labels, requests, meta) = (
-                    t(Tree::Summary),
-                    t(Tree::Labels),
-                    t(Tree::Requests),
-                    t(Tree::Meta),
-                );
-                let request_key = idempotency.map(|i| keys::request(i.method, &i.request_id));
-                if let (Some(key), Some(i)) = (&request_key, idempotency) {
-                    if let Some(stored) = requests.get(key)? {
-                        let stored: StoredRequest = decode(&stored).or_else(abort)?;
-                        if stored.hash != request_hash(&i.fingerprint) {
-                            return abort(Error::FailedPrecondition(format!(
-                                "request_id `{}` was already used for a different request",
-                                i.request_id
-                            )));
-                        }
-                        // The first answer is the initiative of the change it
-                        // wrote.
-                        let change = changes
-                            .get(keys::revision(stored.revision))?
-                            .map(|b| decode::<Change>(&b))
-                            .transpose()
-                            .or_else(abort)?
-                            .and_then(|c| c.initiative);
-                        let Some(first) = change else {
-                            return abort(Error::Corrupt(format!(
-                                "request_id `{}` names revision {}, which is missing",
-                                i.request_id, stored.revision
-                            )));
-                        };
-                        return Ok(Outcome::Replayed(Box::new(first)));
-                    }
-                }
-                let current: Option<Initiative> = match records.get(id.as_bytes())? {
-                    Some(bytes) => Some(decode(&bytes).or_else(abort)?),
-                    None => None,
-                };
-                let revision = u64_of(&meta.get(META_REVISION)?.unwrap_or_default()) + 1;
-                let (new, change_type) = match plan(current.as_ref()).or_else(abort)? {
-                    Plan::Unchanged(i) => return Ok(Outcome::Unchanged(Box::new(i))),
-                    Plan::Put {
-                        mut record,
-                        change_type,
-                    } => {
-                        record.revision = revision as i64;
-                        record.etag = etag(revision);
-                        record.update_time = Some(now);
-                        if current.is_none() {
-                            record.create_time = Some(now);
-                        }
-                        rules::check_size(&record).or_else(abort)?;
-                        (Some(record), change_type)
-                    }
-                    Plan::Delete => (None, ChangeType::Deleted),
-                };
-                let Some(old_or_new) = new.as_ref().or(current.as_ref()) else {
-                    return abort(Error::NotFound(format!("initiative `{id}` not found")));
-                };
-
-                // The record and its index entries.
-                let old_keys = current
-                    .as_ref()
-                    .map(|c| keys::index_entries(id, c))
-                    .unwrap_or_default();
-                let new_keys = new
-                    .as_ref()
-                    .map(|n| keys::index_entries(id, n))
-                    .unwrap_or_default();
-                for k in old_keys.difference(&new_keys) {
-                    keep(index, Tree::Index, k)?;
-                    index.remove(k.as_slice())?;
-                }
-                for k in new_keys.difference(&old_keys) {
-                    keep(index, Tree::Index, k)?;
-                    index.insert(k.as_slice(), &[] as &[u8])?;
-                }
-                keep(records, Tree::Records, id.as_bytes())?;
-                match &new {
-                    Some(n) => records.insert(id.as_bytes(), n.encode_to_vec())?,
-                    None => records.remove(id.as_bytes())?,
-                };
-
-                // History and the change log.
-                let change = Change {
-                    revision: revision as i64,
-                    change_time: Some(now),
-                    r#type: change_type as i32,
-                    name: old_or_new.name.clone(),
-                    changed_fields: match (&current, &new) {
-                        (_, None) => vec![],
-                        (old, Some(n)) => cetrack_contract::rules::changed_fields(old.as_ref(), n),
-                    },
-                    reporter: reporter.to_string(),
-                    initiative: Some(old_or_new.clone()),
-                };
-                let history_key = keys::history(id, revision);
-                keep(history, Tree::History, &history_key)?;
-                history.insert(history_key, &[] as &[u8])?;
-                keep(changes, Tree::Changes, &keys::revision(revision))?;
-                changes.insert(&keys::revision(revision), change.encode_to_vec())?;
-
-                // Summary counters and organization labels.
-                let delta = summary::visible_delta(current.as_ref(), new.as_ref());
-                for (k, d) in &delta {
-                    let v = summary.get(k)?.map(|b| counter(&b)).unwrap_or(0) + d;
-                    keep(summary, Tree::Summary, k)?;
-                    if v == 0 {
-                        summary.remove(k.as_slice())?;
-                    } else {
-                        summary.insert(k.as_slice(), &v.to_be_bytes())?;
-                    }
-                }
-                let new_labels = new.as_ref().map(label_entries).unwrap_or_default();
-                for (key, label) in &new_labels {
-                    keep(labels, Tree::Labels, key)?;
-                    labels.insert(key.as_slice(), label.as_slice())?;
-                }
-                *applied.borrow_mut() = Applied {
-                    delta,
-                    labels: new_labels,
-                };
-
-                // The request id, then the domain's last revision.
-                if let (Some(key), Some(i)) = (&request_key, idempotency) {
-                    let stored = StoredRequest {
-                        hash: request_hash(&i.fingerprint),
-                        revision,
-                        seconds: now.seconds,
-                    };
-                    keep(requests, Tree::Requests, key)?;
-                    requests.insert(key.as_slice(), stored.encode_to_vec())?;
-                }
-                keep(meta, Tree::Meta, META_REVISION)?;
-                meta.insert(META_REVISION, &revision.to_be_bytes())?;
-                keep(meta, Tree::Meta, META_TIME)?;
-                meta.insert(META_TIME, timestamp_bytes(&now))?;
-                Ok(Outcome::Written(Box::new(change)))
-            })
-            .map_err(tx_error)?;
-        if let Outcome::Written(c) = &outcome {
-            let last = LastChange {
-                revision: c.revision as u64,
-                time: c.change_time,
-            };
-            s.publish(s.published().after(applied.into_inner(), last));
-            s.committed.store(c.revision as u64, Ordering::SeqCst);
-        }
-        Ok(outcome)
     }
 
     /// The current version of initiative `id`.

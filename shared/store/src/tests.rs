@@ -195,6 +195,104 @@ async fn concurrent_writes_are_acknowledged_only_once_durable() {
     );
 }
 
+/// One write of a batch, as the writer thread queues it.
+fn request(
+    id: &str,
+    request_id: Option<&str>,
+    plan: impl Fn(Option<&Initiative>) -> Result<Plan> + Send + 'static,
+) -> write::Request {
+    write::Request {
+        id: id.into(),
+        idempotency: request_id.map(|r| Idempotency {
+            method: "create",
+            request_id: r.into(),
+            fingerprint: b"the same request".to_vec(),
+        }),
+        reporter: "test".into(),
+        plan: Box::new(plan),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writes_of_one_transaction_see_each_other_and_are_refused_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(Domain::Quantum, dir.path()).unwrap();
+    let answers = store.inner.apply_batch(&[
+        request("a", None, put("A".into())),
+        request("b", None, |_| {
+            Err(Error::FailedPrecondition("refused by its plan".into()))
+        }),
+        // Sees `a` as the write before it left it.
+        request("a", None, |current| {
+            let mut record = current
+                .cloned()
+                .ok_or_else(|| Error::NotFound("a".into()))?;
+            assert_eq!(record.title, "A");
+            record.title = "A, renamed".into();
+            Ok(Plan::Put {
+                record,
+                change_type: ChangeType::Updated,
+            })
+        }),
+        request("c", Some("once"), put("C".into())),
+        // The same request id and request again: the first answer.
+        request("c", Some("once"), put("C".into())),
+        request("gone", None, |_| Ok(Plan::Delete)),
+        // Too large for a record: refused by the rules, after its plan.
+        request("huge", None, put("x".repeat(4 * 1024 * 1024))),
+    ]);
+    let kinds: Vec<String> = answers
+        .iter()
+        .map(|a| match a {
+            Ok(Outcome::Written(c)) => format!("written {}", c.revision),
+            Ok(Outcome::Replayed(i)) => format!("replayed {}", i.title),
+            Ok(Outcome::Unchanged(_)) => "unchanged".into(),
+            Err(e) => format!(
+                "refused {}",
+                format!("{e:?}").split('(').next().unwrap_or("")
+            ),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "written 1",
+            "refused FailedPrecondition",
+            "written 2",
+            "written 3",
+            "replayed C",
+            "refused NotFound",
+            "refused FailedPrecondition",
+        ]
+    );
+    // What the refused writes did: nothing.
+    assert_eq!(store.get("a").unwrap().unwrap().title, "A, renamed");
+    assert!(store.get("b").unwrap().is_none());
+    assert!(store.get("huge").unwrap().is_none());
+    assert_eq!(store.stats().unwrap().initiatives, 2);
+    // Acknowledged once a flush covers them; then the log shows them all.
+    store
+        .write("d", None, "test", put("D".into()))
+        .await
+        .unwrap();
+    let log: Vec<(i64, String)> = store
+        .changes_after(0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.revision, c.initiative.unwrap_or_default().title))
+        .collect();
+    assert_eq!(
+        log,
+        [
+            (1, "A".to_string()),
+            (2, "A, renamed".to_string()),
+            (3, "C".to_string()),
+            (4, "D".to_string())
+        ]
+    );
+    assert_eq!(store.history("a", 0, 10, |_| true).unwrap().items.len(), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_change_log_shows_nothing_above_the_durable_watermark() {
     let dir = tempfile::tempdir().unwrap();
@@ -212,7 +310,7 @@ async fn the_change_log_shows_nothing_above_the_durable_watermark() {
         let plan = put(format!("pending {i}"));
         let revision = revision_of(
             store
-                .write_blocking(&format!("pending-{i}"), None, "test", &plan)
+                .write_blocking(&format!("pending-{i}"), None, "test", plan)
                 .unwrap(),
         );
         assert_eq!(revision, 4 + i);
