@@ -505,7 +505,7 @@ impl Filter {
         if self.hide_restricted && crate::auth::is_restricted(&init) {
             return None;
         }
-        let init = crate::valid_time::on_day(&init, self.day())?;
+        let init = crate::valid_time::into_day(init, self.day())?;
         self.matches(&init).then_some(init)
     }
 

@@ -47,15 +47,21 @@ fn status_on(init: &Initiative, day: Date) -> Option<Option<&StatusChange>> {
 /// the progress updates and funding dated by then. `None` when it did not
 /// exist yet. The etag is kept only when nothing was taken back.
 pub fn on_day(init: &Initiative, day: Date) -> Option<Initiative> {
-    let entry = status_on(init, day)?;
-    let mut out = init.clone();
+    status_on(init, day)?;
+    into_day(init.clone(), day)
+}
+
+/// [`on_day`] of a record the caller owns, changed in place (a list
+/// projects every record it returns: this spares copying each).
+pub fn into_day(mut out: Initiative, day: Date) -> Option<Initiative> {
+    let entry = status_on(&out, day)?.map(|s| (s.status, s.effective));
     let mut moved = false;
-    if let Some(s) = entry {
-        if out.status != s.status || out.status_date != s.effective {
+    if let Some((status, effective)) = entry {
+        if out.status != status || out.status_date != effective {
             moved = true;
         }
-        out.status = s.status;
-        out.status_date = s.effective;
+        out.status = status;
+        out.status_date = effective;
         let before = out.status_history.len();
         out.status_history
             .retain(|h| started(h.effective.as_ref(), day));

@@ -468,15 +468,19 @@ impl DomainCore {
         let checked = self.served().summary(&req)?;
         let store = self.store.clone();
         let cleared = caller.cleared() && !req.public_only;
-        blocking(move || match (checked.known_on, &checked.document) {
-            // From the counters: O(1) in the number of records.
+        match (checked.known_on, checked.document) {
+            // From the counters in memory: O(1) in the number of records,
+            // answered in place (a hop to a blocking thread cost more than
+            // the read).
             (None, None) => store.summary(checked.window, cleared),
             // Record by record.
             (known_on, document) => {
-                store.summary_scan(checked.window, cleared, known_on, document.as_deref())
+                blocking(move || {
+                    store.summary_scan(checked.window, cleared, known_on, document.as_deref())
+                })
+                .await
             }
-        })
-        .await
+        }
     }
 
     /// ListHistory: any role; a record the caller may not see has no
