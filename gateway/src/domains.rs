@@ -127,6 +127,8 @@ pub struct Domains {
     /// The file holding the gateway's own bearer token (its service
     /// identity), re-read at each use so that it can be renewed in place.
     service_token: Option<std::path::PathBuf>,
+    /// Today's summaries, fresh from the domains' change streams.
+    live: crate::live::Live,
 }
 
 impl std::fmt::Debug for Domains {
@@ -187,8 +189,69 @@ impl Domains {
                 MAX_STREAMS,
                 MAX_STREAMS_PER_CALLER,
             ),
+            live: crate::live::Live::new(urls.keys().copied()),
             service_token,
         })
+    }
+
+    /// Today's summaries the gateway keeps (see [`crate::live`]).
+    pub fn live(&self) -> &crate::live::Live {
+        &self.live
+    }
+
+    /// Whether the gateway was given a service token file.
+    pub fn has_service_token(&self) -> bool {
+        self.service_token.is_some()
+    }
+
+    /// `Bearer <the gateway's own token>`, read from its file now; `None`
+    /// (logged) without a readable one.
+    pub fn service_bearer(&self) -> Option<AsciiMetadataValue> {
+        let path = self.service_token.as_ref()?;
+        // A few hundred bytes: read in place.
+        let token = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(err) => {
+                tracing::warn!(path = %path.display(), %err, "cannot read the gateway's service token");
+                return None;
+            }
+        };
+        match format!("Bearer {}", token.trim()).parse::<AsciiMetadataValue>() {
+            Ok(b) => Some(b),
+            Err(_) => {
+                tracing::warn!(path = %path.display(), "the gateway's service token is not a token");
+                None
+            }
+        }
+    }
+
+    /// Asks `domain` for a summary as the gateway itself (its service
+    /// token), under `deadline`.
+    pub async fn as_gateway(
+        &self,
+        domain: Domain,
+        req: GetDomainSummaryRequest,
+        deadline: Duration,
+    ) -> Result<DomainSummary, DomainError> {
+        let not_configured = || DomainError::not_configured(domain);
+        let mut client = self.client(domain).ok_or_else(not_configured)?;
+        let bearer = self.service_bearer().ok_or_else(|| DomainError::Status {
+            domain,
+            code: tonic::Code::Unauthenticated,
+            message: "the gateway has no service token".into(),
+            details: Default::default(),
+        })?;
+        let mut r = tonic::Request::new(req);
+        r.set_timeout(deadline);
+        r.metadata_mut().insert("authorization", bearer);
+        match tokio::time::timeout(deadline, client.get_domain_summary(r)).await {
+            Err(_) => Err(DomainError::Timeout {
+                domain,
+                millis: deadline.as_millis(),
+            }),
+            Ok(Err(s)) => Err(DomainError::from_status(domain, s)),
+            Ok(Ok(r)) => Ok(r.into_inner()),
+        }
     }
 
     /// The domains configured, in the order of [`Domain::ALL`].
@@ -315,7 +378,7 @@ impl Domains {
     /// Never with a caller's credentials: what is kept across callers is
     /// fetched by the gateway as itself.
     pub async fn refresh_summaries(&self, domain: Domain, deadline: Duration) {
-        let (Some(path), Some(e)) = (&self.service_token, self.entries.get(&domain)) else {
+        let (Some(_), Some(e)) = (&self.service_token, self.entries.get(&domain)) else {
             return;
         };
         match e.refreshed.lock() {
@@ -324,16 +387,7 @@ impl Domains {
             }
             _ => return,
         }
-        // A few hundred bytes: read in place.
-        let token = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(err) => {
-                tracing::warn!(path = %path.display(), %err, "cannot read the gateway's service token");
-                return;
-            }
-        };
-        let Ok(bearer) = format!("Bearer {}", token.trim()).parse::<AsciiMetadataValue>() else {
-            tracing::warn!(path = %path.display(), "the gateway's service token is not a token");
+        let Some(bearer) = self.service_bearer() else {
             return;
         };
         let ask = |public_only: bool| {
@@ -363,6 +417,16 @@ impl Domains {
                 Err(s) => {
                     tracing::warn!(%domain, code = ?s.code(), message = s.message(), "the gateway's own summary call failed")
                 }
+            }
+        }
+    }
+
+    /// Keeps `summary`, received by the gateway's own identity for
+    /// clearance `cleared`, as `domain`'s last-known one.
+    pub fn keep_last_summary(&self, domain: Domain, cleared: bool, summary: DomainSummary) {
+        if let Some(e) = self.entries.get(&domain) {
+            if let Ok(mut last) = e.last_summary[usize::from(cleared)].lock() {
+                *last = Some((summary, Instant::now()));
             }
         }
     }

@@ -8,6 +8,8 @@
 //!   served at the gateway too, each call routed to its domain;
 //! - [`domains`]: the connections to the domains, calls under a deadline and
 //!   the fan-out every view uses;
+//! - [`live`]: today's summary of each domain, kept fresh from its change
+//!   stream (the overview of today answers from it);
 //! - [`deadline`]: the deadline of the calls to the domains;
 //! - [`dashboard`]: the same views as web pages, on an HTTP port of their
 //!   own.
@@ -16,6 +18,7 @@ pub mod api;
 pub mod dashboard;
 pub mod deadline;
 pub mod domains;
+pub mod live;
 pub mod proxy;
 pub mod route;
 pub mod views;
@@ -63,6 +66,9 @@ pub struct GatewayConfig {
     /// for what it keeps across callers (last-known summaries); none: it
     /// keeps nothing across callers.
     pub service_token: Option<std::path::PathBuf>,
+    /// With a service token: follow the domains' change streams and answer
+    /// the overview of today from memory (see [`live`]).
+    pub overview_from_memory: bool,
 }
 
 impl GatewayConfig {
@@ -79,6 +85,7 @@ impl GatewayConfig {
             tls: None,
             domain_tls: None,
             service_token: None,
+            overview_from_memory: true,
         }
     }
 
@@ -95,6 +102,7 @@ impl GatewayConfig {
             tls: None,
             domain_tls: None,
             service_token: None,
+            overview_from_memory: true,
         }
     }
 }
@@ -124,6 +132,9 @@ pub async fn start_gateway_with(
         config.service_token.clone(),
     )?);
     tracing::info!(domains = ?config.domains, "gateway configured");
+    if config.overview_from_memory {
+        live::Live::follow(&domains, &config.auth, &shutdown);
+    }
     let pages = match dashboard {
         Some((http, options)) => Some(
             dashboard::start_dashboard(

@@ -60,6 +60,11 @@ struct Args {
     /// keeps none.
     #[arg(long, env = "CETRACK_SERVICE_TOKEN_FILE")]
     service_token_file: Option<std::path::PathBuf>,
+    /// With a service token: follow each domain's change stream and answer
+    /// the overview of today from the summaries kept in memory (`false`:
+    /// ask the seven domains on every call).
+    #[arg(long, env = "CETRACK_OVERVIEW_FROM_MEMORY", default_value_t = true, action = clap::ArgAction::Set)]
+    overview_from_memory: bool,
     /// Authentication.
     #[command(flatten)]
     auth: AuthArgs,
@@ -83,6 +88,7 @@ fn main() -> ExitCode {
     );
     let domains = args.domains;
     let service_token = args.service_token_file;
+    let overview_from_memory = args.overview_from_memory;
     let (tls, domain_tls) = (args.tls, args.domain_tls);
     let http = match args.http_listen.as_str() {
         "off" => None,
@@ -108,6 +114,7 @@ fn main() -> ExitCode {
             config.tls = tls.load()?;
             config.domain_tls = domain_tls.load()?;
             config.service_token = service_token;
+            config.overview_from_memory = overview_from_memory;
             let dashboard = match http {
                 Some(addr) => Some((tokio::net::TcpListener::bind(addr).await?, options)),
                 None => None,

@@ -35,6 +35,7 @@ use tonic::Status;
 use tower_service::Service;
 
 use crate::domains::Domains;
+use crate::live::Followed;
 
 /// The gateway's DomainService: every call passed through to its domain.
 #[derive(Debug, Clone)]
@@ -240,7 +241,23 @@ async fn pass(
     // The caller's body was kept until the answer came (by then its end of
     // stream has arrived).
     drop(body);
-    Ok(response.map(|body| answer_body(domain, body, permit)))
+    // A write: today's summary the gateway keeps of the domain is out of
+    // date from now on, and again as each part of the answer passes, so
+    // that no overview asked after the caller has the answer is older than
+    // the write (see `crate::live`).
+    let wrote = matches!(
+        method.as_str(),
+        "CreateInitiative"
+            | "UpdateInitiative"
+            | "DeleteInitiative"
+            | "AddProgressUpdate"
+            | "UpdateMilestone"
+    );
+    let live = wrote.then(|| domains.live().followed(domain)).flatten();
+    if let Some(f) = &live {
+        f.touch();
+    }
+    Ok(response.map(|body| answer_body(domain, body, permit, live)))
 }
 
 /// The domain's answer as it comes, but for a failure while it comes (the
@@ -251,12 +268,14 @@ fn answer_body(
     domain: Domain,
     body: Body,
     permit: Option<cetrack_server::streams::StreamPermit>,
+    wrote: Option<Arc<Followed>>,
 ) -> Body {
     Body::new(Answer {
         inner: body,
         domain,
         ended: false,
         _permit: permit,
+        wrote,
     })
 }
 
@@ -270,6 +289,8 @@ struct Answer {
     /// A failure's trailers were sent: nothing follows.
     ended: bool,
     _permit: Option<cetrack_server::streams::StreamPermit>,
+    /// The answer of a write: touched as each part passes.
+    wrote: Option<Arc<Followed>>,
 }
 
 impl http_body::Body for Answer {
@@ -283,7 +304,11 @@ impl http_body::Body for Answer {
         if self.ended {
             return Poll::Ready(None);
         }
-        match Pin::new(&mut self.inner).poll_frame(cx) {
+        let frame = Pin::new(&mut self.inner).poll_frame(cx);
+        if let (Poll::Ready(_), Some(f)) = (&frame, &self.wrote) {
+            f.touch();
+        }
+        match frame {
             Poll::Ready(Some(Err(failed))) => {
                 self.ended = true;
                 let status = Status::unavailable(format!(

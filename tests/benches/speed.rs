@@ -291,6 +291,10 @@ async fn measure(n: usize, seconds: u64) -> anyhow::Result<Vec<String>> {
         "off".into(),
         "--metrics-listen".into(),
         "127.0.0.1:0".into(),
+        // Its own identity: it follows the domains' change streams and
+        // keeps today's summaries (the overview of today from memory).
+        "--service-token-file".into(),
+        gateway_service_token_file().display().to_string(),
     ];
     for (d, a) in &addrs {
         let a = if *d == D { addr } else { *a };
@@ -332,6 +336,15 @@ async fn measure(n: usize, seconds: u64) -> anyhow::Result<Vec<String>> {
         ..Default::default()
     };
     let overview = GetOverviewRequest::default();
+    // Another day than today: asked of the seven domains on every call.
+    let overview_yesterday = GetOverviewRequest {
+        as_of: Some(cetrack_contract::dates::to_calendar(
+            cetrack_contract::dates::today()
+                .previous_day()
+                .context("a day before today")?,
+        )),
+        ..Default::default()
+    };
     ensure!(
         g.get_overview(overview.clone())
             .await?
@@ -454,6 +467,17 @@ async fn measure(n: usize, seconds: u64) -> anyhow::Result<Vec<String>> {
         "gateway",
     )
     .await?;
+    let overview_past_run = checked(
+        gateway.addr,
+        &format!("{gw}GetOverview"),
+        &body(f, "overview-yesterday", &overview_yesterday)?,
+        2,
+        32,
+        seconds,
+        gm,
+        "gateway",
+    )
+    .await?;
     let before = not_ok(&scrape(gm).await?, "gateway", "SearchInitiatives")
         + not_ok(&scrape(gm).await?, "gateway", "GetOrganizationPortfolio");
     let search_run = h2load(
@@ -493,7 +517,8 @@ async fn measure(n: usize, seconds: u64) -> anyhow::Result<Vec<String>> {
         format!("  CreateInitiative 64 / health     {:>8.3}x  {:>8.0}/s  {}", ratio(&create_64, &h), create_64.rate, lat(&create_64)),
         format!("  CreateInitiative 1 in flight               {:>8.0}/s  {}", create_1.rate, lat(&create_1)),
         format!("  health Check (gateway)           {:>8.0}/s  {}", gh.rate, lat(&gh)),
-        format!("  GetOverview / gateway health     {:>8.3}x  {:>8.0}/s  mean {:.2} ms, {}", ratio(&overview_run, &gh), overview_run.rate, ms(overview_run.mean), lat(&overview_run)),
+        format!("  GetOverview today / gw health    {:>8.3}x  {:>8.0}/s  mean {:.2} ms, {}", ratio(&overview_run, &gh), overview_run.rate, ms(overview_run.mean), lat(&overview_run)),
+        format!("  GetOverview yesterday / gw health {:>8.3}x  {:>8.0}/s  mean {:.2} ms, {}", ratio(&overview_past_run, &gh), overview_past_run.rate, ms(overview_past_run.mean), lat(&overview_past_run)),
         format!("  SearchInitiatives org+topic, one at a time: mean {:.2} ms, {} ({} calls)", ms(search_run.mean), lat(&search_run), search_run.done),
         format!("  GetOrganizationPortfolio page of 50, one at a time: mean {:.2} ms, {} ({} calls)", ms(portfolio_run.mean), lat(&portfolio_run), portfolio_run.done),
     ];

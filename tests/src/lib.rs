@@ -641,6 +641,11 @@ pub async fn start_test_gateway_with(
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let mut config = cetrack_gateway::GatewayConfig::with_addrs(addrs, test_auth());
     config.service_token = Some(gateway_service_token_file());
+    // These gateways answer every overview from the domains, at the moment
+    // of the call: the tests read views right after writing to a domain
+    // directly, stop domains and count the calls domains receive. The
+    // overview from memory is tested on the binary (`gateway_live`).
+    config.overview_from_memory = false;
     config.domain_deadline = domain_deadline;
     let server = cetrack_gateway::start_gateway(config, listener, CancellationToken::new()).await?;
     let client = gateway_as(server.addr, Some(&admin_token())).await?;

@@ -25,6 +25,7 @@ pub async fn overview(
     v.text("document", &req.document, false, 500);
     v.finish()?;
     let document = req.document.clone();
+    let today = known_on.is_none() && document.is_empty() && as_of == dates::today();
     let all = domains.all();
     let FanOut {
         answers,
@@ -33,6 +34,20 @@ pub async fn overview(
         .fan_out(&all, ctx, |d, mut client, ctx| {
             let document = document.clone();
             async move {
+                // Today's, kept fresh from the domain's change stream, to a
+                // caller who may read the domain (see `crate::live`).
+                if today && ctx.caller.check_read(d).is_ok() {
+                    let kept = domains.live().today(
+                        domains,
+                        d,
+                        ctx.cleared,
+                        due_within_days,
+                        ctx.deadline,
+                    );
+                    if let Some(s) = kept.await {
+                        return Ok(s);
+                    }
+                }
                 // Beside the caller's call, the gateway's own (at most once a
                 // second): the last-known summaries it keeps across callers.
                 let (answer, ()) = tokio::join!(
@@ -100,9 +115,8 @@ pub async fn overview(
         // The last summary a domain sent, to a caller who may read that
         // domain (a caller scoped to other domains learns nothing of it).
         // Kept for today and every document: shown only for such a view.
-        let now = known_on.is_none() && document.is_empty() && as_of == dates::today();
         let last = Domain::from_proto(u.domain)
-            .filter(|d| now && ctx.caller.check_read(*d).is_ok())
+            .filter(|d| today && ctx.caller.check_read(*d).is_ok())
             .and_then(|d| domains.last_summary(d, ctx.cleared));
         out.push(DomainOverview {
             domain: u.domain,

@@ -52,6 +52,9 @@ pub const STORE_SIZE: &str = "cetrack_store_size_bytes";
 pub const LAST_REVISION: &str = "cetrack_last_revision";
 /// Flushes of a domain's store that made writes durable.
 pub const STORE_FLUSHES: &str = "cetrack_store_flushes_total";
+/// Whether the gateway follows a domain's change stream (1) or not (0),
+/// by domain: while it does, the overview of today answers from memory.
+pub const GATEWAY_FOLLOWING: &str = "cetrack_gateway_following";
 /// Change streams open, by domain and state (`backlog`, `live`).
 pub const CHANGE_STREAMS: &str = "cetrack_change_streams";
 /// Changes read from a domain's change log.
@@ -141,6 +144,10 @@ fn describe() {
     describe_counter!(
         CHANGES_READ,
         "Changes read from the domain's change log since it opened (once per change for all caught-up change streams)."
+    );
+    describe_gauge!(
+        GATEWAY_FOLLOWING,
+        "Whether the gateway follows the domain's change stream (1: the overview of today answers from memory) or not (0: it asks the domain)."
     );
     describe_counter!(
         STORE_FLUSHES,

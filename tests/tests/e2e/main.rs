@@ -17,6 +17,7 @@ mod domain_smoke;
 mod domain_watch;
 mod gateway_binary;
 mod gateway_faults;
+mod gateway_live;
 mod gateway_route;
 mod gateway_views;
 mod group_commit;

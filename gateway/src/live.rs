@@ -1,0 +1,303 @@
+//! Today's summary of each domain, kept in memory and fresh from the
+//! domain's change stream, so that the overview of today answers without
+//! asking seven domains (issue #13).
+//!
+//! With a service token (`--service-token-file`), the gateway follows each
+//! domain's WatchChanges as itself. A summary it fetched (as itself, never
+//! with a caller's token) is kept under the domain's *generation*: a number
+//! that moves on every change the stream brings, every time the stream is
+//! opened again, and every write passed through the gateway to that domain
+//! (before its caller sees the answer). A kept summary answers while its
+//! generation is the current one and the stream is open; otherwise the
+//! overview asks the domain as before. A fetch that a change overtook is
+//! not kept.
+//!
+//! What a caller reads back:
+//! - a write made through the gateway (the one address every caller is
+//!   given): at once, in the next overview;
+//! - a write made at a domain directly: once the gateway's stream brings
+//!   it (a write is told to its caller when it is durable, and the stream
+//!   sends it at the same moment: milliseconds);
+//! - another day than today, a record-time day, one document: from the
+//!   domains, as before.
+//!
+//! Who sees what is unchanged: a kept summary is shown only to a caller whose
+//! roles cover the domain, and counts restricted records only for a caller
+//! cleared for them (it is kept per clearance, and the cleared one only when
+//! the gateway's own identity is cleared: else its stream would not bring
+//! restricted changes).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cetrack_contract::proto::{DomainSummary, GetDomainSummaryRequest, WatchChangesRequest};
+use cetrack_contract::{dates, Domain};
+use cetrack_server::auth::Auth;
+use time::Date;
+use tokio_util::sync::CancellationToken;
+
+use crate::domains::Domains;
+
+/// Most summaries kept per domain (kinds of request: clearance, due window,
+/// day); past it, what is kept for other days goes, then everything.
+const MAX_KEPT: usize = 32;
+
+/// How long the gateway waits before it opens a domain's stream again after
+/// it ended or could not be opened.
+const REOPEN_AFTER: Duration = Duration::from_secs(1);
+
+/// What a kept summary answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Key {
+    /// Counting restricted records too.
+    cleared: bool,
+    /// The due window, in days.
+    due_within_days: i32,
+    /// The day it is as of (today when it was fetched).
+    day: Date,
+}
+
+/// One domain's followed state.
+#[derive(Debug, Default)]
+pub struct Followed {
+    /// Moves on every change the stream brings, every (re)opening of the
+    /// stream and every write passed through the gateway.
+    generation: AtomicU64,
+    /// The stream is open: only then does `generation` follow the domain.
+    following: AtomicBool,
+    /// The gateway's own identity may see restricted records (so its stream
+    /// brings their changes too).
+    cleared: AtomicBool,
+    /// Summaries fetched, with the generation they were fetched under.
+    kept: Mutex<HashMap<Key, (u64, DomainSummary)>>,
+}
+
+impl Followed {
+    /// Something changed (or may have): what is kept is out of date.
+    pub fn touch(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn kept(&self) -> std::sync::MutexGuard<'_, HashMap<Key, (u64, DomainSummary)>> {
+        self.kept
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Today's summaries of every domain.
+#[derive(Debug, Default)]
+pub struct Live {
+    domains: HashMap<Domain, Arc<Followed>>,
+}
+
+impl Live {
+    /// Nothing kept yet for `domains`.
+    pub fn new(domains: impl IntoIterator<Item = Domain>) -> Self {
+        Self {
+            domains: domains
+                .into_iter()
+                .map(|d| (d, Arc::new(Followed::default())))
+                .collect(),
+        }
+    }
+
+    /// What the gateway follows of `domain` (a write passed through the
+    /// gateway touches it).
+    pub fn followed(&self, domain: Domain) -> Option<Arc<Followed>> {
+        self.domains.get(&domain).cloned()
+    }
+
+    /// The summary of `domain` for today (counting restricted records when
+    /// `cleared`, milestones due within `due_within_days`), kept or fetched
+    /// now as the gateway; `None` when the gateway does not follow the
+    /// domain now, or could not fetch it (the caller then asks the domain
+    /// itself). The caller must have checked that the caller it answers may
+    /// read `domain`.
+    pub async fn today(
+        &self,
+        domains: &Domains,
+        domain: Domain,
+        cleared: bool,
+        due_within_days: i32,
+        deadline: Duration,
+    ) -> Option<DomainSummary> {
+        let f = self.domains.get(&domain)?;
+        if !f.following.load(Ordering::SeqCst) || (cleared && !f.cleared.load(Ordering::SeqCst)) {
+            return None;
+        }
+        let day = dates::today();
+        let key = Key {
+            cleared,
+            due_within_days,
+            day,
+        };
+        let generation = f.generation.load(Ordering::SeqCst);
+        if let Some((g, s)) = f.kept().get(&key) {
+            if *g == generation {
+                return Some(s.clone());
+            }
+        }
+        let ask = |cleared: bool| {
+            domains.as_gateway(
+                domain,
+                GetDomainSummaryRequest {
+                    parent: domain.parent(),
+                    due_within_days,
+                    as_of: Some(dates::to_calendar(day)),
+                    public_only: !cleared,
+                    as_known_on: None,
+                    document: String::new(),
+                },
+                deadline,
+            )
+        };
+        // The default window is also what the overview shows while the
+        // domain is down (its last-known summaries): both clearances are
+        // fetched and kept together, as `Domains::refresh_summaries` does.
+        let both = due_within_days == cetrack_contract::requests::DEFAULT_DUE_WITHIN_DAYS;
+        let fetched: Vec<(bool, DomainSummary)> = if both {
+            let (public, full) = tokio::join!(ask(false), ask(true));
+            let fetched: Vec<_> = [(false, public), (true, full)]
+                .into_iter()
+                .filter_map(|(c, s)| s.ok().map(|s| (c, s)))
+                .collect();
+            for (c, s) in &fetched {
+                domains.keep_last_summary(domain, *c, s.clone());
+            }
+            fetched
+        } else {
+            vec![(cleared, ask(cleared).await.ok()?)]
+        };
+        // Kept only if nothing changed while it was fetched, and the stream
+        // still follows the domain; the cleared one only if the gateway's
+        // identity is cleared (else it counts public records only).
+        if f.generation.load(Ordering::SeqCst) == generation && f.following.load(Ordering::SeqCst) {
+            let identity_cleared = f.cleared.load(Ordering::SeqCst);
+            let mut kept = f.kept();
+            if kept.len() + fetched.len() > MAX_KEPT {
+                kept.retain(|k, _| k.day == day);
+                if kept.len() + fetched.len() > MAX_KEPT {
+                    kept.clear();
+                }
+            }
+            for (c, s) in &fetched {
+                if !*c || identity_cleared {
+                    let key = Key { cleared: *c, ..key };
+                    kept.insert(key, (generation, s.clone()));
+                }
+            }
+        }
+        fetched
+            .into_iter()
+            .find_map(|(c, s)| (c == cleared).then_some(s))
+    }
+
+    /// Follows every domain's change stream as the gateway (with its service
+    /// token; without one, nothing is kept) until `shutdown`.
+    pub fn follow(domains: &Arc<Domains>, auth: &Auth, shutdown: &CancellationToken) {
+        if !domains.has_service_token() {
+            return;
+        }
+        for (domain, f) in &domains.live().domains {
+            tokio::spawn(follow(
+                domains.clone(),
+                *domain,
+                f.clone(),
+                auth.clone(),
+                shutdown.clone(),
+            ));
+        }
+    }
+}
+
+/// Follows `domain`'s change stream into `f`, opening it again whenever it
+/// ends, until `shutdown`.
+async fn follow(
+    domains: Arc<Domains>,
+    domain: Domain,
+    f: Arc<Followed>,
+    auth: Auth,
+    shutdown: CancellationToken,
+) {
+    loop {
+        if let Some(mut stream) = open(&domains, domain, &f, &auth).await {
+            // Anything kept before the stream was open is out of date.
+            f.touch();
+            f.following.store(true, Ordering::SeqCst);
+            following(domain, true);
+            tracing::debug!(%domain, "following the change stream for the overview");
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    next = stream.message() => match next {
+                        Ok(Some(_)) => f.touch(),
+                        Ok(None) | Err(_) => break,
+                    },
+                }
+            }
+            f.following.store(false, Ordering::SeqCst);
+            following(domain, false);
+            f.touch();
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(REOPEN_AFTER) => {}
+        }
+    }
+}
+
+/// Says in the metrics whether the gateway follows `domain`.
+fn following(domain: Domain, yes: bool) {
+    metrics::gauge!(cetrack_server::metrics::GATEWAY_FOLLOWING, "domain" => domain.slug())
+        .set(if yes { 1.0 } else { 0.0 });
+}
+
+/// Opens `domain`'s change stream as the gateway, from the domain's last
+/// revision; `None` (logged) when it cannot.
+async fn open(
+    domains: &Domains,
+    domain: Domain,
+    f: &Followed,
+    auth: &Auth,
+) -> Option<tonic::Streaming<cetrack_contract::proto::Change>> {
+    let bearer = domains.service_bearer()?;
+    let cleared = match auth {
+        Auth::Off => true,
+        Auth::Jwt(a) => bearer
+            .to_str()
+            .ok()
+            .and_then(|b| b.strip_prefix("Bearer "))
+            .and_then(|t| a.verify(t).ok())
+            .is_some_and(|c| c.cleared()),
+    };
+    f.cleared.store(cleared, Ordering::SeqCst);
+    let from = domains
+        .as_gateway(
+            domain,
+            GetDomainSummaryRequest {
+                parent: domain.parent(),
+                ..Default::default()
+            },
+            crate::DEFAULT_DOMAIN_DEADLINE,
+        )
+        .await
+        .map_err(|e| tracing::debug!(%domain, error = %e, "cannot read the domain's revision"))
+        .ok()?
+        .last_revision;
+    let mut client = domains.stream_client(domain)?;
+    let mut r = tonic::Request::new(WatchChangesRequest {
+        parent: domain.parent(),
+        after_revision: from,
+    });
+    r.metadata_mut().insert("authorization", bearer);
+    match client.watch_changes(r).await {
+        Ok(s) => Some(s.into_inner()),
+        Err(e) => {
+            tracing::warn!(%domain, code = ?e.code(), message = e.message(), "cannot follow the domain's changes: the overview asks it on every call");
+            None
+        }
+    }
+}
