@@ -45,8 +45,11 @@ use crate::domains::Domains;
 const MAX_KEPT: usize = 32;
 
 /// How long the gateway waits before it opens a domain's stream again after
-/// it ended or could not be opened.
+/// it ended; doubled after each attempt that could not open it, up to
+/// [`REOPEN_AT_MOST`].
 const REOPEN_AFTER: Duration = Duration::from_secs(1);
+/// The longest wait between two attempts to open a domain's stream.
+const REOPEN_AT_MOST: Duration = Duration::from_secs(30);
 
 /// What a kept summary answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -222,8 +225,10 @@ async fn follow(
     auth: Auth,
     shutdown: CancellationToken,
 ) {
+    let mut wait = REOPEN_AFTER;
     loop {
         if let Some(mut stream) = open(&domains, domain, &f, &auth).await {
+            wait = REOPEN_AFTER;
             // Anything kept before the stream was open is out of date.
             f.touch();
             f.following.store(true, Ordering::SeqCst);
@@ -244,8 +249,9 @@ async fn follow(
         }
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(REOPEN_AFTER) => {}
+            () = tokio::time::sleep(wait) => {}
         }
+        wait = (wait * 2).min(REOPEN_AT_MOST);
     }
 }
 

@@ -23,14 +23,6 @@ pub mod tls;
 pub use run::{cancel_on_signals, init_tracing, serve_main, CommonArgs, LogFormat};
 pub use serve::{serve, RunningServer, Services};
 
-/// Every binary built on the kit allocates with mimalloc. A write builds
-/// and drops many small buffers (the record, its change, index keys, sled's
-/// nodes): with the system allocator a third of the writer thread's time
-/// went to malloc and free, and 64 concurrent writes ran at about 0.6x of
-/// the rate they reach with mimalloc (`tests/benches/speed.rs`).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Largest request a server decodes, in bytes.
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 /// Largest response a server encodes (and a client of ours decodes), in
