@@ -23,9 +23,10 @@
 //!
 //! Who sees what is unchanged: a kept summary is shown only to a caller whose
 //! roles cover the domain, and counts restricted records only for a caller
-//! cleared for them (it is kept per clearance, and the cleared one only when
-//! the gateway's own identity is cleared: else its stream would not bring
-//! restricted changes).
+//! cleared for them (it is kept per clearance). Nothing is kept unless the
+//! gateway's own identity is cleared: only then does its stream bring every
+//! change (a record made restricted leaves the public counts, and an
+//! uncleared stream never hears of it).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -113,7 +114,7 @@ impl Live {
         self.domains.get(&domain).cloned()
     }
 
-    /// The summary of `domain` for today (counting restricted records when
+    /// The summary of `domain` for `day`, which is today (counting restricted records when
     /// `cleared`, milestones due within `due_within_days`), kept or fetched
     /// now as the gateway; `None` when the gateway does not follow the
     /// domain now, or could not fetch it (the caller then asks the domain
@@ -123,15 +124,18 @@ impl Live {
         &self,
         domains: &Domains,
         domain: Domain,
+        day: Date,
         cleared: bool,
         due_within_days: i32,
         deadline: Duration,
     ) -> Option<DomainSummary> {
         let f = self.domains.get(&domain)?;
-        if !f.following.load(Ordering::SeqCst) || (cleared && !f.cleared.load(Ordering::SeqCst)) {
+        // Only a cleared identity hears of every change: a record made
+        // restricted at the domain leaves the public counts, and a stream
+        // that may not see restricted records never brings that change.
+        if !f.following.load(Ordering::SeqCst) || !f.cleared.load(Ordering::SeqCst) {
             return None;
         }
-        let day = dates::today();
         let key = Key {
             cleared,
             due_within_days,
@@ -175,10 +179,8 @@ impl Live {
             vec![(cleared, ask(cleared).await.ok()?)]
         };
         // Kept only if nothing changed while it was fetched, and the stream
-        // still follows the domain; the cleared one only if the gateway's
-        // identity is cleared (else it counts public records only).
+        // still follows the domain.
         if f.generation.load(Ordering::SeqCst) == generation && f.following.load(Ordering::SeqCst) {
-            let identity_cleared = f.cleared.load(Ordering::SeqCst);
             let mut kept = f.kept();
             if kept.len() + fetched.len() > MAX_KEPT {
                 kept.retain(|k, _| k.day == day);
@@ -187,10 +189,8 @@ impl Live {
                 }
             }
             for (c, s) in &fetched {
-                if !*c || identity_cleared {
-                    let key = Key { cleared: *c, ..key };
-                    kept.insert(key, (generation, s.clone()));
-                }
+                let key = Key { cleared: *c, ..key };
+                kept.insert(key, (generation, s.clone()));
             }
         }
         fetched

@@ -231,20 +231,11 @@ async fn pass(
     // The body sent on is exactly the one message.
     parts.headers.remove(http::header::CONTENT_LENGTH);
     let request = http::Request::from_parts(parts, onward);
-    futures::future::poll_fn(|cx| channel.poll_ready(cx))
-        .await
-        .map_err(|e| Status::unavailable(format!("the {domain} service is unavailable: {e}")))?;
-    let response = channel
-        .call(request)
-        .await
-        .map_err(|e| Status::unavailable(format!("the {domain} service is unavailable: {e}")))?;
-    // The caller's body was kept until the answer came (by then its end of
-    // stream has arrived).
-    drop(body);
     // A write: today's summary the gateway keeps of the domain is out of
-    // date from now on, and again as each part of the answer passes, so
-    // that no overview asked after the caller has the answer is older than
-    // the write (see `crate::live`).
+    // date from before it reaches the domain, again when its answer (or an
+    // error: the write may have happened) comes, and as each part of the
+    // answer passes, so that no overview asked after the caller has the
+    // answer is older than the write (see `crate::live`).
     let wrote = matches!(
         method.as_str(),
         "CreateInitiative"
@@ -254,9 +245,22 @@ async fn pass(
             | "UpdateMilestone"
     );
     let live = wrote.then(|| domains.live().followed(domain)).flatten();
-    if let Some(f) = &live {
-        f.touch();
-    }
+    let touch = || {
+        if let Some(f) = &live {
+            f.touch();
+        }
+    };
+    touch();
+    futures::future::poll_fn(|cx| channel.poll_ready(cx))
+        .await
+        .map_err(|e| Status::unavailable(format!("the {domain} service is unavailable: {e}")))?;
+    let response = channel.call(request).await;
+    touch();
+    let response = response
+        .map_err(|e| Status::unavailable(format!("the {domain} service is unavailable: {e}")))?;
+    // The caller's body was kept until the answer came (by then its end of
+    // stream has arrived).
+    drop(body);
     Ok(response.map(|body| answer_body(domain, body, permit, live)))
 }
 

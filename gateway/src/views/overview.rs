@@ -40,6 +40,7 @@ pub async fn overview(
                     let kept = domains.live().today(
                         domains,
                         d,
+                        as_of,
                         ctx.cleared,
                         due_within_days,
                         ctx.deadline,

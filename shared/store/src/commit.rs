@@ -182,6 +182,15 @@ impl GroupCommit {
         self.flushes.load(Ordering::SeqCst)
     }
 
+    /// Asks for a flush of everything committed before this call, without
+    /// waiting for it.
+    pub(crate) fn request_flush(&self) {
+        let (tx, _) = oneshot::channel();
+        if let Some(queue) = &self.queue {
+            let _ = queue.send(tx);
+        }
+    }
+
     /// Waits until everything committed before this call is on disk.
     pub(crate) async fn wait(&self) -> Result<(), String> {
         let (tx, rx) = oneshot::channel();

@@ -93,10 +93,19 @@ pub(crate) fn start(inner: Weak<Inner>, queue: mpsc::Receiver<Queued>) -> std::i
                             vec![Err(e); requests.len()]
                         }
                     };
-                drop(s);
+                // A write whose caller went away (cancelled) has no one to
+                // ask for its flush: the thread asks, so that it becomes
+                // durable (and reaches the change log) without waiting for
+                // the next write.
+                let mut orphaned = false;
                 for (reply, answer) in replies.into_iter().zip(answers) {
-                    let _ = reply.send(answer);
+                    let written = matches!(answer, Ok(Outcome::Written(_)));
+                    orphaned |= reply.send(answer).is_err() && written;
                 }
+                if orphaned {
+                    s.group_commit.request_flush();
+                }
+                drop(s);
             }
         })
         .map(|_| ())
