@@ -381,11 +381,8 @@ impl Domains {
         let (Some(_), Some(e)) = (&self.service_token, self.entries.get(&domain)) else {
             return;
         };
-        match e.refreshed.lock() {
-            Ok(mut at) if at.is_none_or(|t| t.elapsed() >= SUMMARY_REFRESH) => {
-                *at = Some(Instant::now());
-            }
-            _ => return,
+        if !self.refresh_due(domain) {
+            return;
         }
         let Some(bearer) = self.service_bearer() else {
             return;
@@ -418,6 +415,22 @@ impl Domains {
                     tracing::warn!(%domain, code = ?s.code(), message = s.message(), "the gateway's own summary call failed")
                 }
             }
+        }
+    }
+
+    /// Whether `domain`'s last-known summaries are due to be fetched again
+    /// (at most once per [`SUMMARY_REFRESH`]); if so, the caller fetches
+    /// them and the next one is due a period later.
+    pub fn refresh_due(&self, domain: Domain) -> bool {
+        let Some(e) = self.entries.get(&domain) else {
+            return false;
+        };
+        match e.refreshed.lock() {
+            Ok(mut at) if at.is_none_or(|t| t.elapsed() >= SUMMARY_REFRESH) => {
+                *at = Some(Instant::now());
+                true
+            }
+            _ => false,
         }
     }
 

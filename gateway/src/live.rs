@@ -162,9 +162,11 @@ impl Live {
             )
         };
         // The default window is also what the overview shows while the
-        // domain is down (its last-known summaries): both clearances are
-        // fetched and kept together, as `Domains::refresh_summaries` does.
-        let both = due_within_days == cetrack_contract::requests::DEFAULT_DUE_WITHIN_DAYS;
+        // domain is down (its last-known summaries): when those are due (at
+        // most once a second), both clearances are fetched and kept
+        // together, as `Domains::refresh_summaries` does.
+        let both = due_within_days == cetrack_contract::requests::DEFAULT_DUE_WITHIN_DAYS
+            && domains.refresh_due(domain);
         let fetched: Vec<(bool, DomainSummary)> = if both {
             let (public, full) = tokio::join!(ask(false), ask(true));
             let fetched: Vec<_> = [(false, public), (true, full)]
