@@ -82,6 +82,8 @@ pub struct DomainCore {
     feed: Feed,
     /// Seals page-token positions the caller may not read.
     sealer: std::sync::Arc<Sealer>,
+    /// Backups streaming now, at most [`MAX_BACKUPS`].
+    backups: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 fn idempotency<M: Message + Clone>(
@@ -136,6 +138,7 @@ impl DomainCore {
                 MAX_WATCHES_PER_CALLER,
             ),
             feed,
+            backups: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_BACKUPS)),
         })
     }
 
@@ -574,6 +577,14 @@ impl DomainCore {
     {
         caller.check_admin(self.domain)?;
         self.served().backup(&req.parent)?;
+        // Each backup holds a blocking thread (and what writers keep for
+        // it) for as long as it streams.
+        let permit = self.backups.clone().try_acquire_owned().map_err(|_| {
+            Error::ResourceExhausted(format!(
+                "the {} service is taking {MAX_BACKUPS} backups already; take this one when one of them has finished",
+                self.domain
+            ))
+        })?;
         let store = self.store.clone();
         let snapshot = {
             let store = store.clone();
@@ -583,6 +594,7 @@ impl DomainCore {
         let runtime = tokio::runtime::Handle::current();
         let revision = snapshot.revision();
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let sent = cetrack_store::backup::stream_chunks(&store, &snapshot, |chunk| {
                 // The trailer vouches for the backup: only once every write
                 // it holds is durable (a write committed but not yet flushed
@@ -611,6 +623,13 @@ impl DomainCore {
         Ok(ReceiverStream::new(rx))
     }
 }
+
+/// Most backups a domain service streams at once; one more is
+/// RESOURCE_EXHAUSTED. Each holds one of the server's blocking threads (see
+/// `cetrack_server::run::MAX_BLOCKING_THREADS`) while it streams, up to
+/// [`BACKUP_STALL`] per chunk its caller does not take: a few stalled
+/// backups must not leave reads without one.
+pub const MAX_BACKUPS: usize = 4;
 
 /// Chunks of a backup (about 1 MiB each) read ahead of its caller.
 pub const BACKUP_CHUNKS_AHEAD: usize = 2;

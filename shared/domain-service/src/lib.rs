@@ -15,7 +15,7 @@ pub mod feed;
 pub mod seal;
 pub mod server;
 
-pub use core::{MAX_WATCHES, MAX_WATCHES_PER_CALLER};
+pub use core::{MAX_BACKUPS, MAX_WATCHES, MAX_WATCHES_PER_CALLER};
 pub use server::{
     domain_main, serve_store, start_domain, DomainArgs, DomainServerConfig,
     DEFAULT_REQUEST_ID_RETENTION_DAYS,

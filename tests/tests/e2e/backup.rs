@@ -13,6 +13,7 @@ use cetrack_contract::proto::*;
 use cetrack_contract::Domain;
 use cetrack_server::auth::Auth;
 use cetrack_tests::*;
+use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 const D: Domain = Domain::Connectivity;
@@ -204,6 +205,94 @@ async fn a_server_without_authentication_serves_backups_to_any_caller() -> anyho
     let (records, revision) = restored(chunks).await?;
     assert_eq!(revision, 1);
     assert_eq!(records.into_values().collect::<Vec<_>>(), vec![created]);
+    drop(client);
+    server.stop().await?;
+    Ok(())
+}
+
+/// A client of `addr` as the test admin whose HTTP/2 windows hold 64 KiB:
+/// a backup it does not read stops at the server after a few chunks.
+async fn slow_reader(
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<StoreAdminServiceClient<AuthChannel>> {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))?
+        .initial_stream_window_size(65_535)
+        .initial_connection_window_size(65_535)
+        .connect()
+        .await?;
+    Ok(StoreAdminServiceClient::new(
+        tonic::service::interceptor::InterceptedService::new(
+            channel,
+            Bearer::new(Some(&admin_token())),
+        ),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_at_once_are_capped_and_a_finished_one_frees_its_place() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = serve(D, dir.path()).await?;
+    let client = connect(server.addr).await?;
+    // Some megabytes of store: a backup is several chunks of about 1 MiB.
+    let results: Vec<anyhow::Result<()>> = futures::stream::iter(0..2_500)
+        .map(|n| {
+            let mut c = client.clone();
+            async move {
+                c.create_initiative(create_request(
+                    D,
+                    &format!("r{n:05}"),
+                    sample(D, &format!("Record {n}"), 2030),
+                ))
+                .await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    results.into_iter().collect::<anyhow::Result<()>>()?;
+
+    // Backups whose callers read nothing hold their places.
+    let mut held = Vec::new();
+    for _ in 0..cetrack_domain_service::MAX_BACKUPS {
+        let mut admin = slow_reader(server.addr).await?;
+        let stream = admin
+            .backup_store(BackupStoreRequest { parent: D.parent() })
+            .await?
+            .into_inner();
+        held.push((admin, stream));
+    }
+    let mut admin = slow_reader(server.addr).await?;
+    let refused = admin
+        .backup_store(BackupStoreRequest { parent: D.parent() })
+        .await
+        .err()
+        .context("one backup more than the cap was taken")?;
+    assert_eq!(
+        refused.code(),
+        tonic::Code::ResourceExhausted,
+        "{refused:?}"
+    );
+    assert!(refused.message().contains("backups"), "{refused:?}");
+
+    // A caller that goes away frees its place: a backup is taken again, and
+    // read to its end it is whole.
+    drop(held.pop());
+    let started = std::time::Instant::now();
+    let chunks = loop {
+        match take_backup(server.addr, Some(&admin_token())).await {
+            Ok(chunks) => break chunks,
+            Err(e) => {
+                let exhausted = e
+                    .downcast_ref::<tonic::Status>()
+                    .is_some_and(|s| s.code() == tonic::Code::ResourceExhausted);
+                anyhow::ensure!(exhausted && started.elapsed() < WAIT, "{e:?}");
+            }
+        }
+    };
+    let (records, _) = restored(chunks).await?;
+    assert_eq!(records.len(), 2_500);
+    drop(held);
     drop(client);
     server.stop().await?;
     Ok(())
