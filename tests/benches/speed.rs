@@ -284,24 +284,14 @@ async fn measure(n: usize, seconds: u64) -> anyhow::Result<Vec<String>> {
         "every record after the restart"
     );
     // The gateway, over every domain (the measured one where it now is).
-    let mut args = vec![
-        "--listen".to_string(),
-        "127.0.0.1:0".into(),
-        "--http-listen".into(),
-        "off".into(),
-        "--metrics-listen".into(),
-        "127.0.0.1:0".into(),
-        // Its own identity: it follows the domains' change streams and
-        // keeps today's summaries (the overview of today from memory).
-        "--service-token-file".into(),
-        gateway_service_token_file().display().to_string(),
-    ];
-    for (d, a) in &addrs {
-        let a = if *d == D { addr } else { *a };
-        args.extend(["--domain".to_string(), format!("{d}=http://{a}")]);
-    }
-    let gateway = spawn_server(&binary("cetrack-gateway")?, args).await?;
-    let gateway_metrics = gateway.logged_addr("serving metrics")?;
+    // Given its own identity: it follows the domains' change streams and
+    // keeps today's summaries (the overview of today from memory).
+    let (gateway, gateway_metrics) = spawn_gateway_with_metrics(
+        addrs
+            .iter()
+            .map(|(d, a)| (*d, if *d == D { addr } else { *a })),
+    )
+    .await?;
     let mut g = gateway_as(gateway.addr, Some(&admin_token())).await?;
 
     let files = tempfile::tempdir()?;

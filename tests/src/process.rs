@@ -170,6 +170,32 @@ pub async fn spawn_domain_with_metrics(
     Ok((process, metrics))
 }
 
+/// Starts the gateway binary over the domains at `domains`, on 127.0.0.1:0
+/// with its Prometheus endpoint on 127.0.0.1:0, no dashboard, and the test
+/// gateways' own identity (so that it follows the domains' change streams
+/// and answers the overview of today from memory); the process and where it
+/// serves metrics.
+pub async fn spawn_gateway_with_metrics(
+    domains: impl IntoIterator<Item = (Domain, SocketAddr)>,
+) -> anyhow::Result<(ServerProcess, SocketAddr)> {
+    let mut args = vec![
+        "--listen".to_string(),
+        "127.0.0.1:0".into(),
+        "--http-listen".into(),
+        "off".into(),
+        "--metrics-listen".into(),
+        "127.0.0.1:0".into(),
+        "--service-token-file".into(),
+        crate::gateway_service_token_file().display().to_string(),
+    ];
+    for (d, a) in domains {
+        args.extend(["--domain".to_string(), format!("{d}=http://{a}")]);
+    }
+    let process = spawn_server(&crate::binary("cetrack-gateway")?, args).await?;
+    let metrics = process.logged_addr("serving metrics")?;
+    Ok((process, metrics))
+}
+
 /// Starts the binary of `domain` over `dir` listening on `addr` (e.g. the
 /// address of a killed instance, to restart it where its clients expect it).
 pub async fn spawn_domain_at(

@@ -201,16 +201,12 @@ fn request(
     request_id: Option<&str>,
     plan: impl Fn(Option<&Initiative>) -> Result<Plan> + Send + 'static,
 ) -> write::Request {
-    write::Request {
-        id: id.into(),
-        idempotency: request_id.map(|r| Idempotency {
-            method: "create",
-            request_id: r.into(),
-            fingerprint: b"the same request".to_vec(),
-        }),
-        reporter: "test".into(),
-        plan: Box::new(plan),
-    }
+    let idempotency = request_id.map(|r| Idempotency {
+        method: "create",
+        request_id: r.into(),
+        fingerprint: b"the same request".to_vec(),
+    });
+    write::Request::new(id, idempotency, "test", plan)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

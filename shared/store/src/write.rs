@@ -56,6 +56,23 @@ pub(crate) struct Request {
     pub(crate) plan: Box<PlanFn>,
 }
 
+impl Request {
+    /// Write `plan` to initiative `id` for `reporter`.
+    pub(crate) fn new(
+        id: &str,
+        idempotency: Option<Idempotency>,
+        reporter: &str,
+        plan: impl Fn(Option<&Initiative>) -> Result<Plan> + Send + 'static,
+    ) -> Self {
+        Self {
+            id: id.to_string(),
+            idempotency,
+            reporter: reporter.to_string(),
+            plan: Box::new(plan),
+        }
+    }
+}
+
 /// A write queued for the writer thread, with where its answer goes.
 pub(crate) struct Queued {
     request: Request,
@@ -133,12 +150,7 @@ impl Store {
         // may hold a flush back a moment for it.
         let writing = self.inner.writers.enter();
         let (reply, answer) = oneshot::channel();
-        let request = Request {
-            id: id.to_string(),
-            idempotency,
-            reporter: reporter.to_string(),
-            plan: Box::new(plan),
-        };
+        let request = Request::new(id, idempotency, reporter, plan);
         self.inner
             .queue
             .send(Queued { request, reply })
@@ -166,12 +178,7 @@ impl Store {
         reporter: &str,
         plan: impl Fn(Option<&Initiative>) -> Result<Plan> + Send + 'static,
     ) -> Result<Outcome> {
-        let request = Request {
-            id: id.to_string(),
-            idempotency,
-            reporter: reporter.to_string(),
-            plan: Box::new(plan),
-        };
+        let request = Request::new(id, idempotency, reporter, plan);
         self.inner
             .apply_batch(&[request])
             .pop()

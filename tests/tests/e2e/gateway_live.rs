@@ -68,22 +68,9 @@ async fn the_overview_of_today_answers_from_memory_and_reads_every_write() -> an
         let (p, metrics) = spawn_domain_with_metrics(d, &dir.path().join(d.slug())).await?;
         domains.push((d, p, metrics));
     }
-    let mut args = vec![
-        "--listen".to_string(),
-        "127.0.0.1:0".into(),
-        "--http-listen".into(),
-        "off".into(),
-        "--metrics-listen".into(),
-        "127.0.0.1:0".into(),
-        "--service-token-file".into(),
-        gateway_service_token_file().display().to_string(),
-    ];
-    for (d, p, _) in &domains {
-        args.extend(["--domain".to_string(), format!("{d}=http://{}", p.addr)]);
-    }
-    let gateway = spawn_server(&binary("cetrack-gateway")?, args).await?;
+    let (gateway, gateway_metrics) =
+        spawn_gateway_with_metrics(domains.iter().map(|(d, p, _)| (*d, p.addr))).await?;
     // The gateway follows every domain's change stream (its metrics say so).
-    let gateway_metrics = gateway.logged_addr("serving metrics")?;
     scrape_until(gateway_metrics, |t| {
         Domain::ALL
             .iter()
