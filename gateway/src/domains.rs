@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cetrack_contract::auth::Caller;
@@ -93,6 +93,8 @@ struct Entry {
     /// Unary calls (the channel, and a client on it).
     channel: Channel,
     client: Client,
+    /// The connection the unary calls passed through go on.
+    onward: Arc<crate::onward::Onward>,
     /// Where streams (change streams, backups) connect: each on a
     /// connection of its own (see [`Domains::streams`]).
     streams: Endpoint,
@@ -144,12 +146,12 @@ impl Domains {
     /// keeps last-known summaries with (none: it keeps none).
     pub fn new(
         urls: &BTreeMap<Domain, String>,
-        tls: Option<&tonic::transport::ClientTlsConfig>,
+        tls: Option<&cetrack_server::tls::ClientTls>,
         service_token: Option<std::path::PathBuf>,
     ) -> anyhow::Result<Self> {
         let mut entries = BTreeMap::new();
         for (domain, url) in urls {
-            let endpoint = cetrack_server::tls::endpoint(url, tls)?
+            let endpoint = cetrack_server::tls::endpoint(url, tls.map(|t| t.tonic()))?
                 .connect_timeout(Duration::from_secs(2))
                 .tcp_nodelay(true)
                 .http2_keep_alive_interval(Duration::from_secs(30))
@@ -161,9 +163,14 @@ impl Domains {
                 .clone()
                 .initial_stream_window_size(STREAM_WINDOW)
                 .initial_connection_window_size(STREAM_WINDOW);
+            let onward = Arc::new(crate::onward::Onward::new(
+                &url.parse::<http::Uri>()?,
+                tls.cloned(),
+            )?);
             entries.insert(
                 *domain,
                 Entry {
+                    onward,
                     channel,
                     client,
                     streams,
@@ -268,6 +275,13 @@ impl Domains {
     }
 
     /// The channel of `domain`'s unary calls, if configured.
+    /// The connection of `domain` for the unary calls passed through, if
+    /// configured.
+    pub fn onward(&self, domain: Domain) -> Option<Arc<crate::onward::Onward>> {
+        self.entries.get(&domain).map(|e| e.onward.clone())
+    }
+
+    /// The channel of `domain`, if configured.
     pub fn channel(&self, domain: Domain) -> Option<Channel> {
         self.entries.get(&domain).map(|e| e.channel.clone())
     }

@@ -19,6 +19,7 @@ pub mod dashboard;
 pub mod deadline;
 pub mod domains;
 pub mod live;
+pub mod onward;
 pub mod proxy;
 pub mod route;
 pub mod views;
@@ -35,7 +36,7 @@ use cetrack_server::auth::Auth;
 use cetrack_server::{serve, RunningServer, Services, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{ClientTlsConfig, ServerTlsConfig};
+use tonic::transport::ServerTlsConfig;
 
 use crate::api::GatewayApi;
 use crate::domains::Domains;
@@ -61,7 +62,7 @@ pub struct GatewayConfig {
     pub tls: Option<ServerTlsConfig>,
     /// TLS towards `https://` domains (the CA they chain to, a client
     /// certificate for mutual TLS).
-    pub domain_tls: Option<ClientTlsConfig>,
+    pub domain_tls: Option<cetrack_server::tls::ClientTls>,
     /// The file of the gateway's own bearer token, its service identity
     /// for what it keeps across callers (last-known summaries); none: it
     /// keeps nothing across callers.

@@ -112,7 +112,7 @@ fn main() -> ExitCode {
             config.domain_deadline = deadline;
             config.domains.extend(domains);
             config.tls = tls.load()?;
-            config.domain_tls = domain_tls.load()?;
+            config.domain_tls = domain_tls.load_both()?;
             config.service_token = service_token;
             config.overview_from_memory = overview_from_memory;
             let dashboard = match http {

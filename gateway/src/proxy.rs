@@ -36,6 +36,7 @@ use tower_service::Service;
 
 use crate::domains::Domains;
 use crate::live::Followed;
+use crate::onward::Received;
 
 /// The gateway's DomainService: every call passed through to its domain.
 #[derive(Debug, Clone)]
@@ -203,21 +204,6 @@ async fn pass(
             "the gateway has no address for the {domain} service"
         ))
     };
-    // A change stream: counted against the caps, on a connection of its own
-    // (see `Domains::streams`).
-    let (mut channel, permit) = if method == "WatchChanges" {
-        let caller = parts
-            .extensions
-            .get::<Caller>()
-            .ok_or_else(|| Status::unauthenticated("no verified caller"))?;
-        let permit = domains.open_stream(&caller.sub)?;
-        (
-            domains.streams(domain).ok_or_else(unreachable)?,
-            Some(permit),
-        )
-    } else {
-        (domains.channel(domain).ok_or_else(unreachable)?, None)
-    };
     // Every DomainService call sends one message: the request to the domain
     // is that message as it came, complete at once. (Forwarding the rest of
     // the caller's body would keep the request open until the caller's end
@@ -226,11 +212,32 @@ async fn pass(
     // pipe instead of the answer.)
     let mut head = head;
     head.truncate(5 + len);
-    let onward = Body::new(http_body_util::Full::new(Bytes::from(head)));
-    parts.extensions = http::Extensions::new();
-    // The body sent on is exactly the one message.
+    let message = head.freeze();
+    // The request sent on: the caller's headers (token, deadline, request
+    // id) with exactly the one message.
     parts.headers.remove(http::header::CONTENT_LENGTH);
-    let request = http::Request::from_parts(parts, onward);
+    let caller = parts.extensions.remove::<Caller>();
+    parts.extensions = http::Extensions::new();
+    let down = |e: &dyn std::fmt::Display| {
+        Status::unavailable(format!("the {domain} service is unavailable: {e}"))
+    };
+    // A change stream: counted against the caps, on a connection of its own
+    // (see `Domains::streams`).
+    if method == "WatchChanges" {
+        let caller = caller.ok_or_else(|| Status::unauthenticated("no verified caller"))?;
+        let permit = domains.open_stream(&caller.sub)?;
+        let mut channel = domains.streams(domain).ok_or_else(unreachable)?;
+        let request =
+            http::Request::from_parts(parts, Body::new(http_body_util::Full::new(message)));
+        futures::future::poll_fn(|cx| channel.poll_ready(cx))
+            .await
+            .map_err(|e| down(&e))?;
+        let response = channel.call(request).await.map_err(|e| down(&e))?;
+        drop(body);
+        return Ok(response.map(|body| answer_body(domain, body, Some(permit), None)));
+    }
+    // Any other call: on the domain's connection for unary calls.
+    let onward = domains.onward(domain).ok_or_else(unreachable)?;
     // A write: today's summary the gateway keeps of the domain is out of
     // date from before it reaches the domain, again when its answer (or an
     // error: the write may have happened) comes, and as each part of the
@@ -251,17 +258,13 @@ async fn pass(
         }
     };
     touch();
-    futures::future::poll_fn(|cx| channel.poll_ready(cx))
-        .await
-        .map_err(|e| Status::unavailable(format!("the {domain} service is unavailable: {e}")))?;
-    let response = channel.call(request).await;
+    let response = onward.call(parts, message).await;
     touch();
-    let response = response
-        .map_err(|e| Status::unavailable(format!("the {domain} service is unavailable: {e}")))?;
+    let response = response.map_err(|e| down(&e))?;
     // The caller's body was kept until the answer came (by then its end of
     // stream has arrived).
     drop(body);
-    Ok(response.map(|body| answer_body(domain, body, permit, live)))
+    Ok(response.map(|body| answer_body(domain, Body::new(Received::new(body)), None, live)))
 }
 
 /// The domain's answer as it comes, but for a failure while it comes (the

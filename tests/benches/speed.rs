@@ -208,6 +208,10 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
 /// The record `n` of a domain: in the organization us-nsf (every record),
 /// on one of [`TOPICS`] topics.
 fn record(d: Domain, n: usize) -> Initiative {
@@ -435,6 +439,44 @@ async fn measure(n: usize, seconds: u64) -> anyhow::Result<Vec<String>> {
         ds,
     )
     .await?;
+    // One address: the same GetInitiative one call at a time, to the
+    // domain and through the gateway (which routes it there), alternately
+    // so that both see the same machine.
+    let get_body = body(f, "get-one", &get)?;
+    let (mut one_direct, mut one_routed) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        one_direct.push(
+            checked(
+                addr,
+                &format!("{svc}GetInitiative"),
+                &get_body,
+                1,
+                1,
+                1,
+                dm,
+                ds,
+            )
+            .await?,
+        );
+        one_routed.push(
+            checked(
+                gateway.addr,
+                &format!("{svc}GetInitiative"),
+                &get_body,
+                1,
+                1,
+                1,
+                gm,
+                "gateway",
+            )
+            .await?,
+        );
+    }
+    let median_run = |runs: &mut Vec<Run>| {
+        runs.sort_by_key(|r| r.p50);
+        runs[runs.len() / 2]
+    };
+    let (one_direct, one_routed) = (median_run(&mut one_direct), median_run(&mut one_routed));
     let gh = checked(
         gateway.addr,
         health_method,
@@ -506,6 +548,8 @@ async fn measure(n: usize, seconds: u64) -> anyhow::Result<Vec<String>> {
         format!("  GetDomainSummary / health        {:>8.3}x  {:>8.0}/s  {}", ratio(&summary_run, &h), summary_run.rate, lat(&summary_run)),
         format!("  CreateInitiative 64 / health     {:>8.3}x  {:>8.0}/s  {}", ratio(&create_64, &h), create_64.rate, lat(&create_64)),
         format!("  CreateInitiative 1 in flight               {:>8.0}/s  {}", create_1.rate, lat(&create_1)),
+        format!("  GetInitiative one at a time, to the domain: mean {:.0} us, p50 {:.0} us, p99 {:.0} us", us(one_direct.mean), us(one_direct.p50), us(one_direct.p99)),
+        format!("  GetInitiative one at a time, through the gateway: mean {:.0} us, p50 {:.0} us, p99 {:.0} us = {:.2}x p50, {:.2}x p99 of the direct call", us(one_routed.mean), us(one_routed.p50), us(one_routed.p99), us(one_routed.p50) / us(one_direct.p50).max(1e-9), us(one_routed.p99) / us(one_direct.p99).max(1e-9)),
         format!("  health Check (gateway)           {:>8.0}/s  {}", gh.rate, lat(&gh)),
         format!("  GetOverview today / gw health    {:>8.3}x  {:>8.0}/s  mean {:.2} ms, {}", ratio(&overview_run, &gh), overview_run.rate, ms(overview_run.mean), lat(&overview_run)),
         format!("  GetOverview yesterday / gw health {:>8.3}x  {:>8.0}/s  mean {:.2} ms, {}", ratio(&overview_past_run, &gh), overview_past_run.rate, ms(overview_past_run.mean), lat(&overview_past_run)),

@@ -76,18 +76,99 @@ pub struct ClientTlsArgs {
 impl ClientTlsArgs {
     /// The client's TLS configuration; `None` when no CA is given.
     pub fn load(&self) -> anyhow::Result<Option<ClientTlsConfig>> {
+        Ok(self.load_both()?.map(|tls| tls.tonic))
+    }
+
+    /// The client's TLS configuration for tonic's channels and for a
+    /// connection of its own ([`ClientTls`]); `None` when no CA is given.
+    pub fn load_both(&self) -> anyhow::Result<Option<ClientTls>> {
         let Some(ca) = &self.tls_ca else {
             return Ok(None);
         };
-        let mut config = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(read(ca, "CA certificate")?));
-        if let (Some(cert), Some(key)) = (&self.tls_client_cert, &self.tls_client_key) {
-            config = config.identity(Identity::from_pem(
-                read(cert, "client certificate")?,
-                read(key, "client key")?,
-            ));
+        let ca = read(ca, "CA certificate")?;
+        let identity = match (&self.tls_client_cert, &self.tls_client_key) {
+            (Some(cert), Some(key)) => {
+                Some((read(cert, "client certificate")?, read(key, "client key")?))
+            }
+            _ => None,
+        };
+        ClientTls::from_pem(&ca, identity).map(Some)
+    }
+}
+
+/// A client's TLS configuration, loaded once: for tonic's channels and as a
+/// rustls connector (HTTP/2 offered by ALPN) for a connection the caller
+/// drives itself (the gateway's pass-through to the domains).
+#[derive(Clone)]
+pub struct ClientTls {
+    tonic: ClientTlsConfig,
+    connector: tokio_rustls::TlsConnector,
+}
+
+impl std::fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientTls").finish_non_exhaustive()
+    }
+}
+
+impl ClientTls {
+    /// Trusting the CA certificates of `ca` (PEM), presenting `identity`
+    /// (certificate chain and private key, PEM) when given.
+    pub fn from_pem(ca: &[u8], identity: Option<(Vec<u8>, Vec<u8>)>) -> anyhow::Result<Self> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let mut tonic = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(ca) {
+            roots
+                .add(cert.context("the CA certificate is not PEM")?)
+                .context("the CA certificate is not one rustls accepts")?;
         }
-        Ok(Some(config))
+        anyhow::ensure!(!roots.is_empty(), "the CA file holds no certificate");
+        let builder = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots);
+        let mut config = match identity {
+            Some((cert, key)) => {
+                let chain = CertificateDer::pem_slice_iter(&cert)
+                    .collect::<Result<Vec<_>, _>>()
+                    .context("the client certificate is not PEM")?;
+                let private =
+                    PrivateKeyDer::from_pem_slice(&key).context("the client key is not PEM")?;
+                tonic = tonic.identity(Identity::from_pem(&cert, &key));
+                builder.with_client_auth_cert(chain, private)?
+            }
+            None => builder.with_no_client_auth(),
+        };
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Self {
+            tonic,
+            connector: tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)),
+        })
+    }
+
+    /// For tonic's channels.
+    pub fn tonic(&self) -> &ClientTlsConfig {
+        &self.tonic
+    }
+
+    /// Opens TLS over `io` to `host` (a DNS name or an IP address, as the
+    /// server's certificate names it).
+    pub async fn connect<IO>(
+        &self,
+        host: &str,
+        io: IO,
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<IO>>
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let name = rustls_pki_types::ServerName::try_from(host.to_string()).map_err(|e| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("`{host}`: {e}"))
+        })?;
+        self.connector.connect(name, io).await
     }
 }
 

@@ -142,7 +142,24 @@ async fn a_killed_domain_is_unavailable_and_the_gateway_recovers_by_itself() -> 
     assert_eq!(o.totals.as_ref().unwrap().initiative_count, 2);
     assert!(o.totals.unwrap().complete);
 
+    // The same record through the gateway's DomainService, which passes
+    // the call on over a connection of its own.
+    let mut routed = connect(s.gateway_server.addr).await?;
+    let read = |name: &str| {
+        within_deadline(GetInitiativeRequest {
+            name: name.to_string(),
+        })
+    };
+    assert_eq!(
+        routed.get_initiative(read(&q1.name)).await?.into_inner(),
+        q1
+    );
+
     s.child()?.process.kill9().await?;
+    // Its connection is gone: UNAVAILABLE, naming the domain.
+    let status = routed.get_initiative(read(&q1.name)).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("quantum"), "{status:?}");
 
     // The overview answers within its deadline: quantum is unavailable, its
     // last summary shown with its age; the totals leave it out.
@@ -239,6 +256,12 @@ async fn a_killed_domain_is_unavailable_and_the_gateway_recovers_by_itself() -> 
     // Quantum comes back on its port over the same data: the gateway, not
     // restarted, answers from it again.
     s.restart_child().await?;
+    // The first call passed through after the restart reaches it (a new
+    // connection, without a failed call first).
+    assert_eq!(
+        routed.get_initiative(read(&q1.name)).await?.into_inner(),
+        q1
+    );
     let o = overview_once_recovered(&s).await?;
     assert_eq!(
         entry(&o, Domain::Quantum).summary.unwrap().initiative_count,

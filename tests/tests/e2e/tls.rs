@@ -146,7 +146,12 @@ async fn the_gateway_reaches_tls_domains_and_serves_tls() -> anyhow::Result<()> 
         format!("https://localhost:{}", domain.addr.port()),
     );
     config.tls = server_tls(certs_dir.path(), false)?;
-    config.domain_tls = client_tls(certs_dir.path(), true)?;
+    config.domain_tls = ClientTlsArgs {
+        tls_ca: Some(certs_dir.path().join(certs::CA_CERT)),
+        tls_client_cert: Some(certs_dir.path().join(certs::CLIENT_CERT)),
+        tls_client_key: Some(certs_dir.path().join(certs::CLIENT_KEY)),
+    }
+    .load_both()?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let gateway = cetrack_gateway::start_gateway(
         config,
@@ -159,6 +164,24 @@ async fn the_gateway_reaches_tls_domains_and_serves_tls() -> anyhow::Result<()> 
         client_tls(certs_dir.path(), false)?.as_ref(),
     )
     .await?;
+    // A write and a read passed through the gateway to the domain, over
+    // the gateway's own TLS connection (mutual TLS at the domain).
+    let mut routed = DomainServiceClient::new(channel.clone());
+    let made = routed
+        .create_initiative(create_request(
+            Domain::Quantum,
+            "over-tls",
+            sample(Domain::Quantum, "Over TLS", 2025),
+        ))
+        .await?
+        .into_inner();
+    let read = routed
+        .get_initiative(GetInitiativeRequest {
+            name: made.name.clone(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(read, made);
     let overview = GatewayServiceClient::new(channel)
         .get_overview(GetOverviewRequest::default())
         .await?
