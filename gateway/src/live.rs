@@ -144,6 +144,8 @@ impl Live {
         let generation = f.generation.load(Ordering::SeqCst);
         if let Some((g, s)) = f.kept().get(&key) {
             if *g == generation {
+                metrics::counter!(cetrack_server::metrics::GATEWAY_FROM_MEMORY, "domain" => domain.slug())
+                    .increment(1);
                 return Some(s.clone());
             }
         }

@@ -55,6 +55,8 @@ pub const STORE_FLUSHES: &str = "cetrack_store_flushes_total";
 /// Whether the gateway follows a domain's change stream (1) or not (0),
 /// by domain: while it does, the overview of today answers from memory.
 pub const GATEWAY_FOLLOWING: &str = "cetrack_gateway_following";
+/// Summaries of today the gateway answered from memory, by domain.
+pub const GATEWAY_FROM_MEMORY: &str = "cetrack_gateway_summaries_from_memory_total";
 /// Change streams open, by domain and state (`backlog`, `live`).
 pub const CHANGE_STREAMS: &str = "cetrack_change_streams";
 /// Changes read from a domain's change log.
@@ -148,6 +150,10 @@ fn describe() {
     describe_gauge!(
         GATEWAY_FOLLOWING,
         "Whether the gateway follows the domain's change stream (1: the overview of today answers from memory) or not (0: it asks the domain)."
+    );
+    describe_counter!(
+        GATEWAY_FROM_MEMORY,
+        "Domain summaries of today the gateway's overview answered from memory (without asking the domain)."
     );
     describe_counter!(
         STORE_FLUSHES,

@@ -715,3 +715,142 @@ async fn the_gateway_keeps_last_summaries_per_clearance_with_its_own_identity() 
     );
     Ok(())
 }
+
+/// The overview of today from a gateway that answers from memory (the
+/// gateway binary with its own cleared identity, following every domain's
+/// change stream): to a caller without clearance it shows what system B
+/// shows, whose domains never held a restricted record, and no byte of one:
+/// when the summaries come from memory, and after a restricted write passed
+/// through that gateway (kept summaries out of date, fetched again, kept).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_from_memory_shows_an_uncleared_caller_no_restricted_record(
+) -> anyhow::Result<()> {
+    let a = Stack::start().await?;
+    let b = Stack::start().await?;
+    write_public(&a).await?;
+    write_public(&b).await?;
+    let (live, metrics) =
+        spawn_gateway_with_metrics(a.domains.iter().map(|t| (t.domain, t.addr()))).await?;
+    scrape_until(metrics, |t| {
+        Domain::ALL
+            .iter()
+            .all(|d| value(t, "cetrack_gateway_following", &[("domain", d.slug())]) == Some(1.0))
+    })
+    .await?;
+    // A's restricted records, written at the domains while the gateway
+    // follows them: two marked ones per marked domain, and one made
+    // restricted after it was public.
+    for d in MARKED_DOMAINS {
+        for n in 0..2 {
+            a.create(d, &format!("zqxmark-{n}"), marked(d, n)).await?;
+        }
+        let once = a
+            .create(d, "once-public", sample(d, "Once public", 2027))
+            .await?;
+        a.update(
+            Initiative {
+                sensitivity: Sensitivity::Restricted as i32,
+                ..once
+            },
+            &["sensitivity"],
+        )
+        .await?;
+    }
+    let expected = |public: i64| public + (MARKED_DOMAINS.len() * 3) as i64;
+    let public_total = (Domain::ALL.len() * 3) as i64;
+    let mut admin = gateway_as(live.addr, Some(&admin_token())).await?;
+    let total = |o: &Overview| o.totals.as_ref().map_or(0, |t| t.initiative_count);
+    // The admin's overview counts them once the streams have brought them.
+    let started = std::time::Instant::now();
+    while total(
+        &admin
+            .get_overview(GetOverviewRequest::default())
+            .await?
+            .into_inner(),
+    ) != expected(public_total)
+    {
+        anyhow::ensure!(
+            started.elapsed() < ARRIVAL,
+            "the streams did not bring the writes"
+        );
+    }
+
+    let viewer = token("uncleared", None, &[Role::Viewer], None, Clearance::Public);
+    let mut from_memory = gateway_as(live.addr, Some(&viewer)).await?;
+    let mut from_b = gateway_as(b.gateway_server.addr, Some(&viewer)).await?;
+    let summaries = |o: &Overview| -> Vec<(i32, Option<DomainSummary>)> {
+        o.domains
+            .iter()
+            .map(|e| (e.domain, e.summary.clone().map(counts)))
+            .collect()
+    };
+    let answered = |t: &str| -> f64 {
+        Domain::ALL
+            .iter()
+            .filter_map(|d| {
+                value(
+                    t,
+                    "cetrack_gateway_summaries_from_memory_total",
+                    &[("domain", d.slug())],
+                )
+            })
+            .sum()
+    };
+    let same_as_b = |what: &str, got: &Overview, b: &Overview| {
+        clean(what, got);
+        assert_eq!(summaries(got), summaries(b), "{what}");
+        assert_eq!(got.totals, b.totals, "{what}");
+    };
+    let seen_by_b = from_b
+        .get_overview(GetOverviewRequest::default())
+        .await?
+        .into_inner();
+    assert_eq!(total(&seen_by_b), public_total);
+    for round in ["first", "second"] {
+        let before = answered(&scrape(metrics).await?);
+        let got = from_memory
+            .get_overview(GetOverviewRequest::default())
+            .await?
+            .into_inner();
+        same_as_b(
+            &format!("GetOverview from memory, {round}"),
+            &got,
+            &seen_by_b,
+        );
+        if round == "second" {
+            // Nothing changed since the first: every summary came from memory.
+            let after = answered(&scrape(metrics).await?);
+            assert_eq!(after - before, Domain::ALL.len() as f64, "from memory");
+        }
+    }
+
+    // A restricted write passed through that gateway: the viewer's next
+    // overviews (fetched again, then from memory) still show nothing of it;
+    // the admin's counts it.
+    connect(live.addr)
+        .await?
+        .create_initiative(create_request(
+            Domain::Quantum,
+            "zqxmark-9",
+            marked(Domain::Quantum, 9),
+        ))
+        .await?;
+    for round in ["after the write", "after the write, again"] {
+        let got = from_memory
+            .get_overview(GetOverviewRequest::default())
+            .await?
+            .into_inner();
+        same_as_b(
+            &format!("GetOverview from memory, {round}"),
+            &got,
+            &seen_by_b,
+        );
+    }
+    let all = admin
+        .get_overview(GetOverviewRequest::default())
+        .await?
+        .into_inner();
+    assert_eq!(total(&all), expected(public_total) + 1);
+    live.terminate().await?;
+    Ok(())
+}
