@@ -1,6 +1,7 @@
 //! Cross-domain search: the ListInitiatives filters over several domains,
 //! merged in resource-name order (domain id, then initiative id) and paged
-//! with one token holding the last name returned.
+//! with one token holding the last name returned. The domains are asked in
+//! that order, for no more than the page still needs.
 
 use cetrack_contract::names::InitiativeName;
 use cetrack_contract::pagination::{self, PageToken};
@@ -52,25 +53,42 @@ pub async fn search(
     if let Some(p) = &position {
         wanted.retain(|d| d.slug() >= p.domain.slug());
     }
-    let FanOut {
-        answers,
-        unavailable,
-    } = domains
-        .fan_out(&wanted, ctx, |d, client, ctx| {
-            let filter = filter.clone();
-            let after = position
-                .as_ref()
-                .filter(|p| p.domain == d)
-                .map(|p| p.id.clone());
-            async move { super::walk(d, client, filter, after, size, &ctx).await }
-        })
-        .await;
-
+    // The first domain in order alone, then the others together, each
+    // asked only for what the page still needs: a page the first domain
+    // fills costs one domain's page (and no more), a sparse one two round
+    // trips.
+    let (first, rest) = wanted.split_at(wanted.len().min(1));
     let mut initiatives = Vec::new();
+    let mut unavailable = Vec::new();
     let mut more = false;
-    for (_, (items, domain_more)) in answers {
-        more |= domain_more;
-        initiatives.extend(items);
+    for (k, wave) in [first, rest].into_iter().enumerate() {
+        if wave.is_empty() {
+            continue;
+        }
+        let need = size - initiatives.len();
+        let FanOut {
+            answers,
+            unavailable: down,
+        } = domains
+            .fan_out(wave, ctx, |d, client, ctx| {
+                let filter = filter.clone();
+                let after = position
+                    .as_ref()
+                    .filter(|p| p.domain == d)
+                    .map(|p| p.id.clone());
+                async move { super::walk(d, client, filter, after, need, &ctx).await }
+            })
+            .await;
+        unavailable.extend(down);
+        for (_, (items, domain_more)) in answers {
+            more |= domain_more;
+            initiatives.extend(items);
+        }
+        if initiatives.len() >= size {
+            // Domains not asked may hold more.
+            more |= k == 0 && !rest.is_empty();
+            break;
+        }
     }
     if initiatives.len() > size {
         initiatives.truncate(size);

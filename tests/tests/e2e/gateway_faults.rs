@@ -532,3 +532,44 @@ async fn a_domain_killed_mid_stream_ends_it_unavailable() -> anyhow::Result<()> 
     assert!(status.message().contains("connectivity"), "{status:?}");
     Ok(())
 }
+
+/// A search page the first domain in name order fills is answered from that
+/// domain alone: a later domain that is down is not asked, so it is not
+/// reported; the pages after it ask the others, and report it.
+#[tokio::test]
+async fn a_search_page_the_first_domain_fills_asks_no_other() -> anyhow::Result<()> {
+    let mut s = Stack::with_child_process(Domain::Semiconductors).await?;
+    let ai: Vec<Initiative> =
+        futures::future::try_join_all(["a1", "a2", "a3"].map(|id| create(&s, Domain::Ai, id)))
+            .await?;
+    let e1 = create(&s, Domain::Energy, "e1").await?;
+    s.child()?.process.kill9().await?;
+    let page = |token: String| {
+        let mut g = s.gateway.clone();
+        async move {
+            anyhow::Ok(
+                g.search_initiatives(within_deadline(SearchInitiativesRequest {
+                    page_size: 2,
+                    page_token: token,
+                    ..Default::default()
+                }))
+                .await?
+                .into_inner(),
+            )
+        }
+    };
+    let first = page(String::new()).await?;
+    assert_eq!(first.initiatives, ai[..2].to_vec());
+    assert!(first.unavailable.is_empty(), "{:?}", first.unavailable);
+    assert!(!first.next_page_token.is_empty());
+    // The rest: the last of ai, then energy; semiconductors (last in name
+    // order) is asked and reported down.
+    let second = page(first.next_page_token).await?;
+    assert_eq!(second.initiatives, vec![ai[2].clone(), e1]);
+    assert_eq!(
+        unavailable_domains(&second.unavailable),
+        vec![Domain::Semiconductors.to_proto() as i32]
+    );
+    assert_eq!(second.next_page_token, "");
+    Ok(())
+}
