@@ -8,6 +8,10 @@
 //! that did not end OK (h2load counts HTTP 200, which a gRPC error is too).
 //! Every call carries a bearer token (an admin's), as in production.
 //!
+//! The one address (issue #16): the same GetInitiative one call at a time
+//! to the domain and through the gateway, three runs of each in turn; the
+//! run with the median p50 of each is reported, and their ratio.
+//!
 //! Run: `cargo build --release --workspace && cargo bench -p cetrack-tests
 //! --bench speed` (CETRACK_BENCH_SIZES: initiatives per domain, default
 //! `1000,10000,100000`; CETRACK_BENCH_SECONDS: seconds per throughput run,
