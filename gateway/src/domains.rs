@@ -274,7 +274,6 @@ impl Domains {
         self.entries.get(&domain).map(|e| e.client.clone())
     }
 
-    /// The channel of `domain`'s unary calls, if configured.
     /// The connection of `domain` for the unary calls passed through, if
     /// configured.
     pub fn onward(&self, domain: Domain) -> Option<Arc<crate::onward::Onward>> {

@@ -20,7 +20,7 @@
 use std::pin::Pin;
 use std::sync::Mutex;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cetrack_server::tls::ClientTls;
@@ -60,6 +60,10 @@ pub enum OnwardError {
     /// The request could not be made (a header HTTP/2 does not carry).
     #[error("{0}")]
     Request(String),
+    /// An attempt to connect failed while this call waited for it (each
+    /// waiting call does not try again on its own).
+    #[error("{0}")]
+    Down(String),
 }
 
 /// What a connection is made over.
@@ -77,6 +81,9 @@ pub struct Onward {
     /// Held while a connection is being opened, so that callers arriving
     /// meanwhile wait for it rather than each open one.
     opening: tokio::sync::Mutex<()>,
+    /// When the last attempt to connect failed, and why: the callers that
+    /// waited for it share its answer.
+    failed: Mutex<Option<(Instant, String)>>,
 }
 
 impl std::fmt::Debug for Onward {
@@ -105,6 +112,7 @@ impl Onward {
             authority,
             open: Mutex::new(None),
             opening: tokio::sync::Mutex::new(()),
+            failed: Mutex::new(None),
         })
     }
 
@@ -159,17 +167,33 @@ impl Onward {
                 return Ok(send);
             }
         }
+        let asked = Instant::now();
         let _opening = self.opening.lock().await;
-        // Another caller may have opened one while this one waited.
+        // Another caller may have opened one while this one waited, or
+        // failed to: then this call fails as it did (while a domain cannot
+        // be reached, the callers waiting are answered together, not each
+        // after an attempt of its own).
         if let Some(send) = self.current() {
             if let Ok(send) = send.ready().await {
                 return Ok(send);
             }
         }
-        let send = tokio::time::timeout(CONNECT_TIMEOUT, self.connect())
-            .await
-            .map_err(|_| OnwardError::ConnectTimeout)??;
-        let send = send.ready().await?;
+        let failed = |p: std::sync::PoisonError<_>| p.into_inner();
+        if let Some((at, why)) = &*self.failed.lock().unwrap_or_else(failed) {
+            if *at > asked {
+                return Err(OnwardError::Down(why.clone()));
+            }
+        }
+        let opened = match tokio::time::timeout(CONNECT_TIMEOUT, self.connect()).await {
+            Err(_) => Err(OnwardError::ConnectTimeout),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(send)) => send.ready().await.map_err(OnwardError::from),
+        };
+        *self.failed.lock().unwrap_or_else(failed) = opened
+            .as_ref()
+            .err()
+            .map(|e| (Instant::now(), e.to_string()));
+        let send = opened?;
         *self.open.lock().unwrap_or_else(|p| p.into_inner()) = Some(send.clone());
         Ok(send)
     }
@@ -179,7 +203,18 @@ impl Onward {
     }
 
     async fn connect(&self) -> Result<SendRequest<Bytes>, OnwardError> {
-        let tcp = TcpStream::connect(self.authority.as_str())
+        let default_port = if self.scheme == http::uri::Scheme::HTTPS {
+            443
+        } else {
+            80
+        };
+        let host = self
+            .authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let port = self.authority.port_u16().unwrap_or(default_port);
+        let tcp = TcpStream::connect((host, port))
             .await
             .map_err(OnwardError::Connect)?;
         tcp.set_nodelay(true).map_err(OnwardError::Connect)?;

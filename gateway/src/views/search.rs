@@ -11,7 +11,7 @@ use cetrack_contract::validate::Violations;
 use cetrack_contract::{Domain, Error};
 use prost::Message;
 
-use crate::domains::{CallCtx, Domains, FanOut};
+use crate::domains::{CallCtx, DomainError, Domains, FanOut};
 
 /// SearchInitiatives.
 pub async fn search(
@@ -61,10 +61,32 @@ pub async fn search(
     let mut initiatives = Vec::new();
     let mut unavailable = Vec::new();
     let mut more = false;
+    // Both waves share the one deadline: the first domain has half of it
+    // (one that hangs leaves the others time to answer), the others what
+    // the first left.
+    let started = std::time::Instant::now();
     for (k, wave) in [first, rest].into_iter().enumerate() {
         if wave.is_empty() {
             continue;
         }
+        let left = match k {
+            0 if !rest.is_empty() => ctx.deadline / 2,
+            _ => ctx.deadline.saturating_sub(started.elapsed()),
+        };
+        if left.is_zero() {
+            unavailable.extend(wave.iter().map(|d| {
+                DomainError::Timeout {
+                    domain: *d,
+                    millis: ctx.deadline.as_millis(),
+                }
+                .unavailable(*d)
+            }));
+            break;
+        }
+        let ctx = &CallCtx {
+            deadline: left,
+            ..ctx.clone()
+        };
         let need = size - initiatives.len();
         let FanOut {
             answers,

@@ -573,3 +573,28 @@ async fn a_search_page_the_first_domain_fills_asks_no_other() -> anyhow::Result<
     assert_eq!(second.next_page_token, "");
     Ok(())
 }
+
+/// A search whose first domain in name order hangs still answers within
+/// the gateway's bound, from the others, naming the hung one.
+#[tokio::test]
+async fn a_search_whose_first_domain_hangs_answers_from_the_others() -> anyhow::Result<()> {
+    let mut s = Stack::with_child_process(Domain::Ai).await?;
+    create(&s, Domain::Ai, "a1").await?;
+    let b1 = create(&s, Domain::Biotech, "b1").await?;
+    s.child()?.process.signal(Signal::SIGSTOP)?;
+    let started = Instant::now();
+    let found = s
+        .gateway
+        .clone()
+        .search_initiatives(within_deadline(SearchInitiativesRequest::default()))
+        .await?
+        .into_inner();
+    assert!(started.elapsed() < GATEWAY_BOUND, "{:?}", started.elapsed());
+    assert_eq!(found.initiatives, vec![b1]);
+    assert_eq!(
+        unavailable_domains(&found.unavailable),
+        vec![Domain::Ai.to_proto() as i32]
+    );
+    s.child()?.process.signal(Signal::SIGCONT)?;
+    Ok(())
+}
