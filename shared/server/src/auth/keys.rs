@@ -283,4 +283,44 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(auth.verify(&other).is_err());
     }
+
+    #[test]
+    fn a_refused_token_stays_refused_until_the_keys_change() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let made =
+            LocalKeys::open_or_create(&dir.path().join("auth")).unwrap_or_else(|e| panic!("{e}"));
+        let auth = crate::auth::Authenticator::load(crate::auth::JwtConfig {
+            keys: made.jwks_path(),
+            issuer: DEFAULT_ISSUER.into(),
+            audience: DEFAULT_AUDIENCE.into(),
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let stranger = SigningKey::generate();
+        let token = stranger
+            .issue(&claims(
+                "t",
+                None,
+                &[Role::Viewer],
+                None,
+                Clearance::Public,
+                Duration::from_secs(60),
+            ))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let first = auth.verify(&token).err();
+        assert!(first.is_some());
+        // Kept: asked again, the same answer without another check.
+        assert!(auth
+            .refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains_key(&token));
+        assert_eq!(auth.verify(&token).err(), first);
+        // The key file now trusts the stranger's key too: once it is read
+        // again, the token verifies.
+        std::fs::write(made.jwks_path(), jwks(&[&made.key, &stranger]))
+            .unwrap_or_else(|e| panic!("{e}"));
+        auth.reload_if_changed();
+        let caller = auth.verify(&token).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(caller.sub, "t");
+    }
 }

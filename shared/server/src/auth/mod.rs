@@ -31,6 +31,9 @@ pub const LEEWAY_SECS: u64 = 30;
 pub const KEYS_POLL: Duration = Duration::from_secs(1);
 /// Most verified tokens kept; the cache starts afresh when full.
 const CACHE_CAPACITY: usize = 10_000;
+/// Why a token whose `nbf` is still ahead is refused (the one refusal that
+/// does not last).
+const NOT_YET_VALID: &str = "the token is not valid yet";
 /// The path prefix of the calls that need a token: the cet.v1 API.
 const PROTECTED_PREFIX: &str = "/cet.v1.";
 
@@ -97,6 +100,11 @@ pub struct Authenticator {
     /// (modified time, length) of the key file as last read.
     stamp: Mutex<Option<(SystemTime, u64)>>,
     cache: Mutex<HashMap<String, Cached>>,
+    /// Tokens refused for good (expired, a signature that does not verify,
+    /// another issuer, ...), with why: a client that keeps sending one
+    /// costs a lookup, not a signature check each time. A token not valid
+    /// yet is not kept; all are forgotten when the keys change.
+    refused: Mutex<HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -189,6 +197,7 @@ impl Authenticator {
             keys: RwLock::new(keys),
             stamp: Mutex::new(stamp),
             cache: Mutex::new(HashMap::new()),
+            refused: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -215,6 +224,10 @@ impl Authenticator {
                     .write()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = keys;
                 self.cache
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clear();
+                self.refused
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .clear();
@@ -258,10 +271,37 @@ impl Authenticator {
                 return Err("the token has expired".into());
             }
             if now + LEEWAY_SECS < c.nbf {
-                return Err("the token is not valid yet".into());
+                return Err(NOT_YET_VALID.into());
             }
             return Ok(c.caller.clone());
         }
+        if let Some(why) = self
+            .refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(token)
+        {
+            return Err(why.clone());
+        }
+        let refused = self.check(token);
+        if let Err(why) = &refused {
+            if why != NOT_YET_VALID {
+                let mut refused = self
+                    .refused
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if refused.len() >= CACHE_CAPACITY {
+                    refused.clear();
+                }
+                refused.insert(token.to_string(), why.clone());
+            }
+        }
+        refused
+    }
+
+    /// Verifies `token` against the keys (signature, then claims), keeping
+    /// a valid one in the cache.
+    fn check(&self, token: &str) -> Result<Caller, String> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| "the bearer token is not a JWT".to_string())?;
         let keys = self
@@ -322,7 +362,7 @@ fn reason(e: &jsonwebtoken::errors::Error) -> String {
     use jsonwebtoken::errors::ErrorKind;
     match e.kind() {
         ErrorKind::ExpiredSignature => "the token has expired".into(),
-        ErrorKind::ImmatureSignature => "the token is not valid yet".into(),
+        ErrorKind::ImmatureSignature => NOT_YET_VALID.into(),
         ErrorKind::InvalidSignature => "the token's signature does not verify".into(),
         ErrorKind::InvalidIssuer => "the token is from another issuer".into(),
         ErrorKind::InvalidAudience => "the token is for another audience".into(),
