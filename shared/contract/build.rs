@@ -1,6 +1,8 @@
 //! Compiles `proto/cet/v1/*.proto` with protox (no system `protoc`), generates
 //! prost messages, tonic clients and servers, proto3 JSON (pbjson) impls, and
-//! writes the encoded file descriptor set used by server reflection.
+//! writes the encoded file descriptor set used by server reflection; then
+//! the service traits and servers once more for servers, over the same
+//! messages but the answers they send already encoded (`crate::served`).
 
 use std::path::PathBuf;
 
@@ -28,6 +30,24 @@ fn main() -> anyhow::Result<()> {
         .compile_well_known_types(true)
         .extern_path(".google.protobuf", "::pbjson_types")
         // prost's codec, but an undecodable message is INVALID_ARGUMENT.
+        .codec_path("crate::codec::Codec")
+        .compile_fds(fds.clone())?;
+
+    // The service traits and servers again, for servers: every message is
+    // the one generated above, except the answers a server sends already
+    // encoded (see `crate::wire`).
+    let served = out.join("served");
+    std::fs::create_dir_all(&served)?;
+    tonic_prost_build::configure()
+        .build_client(false)
+        .out_dir(&served)
+        .compile_well_known_types(true)
+        .extern_path(".google.protobuf", "::pbjson_types")
+        .extern_path(".cet.v1", "crate::proto")
+        .extern_path(
+            ".cet.v1.ListInitiativesResponse",
+            "crate::wire::ListInitiativesResponse",
+        )
         .codec_path("crate::codec::Codec")
         .compile_fds(fds)?;
 

@@ -13,7 +13,9 @@
 //! - [`summary`]: the incremental summary counters and their assembly;
 //! - [`valid_time`]: a record as it stood on a day by the dates it carries;
 //! - [`pagination`]: page sizes and opaque page tokens;
-//! - [`error`]: the typed errors and their one mapping to gRPC status codes.
+//! - [`error`]: the typed errors and their one mapping to gRPC status codes;
+//! - [`served`], [`wire`]: the service traits servers implement, with the
+//!   answers they send already encoded.
 //!
 //! The store (`cetrack-store`), the server kit (`cetrack-server`), the
 //! domain service (`cetrack-domain-service`) and the gateway build on it.
@@ -31,6 +33,7 @@ pub mod rules;
 pub mod summary;
 pub mod valid_time;
 pub mod validate;
+pub mod wire;
 
 /// Code generated from `proto/cet/v1`: messages (with proto3 JSON mapping),
 /// clients and servers.
@@ -42,6 +45,14 @@ pub mod proto {
     /// The encoded file descriptor set of `cet.v1`, for server reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         include_bytes!(concat!(env!("OUT_DIR"), "/cet_v1_descriptor.bin"));
+}
+
+/// The service traits and servers a server implements: those of [`proto`],
+/// except that ListInitiatives answers with [`wire::ListInitiativesResponse`]
+/// (records passed on as stored). Clients use [`proto`].
+#[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
+pub mod served {
+    include!(concat!(env!("OUT_DIR"), "/served/cet.v1.rs"));
 }
 
 pub use domain::Domain;

@@ -497,6 +497,39 @@ impl Filter {
         self.known_on.is_none() && self.as_of.is_none_or(|d| d >= dates::today())
     }
 
+    /// Whether a record must be read whole to know whether it passes: the
+    /// filter has a part besides its days and the caller's clearance (which
+    /// a record's [`Facets`](crate::valid_time::Facets) answer).
+    pub fn reads_records(&self) -> bool {
+        // Every field named, so that a part added later is weighed here.
+        let Filter {
+            statuses,
+            instruments,
+            organization_id,
+            country_code,
+            topic,
+            due_after,
+            due_before,
+            overdue_only,
+            text,
+            as_of: _,
+            known_on: _,
+            document,
+            include_met_milestones: _,
+            hide_restricted: _,
+        } = self;
+        !statuses.is_empty()
+            || !instruments.is_empty()
+            || organization_id.is_some()
+            || country_code.is_some()
+            || topic.is_some()
+            || due_after.is_some()
+            || due_before.is_some()
+            || *overdue_only
+            || text.is_some()
+            || document.is_some()
+    }
+
     /// The initiative as it stood on the filter's day, if it existed then
     /// and passes every part of the filter.
     pub fn select(&self, init: Initiative) -> Option<Initiative> {

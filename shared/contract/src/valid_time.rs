@@ -111,6 +111,123 @@ pub fn event_days(init: &Initiative) -> BTreeSet<Date> {
         .collect()
 }
 
+/// What an initiative is on a day, next to the record the store keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDay {
+    /// It did not exist yet (its first status takes effect later).
+    Absent,
+    /// It is the record as kept: every dated fact has started.
+    AsKept,
+    /// It is the record less the facts that have not started
+    /// ([`into_day`] makes it).
+    Projected,
+}
+
+/// The parts of an initiative's encoding that decide what it is on a day
+/// and who may see it, read from the encoding without the rest (the
+/// fields keep the tags of `cet.v1.Initiative`; every other field is
+/// skipped): a list reads these to pass a kept record on as it is.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Facets {
+    /// `status`.
+    #[prost(int32, tag = "6")]
+    pub status: i32,
+    /// `milestones`, their status and date met.
+    #[prost(message, repeated, tag = "12")]
+    pub milestones: Vec<MilestoneFacets>,
+    /// `funding`, the date of each.
+    #[prost(message, repeated, tag = "13")]
+    pub funding: Vec<FundingFacets>,
+    /// `progress_updates`, the date of each.
+    #[prost(message, repeated, tag = "14")]
+    pub progress_updates: Vec<ProgressFacets>,
+    /// `sensitivity`.
+    #[prost(int32, tag = "18")]
+    pub sensitivity: i32,
+    /// `status_date`.
+    #[prost(message, optional, tag = "24")]
+    pub status_date: Option<ApproximateDate>,
+    /// `status_history`.
+    #[prost(message, repeated, tag = "25")]
+    pub status_history: Vec<StatusChange>,
+}
+
+/// The facets of a `cet.v1.Milestone`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MilestoneFacets {
+    /// `status`.
+    #[prost(int32, tag = "4")]
+    pub status: i32,
+    /// `date_met`.
+    #[prost(message, optional, tag = "5")]
+    pub date_met: Option<ApproximateDate>,
+}
+
+/// The facets of a `cet.v1.FundingCommitment`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct FundingFacets {
+    /// `date`.
+    #[prost(message, optional, tag = "6")]
+    pub date: Option<ApproximateDate>,
+}
+
+/// The facets of a `cet.v1.ProgressUpdate`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ProgressFacets {
+    /// `as_of`.
+    #[prost(message, optional, tag = "2")]
+    pub as_of: Option<ApproximateDate>,
+}
+
+impl Facets {
+    /// Whether the record is marked RESTRICTED.
+    pub fn restricted(&self) -> bool {
+        self.sensitivity == crate::proto::Sensitivity::Restricted as i32
+    }
+
+    /// What the record is on `day`: the same answer as [`into_day`] gives
+    /// of the whole record (`None`: absent; the record unchanged: as kept).
+    pub fn on_day(&self, day: Date) -> OnDay {
+        let mut projected = false;
+        if !self.status_history.is_empty() {
+            let Some(entry) = self
+                .status_history
+                .iter()
+                .rev()
+                .find(|s| started(s.effective.as_ref(), day))
+            else {
+                return OnDay::Absent;
+            };
+            projected = self.status != entry.status
+                || self.status_date != entry.effective
+                || self
+                    .status_history
+                    .iter()
+                    .any(|h| !started(h.effective.as_ref(), day));
+        }
+        let met = |status: i32| {
+            matches!(
+                MilestoneStatus::try_from(status),
+                Ok(MilestoneStatus::Met | MilestoneStatus::PartiallyMet)
+            )
+        };
+        projected |= self
+            .milestones
+            .iter()
+            .any(|m| met(m.status) && !started(m.date_met.as_ref(), day));
+        projected |= self
+            .progress_updates
+            .iter()
+            .any(|u| !started(u.as_of.as_ref(), day));
+        projected |= self.funding.iter().any(|c| !started(c.date.as_ref(), day));
+        if projected {
+            OnDay::Projected
+        } else {
+            OnDay::AsKept
+        }
+    }
+}
+
 /// The record as it stands after every dated fact: what the counters of
 /// "today" hold when no fact is dated in the future.
 pub fn at_the_end(init: &Initiative) -> Option<Initiative> {
@@ -232,6 +349,83 @@ mod tests {
                 date!(2024 - 09 - 01),
                 date!(2025 - 03 - 01)
             ]
+        );
+    }
+
+    /// The facets read from a record's encoding say what [`into_day`]
+    /// does to it, on every day around its facts, for records with and
+    /// without history, with a status out of step with its history, and
+    /// with each kind of fact dated later than the rest.
+    #[test]
+    fn the_facets_of_an_encoding_agree_with_the_projection() {
+        use prost::Message;
+        let mut records = vec![bioeconomy()];
+        let mut no_history = bioeconomy();
+        no_history.status_history.clear();
+        records.push(no_history);
+        let mut out_of_step = bioeconomy();
+        out_of_step.status = LifecycleStatus::Completed as i32;
+        records.push(out_of_step);
+        let mut other_date = bioeconomy();
+        other_date.status_date = Some(month(2024, 5));
+        records.push(other_date);
+        let mut late_met = bioeconomy();
+        late_met.milestones[0].date_met = Some(month(2027, 1));
+        late_met.milestones.push(Milestone {
+            id: "open".into(),
+            status: MilestoneStatus::Scheduled as i32,
+            date_met: Some(month(2030, 1)),
+            ..Default::default()
+        });
+        records.push(late_met);
+        let mut partly = bioeconomy();
+        partly.milestones[0].status = MilestoneStatus::PartiallyMet as i32;
+        records.push(partly);
+        let mut late_progress = bioeconomy();
+        late_progress.progress_updates[0].as_of = Some(quarter(2028, 3));
+        records.push(late_progress);
+        let mut late_money = bioeconomy();
+        late_money.funding[1].date = Some(month(2029, 12));
+        records.push(late_money);
+        let mut restricted = bioeconomy();
+        restricted.sensitivity = crate::proto::Sensitivity::Restricted as i32;
+        records.push(restricted);
+        records.push(Initiative::default());
+        let days = [
+            date!(1999 - 01 - 01),
+            date!(2023 - 12 - 07),
+            date!(2023 - 12 - 08),
+            date!(2024 - 04 - 01),
+            date!(2024 - 05 - 31),
+            date!(2024 - 06 - 01),
+            date!(2025 - 03 - 01),
+            date!(2026 - 01 - 01),
+            date!(2027 - 01 - 01),
+            date!(2028 - 07 - 01),
+            date!(2029 - 12 - 01),
+            date!(2031 - 01 - 01),
+        ];
+        let (mut absent, mut kept, mut projected) = (0, 0, 0);
+        for record in &records {
+            let facets = Facets::decode(record.encode_to_vec().as_slice()).unwrap();
+            assert_eq!(facets.restricted(), crate::auth::is_restricted(record));
+            for day in days {
+                let expected = match into_day(record.clone(), day) {
+                    None => OnDay::Absent,
+                    Some(r) if &r == record => OnDay::AsKept,
+                    Some(_) => OnDay::Projected,
+                };
+                assert_eq!(facets.on_day(day), expected, "{record:?} on {day}");
+                match expected {
+                    OnDay::Absent => absent += 1,
+                    OnDay::AsKept => kept += 1,
+                    OnDay::Projected => projected += 1,
+                }
+            }
+        }
+        assert!(
+            absent > 0 && kept > 0 && projected > 0,
+            "{absent} {kept} {projected}"
         );
     }
 

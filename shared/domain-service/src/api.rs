@@ -6,9 +6,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cetrack_contract::proto::domain_service_server::DomainService;
 use cetrack_contract::proto::store_admin_service_server::StoreAdminService;
 use cetrack_contract::proto::{BackupChunk, BackupStoreRequest};
+use cetrack_contract::served::domain_service_server::DomainService;
+use cetrack_contract::wire::ListInitiativesResponse;
 use cetrack_contract::Error;
 use cetrack_server::auth::caller;
 use cetrack_server::deadline::grpc_timeout;
@@ -20,8 +21,8 @@ use crate::core::{DomainCore, Written};
 use cetrack_contract::proto::{
     AddProgressUpdateRequest, Change, CreateInitiativeRequest, DeleteInitiativeRequest,
     DomainSummary, GetDomainSummaryRequest, GetInitiativeRequest, Initiative, ListHistoryRequest,
-    ListHistoryResponse, ListInitiativesRequest, ListInitiativesResponse, UpdateInitiativeRequest,
-    UpdateMilestoneRequest, WatchChangesRequest,
+    ListHistoryResponse, ListInitiativesRequest, UpdateInitiativeRequest, UpdateMilestoneRequest,
+    WatchChangesRequest,
 };
 
 /// The gRPC face of one domain service.

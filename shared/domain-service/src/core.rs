@@ -18,12 +18,13 @@ use cetrack_contract::pagination::{self, PageToken};
 use cetrack_contract::proto::{
     AddProgressUpdateRequest, Change, ChangeType, CreateInitiativeRequest, DeleteInitiativeRequest,
     DomainSummary, GetDomainSummaryRequest, GetInitiativeRequest, Initiative, ListHistoryRequest,
-    ListHistoryResponse, ListInitiativesRequest, ListInitiativesResponse, UpdateInitiativeRequest,
-    UpdateMilestoneRequest, WatchChangesRequest,
+    ListHistoryResponse, ListInitiativesRequest, UpdateInitiativeRequest, UpdateMilestoneRequest,
+    WatchChangesRequest,
 };
 use cetrack_contract::requests::Served;
 use cetrack_contract::rules;
 use cetrack_contract::validate::{self, Violations};
+use cetrack_contract::wire::ListInitiativesResponse;
 use cetrack_server::streams::StreamLimits;
 use cetrack_store::{Idempotency, Page, Plan, Store};
 
@@ -211,7 +212,8 @@ impl DomainCore {
             .ok_or_else(|| not_found(&req.name))
     }
 
-    /// ListInitiatives: any role; what the caller may see.
+    /// ListInitiatives: any role; what the caller may see, each record as
+    /// the store encoded it.
     pub async fn list(
         &self,
         caller: &Caller,
@@ -238,11 +240,7 @@ impl DomainCore {
                 // A position after the last record returned is one the
                 // caller saw; any other (the page ended on its budget of
                 // records examined) may name one they may not see: sealed.
-                let returned = page
-                    .items
-                    .last()
-                    .is_some_and(|i| i.name.rsplit('/').next() == Some(last_id.as_str()));
-                if returned {
+                if page.resumes_after_returned {
                     token.last_id = last_id;
                 } else {
                     token.sealed = self.sealer.seal(&last_id, checked.fingerprint)?;

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cetrack_contract::proto::domain_service_server::DomainServiceServer;
 use cetrack_contract::proto::store_admin_service_server::StoreAdminServiceServer;
+use cetrack_contract::served::domain_service_server::DomainServiceServer;
 use cetrack_contract::Domain;
 use cetrack_server::auth::{Auth, AuthArgs};
 use cetrack_server::metrics::{

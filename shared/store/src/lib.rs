@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use prost::bytes::Bytes;
 use prost::Message;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
@@ -31,6 +32,7 @@ use cetrack_contract::pagination;
 use cetrack_contract::proto::{Change, ChangeType, DomainSummary, Initiative, StatusChange};
 use cetrack_contract::rules::{self, Filter};
 use cetrack_contract::summary::{self, LastChange, OrganizationLabel, SummaryWindow, Visibility};
+use cetrack_contract::valid_time::{Facets, OnDay};
 
 use commit::{Failure, Faults, GroupCommit};
 use snapshot::{Capture, Captures};
@@ -273,24 +275,40 @@ pub struct Page<T> {
     /// of records examined, the last one examined (which the filter, or the
     /// caller's clearance, may have left out).
     pub resume_after: Option<String>,
+    /// Whether `resume_after` names an item this page returned (one the
+    /// caller saw).
+    pub resumes_after_returned: bool,
+}
+
+/// A record a list walk came to.
+enum Found {
+    /// Gone since its index entry was read.
+    Gone,
+    /// The record as the store keeps it (its encoding).
+    Kept(sled::IVec),
+    /// A version from the history (as known on a past day).
+    Version(Box<Initiative>),
 }
 
 /// A page of a list being filled: [`Store::list`]'s bounds in one place.
 struct Filling<'a> {
     filter: &'a Filter,
+    /// The day the filter speaks for.
+    day: Date,
     limit: usize,
     examined: usize,
     bytes: usize,
     last_id: Option<String>,
     /// The id of the last record put in the page.
     last_returned: Option<String>,
-    page: Page<Initiative>,
+    page: Page<Bytes>,
 }
 
 impl<'a> Filling<'a> {
     fn new(filter: &'a Filter, limit: usize) -> Self {
         Self {
             filter,
+            day: filter.day(),
             limit,
             examined: 0,
             bytes: 0,
@@ -300,14 +318,44 @@ impl<'a> Filling<'a> {
         }
     }
 
-    /// Offers the record `id` (`None`: gone since its index entry was
-    /// read); true when the page is complete: `limit` records, the next
-    /// would take it past [`pagination::MAX_PAGE_BYTES`], or
-    /// [`pagination::MAX_EXAMINED`] records were looked at.
-    fn offer(&mut self, id: &str, init: Option<Initiative>) -> bool {
+    /// The encoding to return of a record found, if it passes the filter:
+    /// a kept record that is on the filter's day what it is kept as is
+    /// passed on as stored (its facets say so, read without the rest, and
+    /// the whole record is read only when the filter looks at more than
+    /// the day and the caller's clearance); any other is projected to the
+    /// day and encoded.
+    fn pick(&self, found: Found) -> Result<Option<Bytes>> {
+        let f = self.filter;
+        let projected = |init: Initiative| f.select(init).map(|i| Bytes::from(i.encode_to_vec()));
+        match found {
+            Found::Gone => Ok(None),
+            Found::Version(init) => Ok(projected(*init)),
+            Found::Kept(bytes) => {
+                let facets: Facets = decode(&bytes)?;
+                if f.hide_restricted && facets.restricted() {
+                    return Ok(None);
+                }
+                match facets.on_day(self.day) {
+                    OnDay::Absent => Ok(None),
+                    OnDay::AsKept => {
+                        if f.reads_records() && !f.matches(&decode(&bytes)?) {
+                            return Ok(None);
+                        }
+                        Ok(Some(Bytes::from_owner(bytes)))
+                    }
+                    OnDay::Projected => Ok(projected(decode(&bytes)?)),
+                }
+            }
+        }
+    }
+
+    /// Offers the record `id`; true when the page is complete: `limit`
+    /// records, the next would take it past [`pagination::MAX_PAGE_BYTES`],
+    /// or [`pagination::MAX_EXAMINED`] records were looked at.
+    fn offer(&mut self, id: &str, found: Found) -> Result<bool> {
         self.examined += 1;
-        if let Some(init) = init.and_then(|i| self.filter.select(i)) {
-            let size = init.encoded_len();
+        if let Some(encoded) = self.pick(found)? {
+            let size = encoded.len();
             let full = self.page.items.len() == self.limit
                 || (!self.page.items.is_empty() && self.bytes + size > pagination::MAX_PAGE_BYTES);
             if full {
@@ -316,19 +364,21 @@ impl<'a> Filling<'a> {
                 // may not see: a position there would name it).
                 self.page.more = true;
                 self.page.resume_after = self.last_returned.take();
-                return true;
+                self.page.resumes_after_returned = true;
+                return Ok(true);
             }
             self.bytes += size;
-            self.page.items.push(init);
+            self.page.items.push(encoded);
             self.last_returned = Some(id.to_string());
         }
         self.last_id = Some(id.to_string());
         if self.examined >= pagination::MAX_EXAMINED {
             self.page.more = true;
+            self.page.resumes_after_returned = self.last_returned == self.last_id;
             self.page.resume_after = self.last_id.take();
-            return true;
+            return Ok(true);
         }
-        false
+        Ok(false)
     }
 }
 
@@ -1032,13 +1082,15 @@ impl Store {
     }
 
     /// Up to `limit` initiatives matching `filter`, in id order, after
-    /// `after_id`. Uses the most selective index the filter allows.
+    /// `after_id`, each encoded (a record that is today what it is kept as
+    /// is passed on as stored). Uses the most selective index the filter
+    /// allows.
     pub fn list(
         &self,
         filter: &Filter,
         after_id: Option<&str>,
         limit: usize,
-    ) -> Result<Page<Initiative>> {
+    ) -> Result<Page<Bytes>> {
         let s = &*self.inner;
         s.sound()?;
         // Every index the filter could walk; the one with the fewest entries
@@ -1066,10 +1118,21 @@ impl Store {
         if let Some(day) = filter.known_on {
             let known = self.revision_known_on(day)?;
             let hide = filter.hide_restricted;
+            let mut failed = None;
             self.versions_known(known, after_id, |id, version, restricted_now| {
-                page.offer(id, version.filter(|_| !(hide && restricted_now)))
+                let found = match version.filter(|_| !(hide && restricted_now)) {
+                    Some(v) => Found::Version(Box::new(v)),
+                    None => Found::Gone,
+                };
+                page.offer(id, found).unwrap_or_else(|e| {
+                    failed = Some(e);
+                    true
+                })
             })?;
-            return Ok(page.page);
+            return match failed {
+                Some(e) => Err(e),
+                None => Ok(page.page),
+            };
         }
         match prefix {
             None => {
@@ -1082,7 +1145,7 @@ impl Store {
                     .range::<Vec<u8>, _>((start, Bound::Unbounded))
                 {
                     let (k, v) = kv.map_err(storage)?;
-                    if page.offer(&String::from_utf8_lossy(&k), Some(decode(&v)?)) {
+                    if page.offer(&String::from_utf8_lossy(&k), Found::Kept(v))? {
                         break;
                     }
                 }
@@ -1105,8 +1168,11 @@ impl Store {
                         break;
                     };
                     // The record may have changed since the index entry was read.
-                    let id = String::from_utf8_lossy(id);
-                    if page.offer(&id, self.get(&id)?) {
+                    let found = match s.tree(Tree::Records).get(id).map_err(storage)? {
+                        Some(v) => Found::Kept(v),
+                        None => Found::Gone,
+                    };
+                    if page.offer(&String::from_utf8_lossy(id), found)? {
                         break;
                     }
                 }

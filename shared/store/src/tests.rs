@@ -838,7 +838,7 @@ async fn a_list_walks_its_most_selective_index_and_pages_the_same() {
     let mut ids = Vec::new();
     loop {
         let page = store.list(&filter, after.as_deref(), 1).unwrap();
-        ids.extend(page.items.iter().map(|i| i.name.clone()));
+        ids.extend(records(&page).into_iter().map(|i| i.name));
         if !page.more {
             break;
         }
@@ -847,10 +847,140 @@ async fn a_list_walks_its_most_selective_index_and_pages_the_same() {
     assert_eq!(ids.len(), 3, "{ids:?}");
     let all = store.list(&filter, None, 50).unwrap();
     assert_eq!(
-        all.items
-            .iter()
-            .map(|i| i.title.clone())
+        records(&all)
+            .into_iter()
+            .map(|i| i.title)
             .collect::<Vec<_>>(),
         vec!["Record 3", "Record 11", "Record 17"]
+    );
+}
+
+/// The records of a list page, decoded.
+fn records(page: &Page<Bytes>) -> Vec<Initiative> {
+    page.items
+        .iter()
+        .map(|b| Initiative::decode(b.as_ref()).expect("a listed record decodes"))
+        .collect()
+}
+
+/// A list passes a record that is today what it is kept as on as the
+/// store keeps it, byte for byte; a record with a fact dated after today
+/// is listed as it stands today (without that fact), one whose first status
+/// takes effect later is not listed, a restricted one only to the cleared,
+/// and a filter on the record's contents still applies.
+#[tokio::test]
+async fn a_list_passes_kept_records_on_and_projects_the_others() {
+    use cetrack_contract::proto::{ApproximateDate, DatePrecision, FundingCommitment, Sensitivity};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(Domain::Energy, dir.path()).unwrap();
+    let next_year = cetrack_contract::dates::today().year() + 1;
+    let year = |y: i32| ApproximateDate {
+        precision: DatePrecision::Year as i32,
+        year: y,
+        ..Default::default()
+    };
+    let plain = Initiative {
+        title: "plain".into(),
+        topics: vec!["t".into()],
+        ..Default::default()
+    };
+    let restricted = Initiative {
+        title: "restricted".into(),
+        sensitivity: Sensitivity::Restricted as i32,
+        ..Default::default()
+    };
+    let later_money = Initiative {
+        title: "later money".into(),
+        topics: vec!["t".into()],
+        funding: vec![
+            FundingCommitment::default(),
+            FundingCommitment {
+                date: Some(year(next_year)),
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    };
+    let not_yet = Initiative {
+        title: "not yet".into(),
+        status_history: vec![StatusChange {
+            status: 1,
+            effective: Some(year(next_year)),
+            record_time: None,
+        }],
+        ..Default::default()
+    };
+    for (id, record) in [
+        ("a", plain),
+        ("b", restricted),
+        ("c", later_money),
+        ("d", not_yet),
+    ] {
+        store
+            .write(id, None, "test", move |_| {
+                Ok(Plan::Put {
+                    record: record.clone(),
+                    change_type: ChangeType::Created,
+                })
+            })
+            .await
+            .unwrap();
+    }
+    let kept = |id: &str| store.get(id).unwrap().unwrap();
+
+    let cleared = store.list(&Filter::default(), None, 10).unwrap();
+    let listed = records(&cleared);
+    assert_eq!(
+        listed.iter().map(|i| i.title.as_str()).collect::<Vec<_>>(),
+        vec!["plain", "restricted", "later money"]
+    );
+    assert_eq!(
+        cleared.items[0].as_ref(),
+        kept("a").encode_to_vec().as_slice()
+    );
+    assert_eq!(
+        cleared.items[1].as_ref(),
+        kept("b").encode_to_vec().as_slice()
+    );
+    assert_eq!(kept("c").funding.len(), 2);
+    assert_eq!(
+        listed[2].funding.len(),
+        1,
+        "the money dated next year is not counted today"
+    );
+    assert!(
+        listed[2].etag.is_empty(),
+        "a projection is not the record to update"
+    );
+
+    let uncleared = Filter {
+        hide_restricted: true,
+        ..Default::default()
+    };
+    let titles = |f: &Filter| {
+        records(&store.list(f, None, 10).unwrap())
+            .into_iter()
+            .map(|i| i.title)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(titles(&uncleared), vec!["plain", "later money"]);
+    let on_topic = Filter {
+        topic: Some("t".into()),
+        hide_restricted: true,
+        ..Default::default()
+    };
+    assert_eq!(titles(&on_topic), vec!["plain", "later money"]);
+    let by_text = Filter {
+        text: Some("money".into()),
+        ..Default::default()
+    };
+    assert_eq!(titles(&by_text), vec!["later money"]);
+    let next_year_day = Filter {
+        as_of: time::Date::from_calendar_date(next_year, time::Month::June, 1).ok(),
+        ..Default::default()
+    };
+    assert_eq!(
+        titles(&next_year_day),
+        vec!["plain", "restricted", "later money", "not yet"]
     );
 }
