@@ -129,8 +129,13 @@ pub fn milestone_open(m: &Milestone) -> bool {
 
 /// Whether a milestone is met or partially met.
 pub fn milestone_met(m: &Milestone) -> bool {
+    status_met(m.status)
+}
+
+/// Whether a milestone status counts as met (wholly or partly).
+pub fn status_met(status: i32) -> bool {
     matches!(
-        MilestoneStatus::try_from(m.status),
+        MilestoneStatus::try_from(status),
         Ok(MilestoneStatus::Met | MilestoneStatus::PartiallyMet)
     )
 }

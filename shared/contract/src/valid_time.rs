@@ -205,16 +205,10 @@ impl Facets {
                     .iter()
                     .any(|h| !started(h.effective.as_ref(), day));
         }
-        let met = |status: i32| {
-            matches!(
-                MilestoneStatus::try_from(status),
-                Ok(MilestoneStatus::Met | MilestoneStatus::PartiallyMet)
-            )
-        };
         projected |= self
             .milestones
             .iter()
-            .any(|m| met(m.status) && !started(m.date_met.as_ref(), day));
+            .any(|m| rules::status_met(m.status) && !started(m.date_met.as_ref(), day));
         projected |= self
             .progress_updates
             .iter()

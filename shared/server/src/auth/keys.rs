@@ -239,6 +239,29 @@ impl LocalKeys {
 mod tests {
     use super::*;
 
+    /// An authenticator trusting the keys of `made`.
+    fn authenticator(made: &LocalKeys) -> std::sync::Arc<crate::auth::Authenticator> {
+        crate::auth::Authenticator::load(crate::auth::JwtConfig {
+            keys: made.jwks_path(),
+            issuer: DEFAULT_ISSUER.into(),
+            audience: DEFAULT_AUDIENCE.into(),
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A viewer's token for a minute, signed with `key`.
+    fn viewer_token(key: &SigningKey) -> String {
+        key.issue(&claims(
+            "t",
+            None,
+            &[Role::Viewer],
+            None,
+            Clearance::Public,
+            Duration::from_secs(60),
+        ))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     #[test]
     fn local_keys_persist_and_sign_verifiable_tokens() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -262,25 +285,11 @@ mod tests {
                 Duration::from_secs(60),
             ))
             .unwrap_or_else(|e| panic!("{e}"));
-        let auth = crate::auth::Authenticator::load(crate::auth::JwtConfig {
-            keys: made.jwks_path(),
-            issuer: DEFAULT_ISSUER.into(),
-            audience: DEFAULT_AUDIENCE.into(),
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+        let auth = authenticator(&made);
         let caller = auth.verify(&token).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(caller.sub, "t");
         assert_eq!(caller.org.as_deref(), Some("us-nsf"));
-        let other = SigningKey::generate()
-            .issue(&claims(
-                "t",
-                None,
-                &[Role::Viewer],
-                None,
-                Clearance::Public,
-                Duration::from_secs(60),
-            ))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let other = viewer_token(&SigningKey::generate());
         assert!(auth.verify(&other).is_err());
     }
 
@@ -289,23 +298,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let made =
             LocalKeys::open_or_create(&dir.path().join("auth")).unwrap_or_else(|e| panic!("{e}"));
-        let auth = crate::auth::Authenticator::load(crate::auth::JwtConfig {
-            keys: made.jwks_path(),
-            issuer: DEFAULT_ISSUER.into(),
-            audience: DEFAULT_AUDIENCE.into(),
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+        let auth = authenticator(&made);
         let stranger = SigningKey::generate();
-        let token = stranger
-            .issue(&claims(
-                "t",
-                None,
-                &[Role::Viewer],
-                None,
-                Clearance::Public,
-                Duration::from_secs(60),
-            ))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let token = viewer_token(&stranger);
         let first = auth.verify(&token).err();
         assert!(first.is_some());
         // Kept: asked again, the same answer without another check.
