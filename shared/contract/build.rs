@@ -48,6 +48,7 @@ fn main() -> anyhow::Result<()> {
             ".cet.v1.ListInitiativesResponse",
             "crate::wire::ListInitiativesResponse",
         )
+        .extern_path(".cet.v1.Initiative", "crate::wire::Initiative")
         .codec_path("crate::codec::Codec")
         .compile_fds(fds)?;
 

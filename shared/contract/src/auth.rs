@@ -195,7 +195,13 @@ impl Caller {
 
     /// Whether the caller may see `init`.
     pub fn may_see(&self, init: &Initiative) -> bool {
-        self.cleared() || !is_restricted(init)
+        self.may_see_marked(is_restricted(init))
+    }
+
+    /// Whether the caller may see a record that is marked RESTRICTED
+    /// (`restricted`) or not.
+    pub fn may_see_marked(&self, restricted: bool) -> bool {
+        self.cleared() || !restricted
     }
 
     /// The caller's organization when they report for it in `domain`.

@@ -48,8 +48,9 @@ pub mod proto {
 }
 
 /// The service traits and servers a server implements: those of [`proto`],
-/// except that ListInitiatives answers with [`wire::ListInitiativesResponse`]
-/// (records passed on as stored). Clients use [`proto`].
+/// except that a record is answered as [`wire::Initiative`] and a page of
+/// them as [`wire::ListInitiativesResponse`] (records passed on as stored).
+/// Clients use [`proto`].
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
 pub mod served {
     include!(concat!(env!("OUT_DIR"), "/served/cet.v1.rs"));

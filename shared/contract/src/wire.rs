@@ -5,7 +5,64 @@
 //! answers as the generated messages; only [`crate::served`] (the servers)
 //! speaks in these types.
 
-use prost::bytes::Bytes;
+use prost::bytes::{Buf, BufMut, Bytes};
+use prost::encoding::{DecodeContext, WireType};
+use prost::{DecodeError, Message};
+
+use crate::proto;
+
+/// `cet.v1.Initiative` as its encoding: what a server answers with a
+/// record it keeps (passed on as stored) or one it has (encoded once).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Initiative(Bytes);
+
+impl Initiative {
+    /// The record whose encoding is `encoded` (a valid encoding of
+    /// `cet.v1.Initiative`, as the store keeps it).
+    pub fn encoded(encoded: Bytes) -> Self {
+        Self(encoded)
+    }
+
+    /// The encoding.
+    pub fn bytes(&self) -> &Bytes {
+        &self.0
+    }
+}
+
+impl From<&proto::Initiative> for Initiative {
+    fn from(record: &proto::Initiative) -> Self {
+        Self(Bytes::from(record.encode_to_vec()))
+    }
+}
+
+impl Message for Initiative {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        buf.put_slice(&self.0);
+    }
+
+    /// Read as the generated message, kept as its encoding (a server only
+    /// sends these; reading one is for tests and tools).
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl Buf,
+        ctx: DecodeContext,
+    ) -> Result<(), DecodeError> {
+        let mut record = proto::Initiative::decode(self.0.as_ref())?;
+        record.merge_field(tag, wire_type, buf, ctx)?;
+        self.0 = Bytes::from(record.encode_to_vec());
+        Ok(())
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn clear(&mut self) {
+        self.0 = Bytes::new();
+    }
+}
 
 /// `cet.v1.ListInitiativesResponse` with each initiative as its encoding.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -22,8 +79,26 @@ pub struct ListInitiativesResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto;
-    use prost::Message;
+
+    /// A record sent as its encoding is read as the generated message, and
+    /// one read back is the same encoding.
+    #[test]
+    fn an_encoded_record_reads_as_the_generated_message() {
+        let record = proto::Initiative {
+            name: "domains/ai/initiatives/a".into(),
+            title: "A".into(),
+            topics: vec!["x".into(), "y".into()],
+            revision: 3,
+            ..Default::default()
+        };
+        let sent = Initiative::from(&record);
+        assert_eq!(sent.encoded_len(), record.encoded_len());
+        let bytes = sent.encode_to_vec();
+        assert_eq!(proto::Initiative::decode(bytes.as_slice()).unwrap(), record);
+        let read = Initiative::decode(bytes.as_slice()).unwrap();
+        assert_eq!(read.bytes().as_ref(), record.encode_to_vec().as_slice());
+        assert_eq!(Initiative::encoded(Bytes::from(bytes.clone())), read);
+    }
 
     /// A client reads the encoded answer as the generated message, record
     /// for record.

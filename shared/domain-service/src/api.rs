@@ -9,7 +9,7 @@ use std::time::Duration;
 use cetrack_contract::proto::store_admin_service_server::StoreAdminService;
 use cetrack_contract::proto::{BackupChunk, BackupStoreRequest};
 use cetrack_contract::served::domain_service_server::DomainService;
-use cetrack_contract::wire::ListInitiativesResponse;
+use cetrack_contract::wire::{self, ListInitiativesResponse};
 use cetrack_contract::Error;
 use cetrack_server::auth::caller;
 use cetrack_server::deadline::grpc_timeout;
@@ -20,7 +20,7 @@ use tonic::{Request, Response, Status};
 use crate::core::{DomainCore, Written};
 use cetrack_contract::proto::{
     AddProgressUpdateRequest, Change, CreateInitiativeRequest, DeleteInitiativeRequest,
-    DomainSummary, GetDomainSummaryRequest, GetInitiativeRequest, Initiative, ListHistoryRequest,
+    DomainSummary, GetDomainSummaryRequest, GetInitiativeRequest, ListHistoryRequest,
     ListHistoryResponse, ListInitiativesRequest, UpdateInitiativeRequest, UpdateMilestoneRequest,
     WatchChangesRequest,
 };
@@ -50,9 +50,10 @@ async fn reply<T>(call: impl std::future::Future<Output = Result<T, Error>>) -> 
 /// it is the replayed answer of an earlier request.
 async fn written(
     call: impl std::future::Future<Output = Result<Written, Error>>,
-) -> Reply<Initiative> {
+) -> Reply<wire::Initiative> {
     let w = call.await.map_err(Status::from)?;
-    Ok(replayed(Response::new(w.initiative), w.replayed))
+    let answer = wire::Initiative::from(&w.initiative);
+    Ok(replayed(Response::new(answer), w.replayed))
 }
 
 /// `response`, marked as replayed if it is.
@@ -68,12 +69,15 @@ fn replayed<T>(mut response: Response<T>, replayed: bool) -> Response<T> {
 
 #[tonic::async_trait]
 impl DomainService for DomainApi {
-    async fn create_initiative(&self, r: Request<CreateInitiativeRequest>) -> Reply<Initiative> {
+    async fn create_initiative(
+        &self,
+        r: Request<CreateInitiativeRequest>,
+    ) -> Reply<wire::Initiative> {
         let who = caller(&r)?;
         written(self.core.create(&who, r.into_inner())).await
     }
 
-    async fn get_initiative(&self, r: Request<GetInitiativeRequest>) -> Reply<Initiative> {
+    async fn get_initiative(&self, r: Request<GetInitiativeRequest>) -> Reply<wire::Initiative> {
         let who = caller(&r)?;
         reply(self.core.get(&who, r.into_inner())).await
     }
@@ -86,7 +90,10 @@ impl DomainService for DomainApi {
         reply(self.core.list(&who, r.into_inner())).await
     }
 
-    async fn update_initiative(&self, r: Request<UpdateInitiativeRequest>) -> Reply<Initiative> {
+    async fn update_initiative(
+        &self,
+        r: Request<UpdateInitiativeRequest>,
+    ) -> Reply<wire::Initiative> {
         let who = caller(&r)?;
         written(self.core.update(&who, r.into_inner())).await
     }
@@ -107,12 +114,18 @@ impl DomainService for DomainApi {
         ))
     }
 
-    async fn add_progress_update(&self, r: Request<AddProgressUpdateRequest>) -> Reply<Initiative> {
+    async fn add_progress_update(
+        &self,
+        r: Request<AddProgressUpdateRequest>,
+    ) -> Reply<wire::Initiative> {
         let who = caller(&r)?;
         written(self.core.add_progress_update(&who, r.into_inner())).await
     }
 
-    async fn update_milestone(&self, r: Request<UpdateMilestoneRequest>) -> Reply<Initiative> {
+    async fn update_milestone(
+        &self,
+        r: Request<UpdateMilestoneRequest>,
+    ) -> Reply<wire::Initiative> {
         let who = caller(&r)?;
         written(self.core.update_milestone(&who, r.into_inner())).await
     }

@@ -24,7 +24,7 @@ use cetrack_contract::proto::{
 use cetrack_contract::requests::Served;
 use cetrack_contract::rules;
 use cetrack_contract::validate::{self, Violations};
-use cetrack_contract::wire::ListInitiativesResponse;
+use cetrack_contract::wire::{self, ListInitiativesResponse};
 use cetrack_server::streams::StreamLimits;
 use cetrack_store::{Idempotency, Page, Plan, Store};
 
@@ -199,16 +199,22 @@ impl DomainCore {
     }
 
     /// GetInitiative: any role; a record the caller may not see does not
-    /// exist for them.
-    pub async fn get(&self, caller: &Caller, req: GetInitiativeRequest) -> Result<Initiative> {
+    /// exist for them. The record as the store encoded it.
+    pub async fn get(
+        &self,
+        caller: &Caller,
+        req: GetInitiativeRequest,
+    ) -> Result<wire::Initiative> {
         caller.check_read(self.domain)?;
         let name = self.served().get(&req)?;
         // One key of one tree: sled answers it from its page cache in
         // microseconds, so it is read here rather than handed to a blocking
-        // thread (the hop cost more than the read).
+        // thread (the hop cost more than the read). Passed on as stored:
+        // only its marking is read.
         self.store
-            .get(&name.id)?
-            .filter(|i| caller.may_see(i))
+            .get_encoded(&name.id)?
+            .filter(|(_, facets)| caller.may_see_marked(facets.restricted()))
+            .map(|(encoded, _)| wire::Initiative::encoded(encoded))
             .ok_or_else(|| not_found(&req.name))
     }
 

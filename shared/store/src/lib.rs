@@ -1081,6 +1081,24 @@ impl Store {
         }
     }
 
+    /// The current version of initiative `id` as the store encoded it, with
+    /// its facets (read from that encoding, the rest skipped).
+    pub fn get_encoded(&self, id: &str) -> Result<Option<(Bytes, Facets)>> {
+        self.inner.sound()?;
+        match self
+            .inner
+            .tree(Tree::Records)
+            .get(id.as_bytes())
+            .map_err(storage)?
+        {
+            Some(b) => {
+                let facets = decode(&b)?;
+                Ok(Some((Bytes::from_owner(b), facets)))
+            }
+            None => Ok(None),
+        }
+    }
+
     /// Up to `limit` initiatives matching `filter`, in id order, after
     /// `after_id`, each encoded (a record that is today what it is kept as
     /// is passed on as stored). Uses the most selective index the filter

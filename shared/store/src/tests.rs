@@ -863,8 +863,8 @@ fn records(page: &Page<Bytes>) -> Vec<Initiative> {
         .collect()
 }
 
-/// A list passes a record that is today what it is kept as on as the
-/// store keeps it, byte for byte; a record with a fact dated after today
+/// A read and a list pass a record that is today what it is kept as on as
+/// the store keeps it, byte for byte; a record with a fact dated after today
 /// is listed as it stands today (without that fact), one whose first status
 /// takes effect later is not listed, a restricted one only to the cleared,
 /// and a filter on the record's contents still applies.
@@ -927,6 +927,13 @@ async fn a_list_passes_kept_records_on_and_projects_the_others() {
             .unwrap();
     }
     let kept = |id: &str| store.get(id).unwrap().unwrap();
+
+    // A record read alone comes as stored too, with its marking.
+    let (encoded, facets) = store.get_encoded("b").unwrap().unwrap();
+    assert_eq!(encoded.as_ref(), kept("b").encode_to_vec().as_slice());
+    assert!(facets.restricted());
+    assert!(!store.get_encoded("a").unwrap().unwrap().1.restricted());
+    assert!(store.get_encoded("z").unwrap().is_none());
 
     let cleared = store.list(&Filter::default(), None, 10).unwrap();
     let listed = records(&cleared);
