@@ -289,6 +289,123 @@ async fn the_writes_of_one_transaction_see_each_other_and_are_refused_alone() {
     assert_eq!(store.history("a", 0, 10, |_| true).unwrap().items.len(), 2);
 }
 
+/// A record that moves many counters: a status, an instrument, two
+/// organizations (labels), funding and an open milestone due on a day.
+fn counted(org: &str, name: &str, status: i32, usd: i64) -> Initiative {
+    use cetrack_contract::proto::{
+        ApproximateDate, DatePrecision, FundingCommitment, Milestone, Money, Organization,
+        Participant,
+    };
+    let participant = |id: &str, name: &str, country: &str| Participant {
+        organization: Some(Organization {
+            id: id.into(),
+            name: name.into(),
+            country_code: country.into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Initiative {
+        title: format!("With {name}"),
+        status,
+        instrument: 2,
+        participants: vec![
+            participant(org, name, "US"),
+            participant("kr-msit", "MSIT", "KR"),
+        ],
+        funding: vec![FundingCommitment {
+            amount: Some(Money {
+                currency_code: "USD".into(),
+                units: usd,
+                nanos: 0,
+            }),
+            ..Default::default()
+        }],
+        milestones: vec![Milestone {
+            id: "launch".into(),
+            due: Some(ApproximateDate {
+                precision: DatePrecision::Month as i32,
+                year: 2031,
+                month: 6,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// What a batch writes once for all its writes (the counters they move, the
+/// labels they record, the last revision) is what the same writes made one
+/// by one would leave: the summary from the counters, kept and read again
+/// after a reopen, is the summary counted record by record, the labels are
+/// the last ones recorded, and the next write takes the next revision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_writes_its_shared_counters_once_as_its_writes_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(Domain::Energy, dir.path()).unwrap();
+    let set = |record: Initiative| {
+        move |_: Option<&Initiative>| {
+            Ok(Plan::Put {
+                record: record.clone(),
+                change_type: ChangeType::Updated,
+            })
+        }
+    };
+    // Counters moved up and down inside one batch, one back to nothing (a
+    // record created and deleted), a label recorded twice, a refused write
+    // among them.
+    let answers = store.inner.apply_batch(&[
+        request("a", None, set(counted("us-doe", "DOE", 1, 10))),
+        request("b", None, set(counted("us-doe", "U.S. DOE", 1, 5))),
+        request("c", None, set(counted("us-nsf", "NSF", 2, 7))),
+        request("refused", None, |_| {
+            Err(Error::FailedPrecondition("refused by its plan".into()))
+        }),
+        request("a", None, set(counted("us-doe", "U.S. DOE", 3, 12))),
+        request("c", None, |_| Ok(Plan::Delete)),
+    ]);
+    let revisions: Vec<Option<u64>> = answers
+        .into_iter()
+        .map(|a| match a {
+            Ok(Outcome::Written(c)) => Some(c.revision as u64),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        revisions,
+        [Some(1), Some(2), Some(3), None, Some(4), Some(5)]
+    );
+    let window = SummaryWindow {
+        as_of: time::macros::date!(2031 - 05 - 20),
+        due_within_days: 30,
+    };
+    let from_counters = store.summary(window, true).unwrap();
+    let counted_now = store.summary_scan(window, true, None, None).unwrap();
+    assert_eq!(from_counters, counted_now);
+    assert_eq!(from_counters.initiative_count, 2);
+    assert_eq!(from_counters.last_revision, 5);
+    assert!(from_counters
+        .organizations
+        .iter()
+        .any(|o| o.name == "U.S. DOE"));
+    assert!(!from_counters.organizations.iter().any(|o| o.name == "DOE"));
+    drop(store);
+
+    // What was kept: the same, and the revisions go on from the last.
+    let store = open(Domain::Energy, dir.path()).unwrap();
+    assert_eq!(store.summary(window, true).unwrap(), from_counters);
+    assert_eq!(
+        store.summary_scan(window, true, None, None).unwrap(),
+        from_counters
+    );
+    let next = store
+        .write("d", None, "test", set(counted("us-nsf", "NSF", 1, 1)))
+        .await
+        .unwrap();
+    assert_eq!(revision_of(next), 6);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_change_log_shows_nothing_above_the_durable_watermark() {
     let dir = tempfile::tempdir().unwrap();

@@ -10,6 +10,13 @@
 //! `commit`), so that concurrent writers share both the transaction and the
 //! flush.
 //!
+//! What many writes of a batch share is written once, at the end of its
+//! transaction (see [`Tail`]): the summary counters they move (summed), the
+//! organization labels they record (the last one of each) and the domain's
+//! last revision and change time. A batch of creates touches the same few
+//! counters again and again; each key written once is a lookup and an
+//! insert the transaction does not repeat.
+//!
 //! Why one thread: sled 0.34.7 runs every transaction under one global
 //! lock that also stops every read of the process for as long as the
 //! transaction's closure runs, so writers gain nothing by running at once;
@@ -18,6 +25,7 @@
 //! lock and the log's batch seal once for many writes.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc, Weak};
@@ -32,6 +40,7 @@ use cetrack_contract::error::{Error, Result};
 use cetrack_contract::proto::{Change, ChangeType, Initiative};
 use cetrack_contract::rules;
 use cetrack_contract::summary::{self, LastChange};
+use pbjson_types::Timestamp;
 
 use crate::snapshot::Capture;
 use crate::{
@@ -206,9 +215,11 @@ impl Inner {
         let done: RefCell<Vec<Result<Done>>> = RefCell::new(Vec::new());
         let committed = self.trees.as_slice().transaction(|tx| {
             let mut answers = Vec::with_capacity(requests.len());
+            let mut tail = Tail::default();
             for r in requests {
-                answers.push(apply(tx, &caps, r)?);
+                answers.push(apply(tx, &caps, &mut tail, r)?);
             }
+            tail.write(tx, &caps)?;
             *done.borrow_mut() = answers;
             Ok(())
         });
@@ -242,13 +253,90 @@ impl Inner {
     }
 }
 
+/// What the writes of one transaction leave to its end, each key written
+/// once for all of them: counters moved by more than one write are moved
+/// once by the sum, a label recorded twice is recorded as the later one, and
+/// the domain's last revision and change time are the last write's.
+#[derive(Default)]
+struct Tail {
+    /// Summary counter key -> the sum of the writes' moves.
+    counters: BTreeMap<Vec<u8>, i128>,
+    /// Organization label key -> the last label recorded.
+    labels: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// The last revision written and its time.
+    last: Option<(u64, Timestamp)>,
+}
+
+impl Tail {
+    /// The revision the next write takes.
+    fn next_revision(
+        &self,
+        meta: &TransactionalTree,
+    ) -> std::result::Result<u64, sled::transaction::UnabortableTransactionError> {
+        Ok(match self.last {
+            Some((rev, _)) => rev,
+            None => u64_of(&meta.get(META_REVISION)?.unwrap_or_default()),
+        } + 1)
+    }
+
+    /// Records what a write applied.
+    fn add(&mut self, applied: &Applied, revision: u64, now: Timestamp) {
+        for (k, d) in &applied.delta {
+            *self.counters.entry(k.clone()).or_default() += d;
+        }
+        self.labels.extend(applied.labels.iter().cloned());
+        self.last = Some((revision, now));
+    }
+
+    /// Writes it, at the end of the transaction.
+    fn write(
+        &self,
+        tx: &[TransactionalTree],
+        caps: &[Arc<Capture>],
+    ) -> ConflictableTransactionResult<(), Error> {
+        let keep =
+            |tx: &TransactionalTree, tree: Tree, key: &[u8]| keep_pre_image(caps, tx, tree, key);
+        let (summary, labels, meta) = (
+            at(tx, Tree::Summary),
+            at(tx, Tree::Labels),
+            at(tx, Tree::Meta),
+        );
+        for (k, d) in self.counters.iter().filter(|(_, d)| **d != 0) {
+            let v = summary.get(k)?.map(|b| counter(&b)).unwrap_or(0) + d;
+            keep(summary, Tree::Summary, k)?;
+            if v == 0 {
+                summary.remove(k.as_slice())?;
+            } else {
+                summary.insert(k.as_slice(), &v.to_be_bytes())?;
+            }
+        }
+        for (key, label) in &self.labels {
+            keep(labels, Tree::Labels, key)?;
+            labels.insert(key.as_slice(), label.as_slice())?;
+        }
+        if let Some((revision, now)) = &self.last {
+            keep(meta, Tree::Meta, META_REVISION)?;
+            meta.insert(META_REVISION, &revision.to_be_bytes())?;
+            keep(meta, Tree::Meta, META_TIME)?;
+            meta.insert(META_TIME, timestamp_bytes(now))?;
+        }
+        Ok(())
+    }
+}
+
 /// The caller's error of one write (the write changes nothing; the batch
 /// goes on), or what the transaction met (the batch is tried again or
 /// fails whole).
 type Applying = ConflictableTransactionResult<Result<Done>, Error>;
 
-/// Applies one write in transaction `tx`.
-fn apply(tx: &[TransactionalTree], caps: &[Arc<Capture>], r: &Request) -> Applying {
+/// Applies one write in transaction `tx`, leaving what the batch shares to
+/// `tail`.
+fn apply(
+    tx: &[TransactionalTree],
+    caps: &[Arc<Capture>],
+    tail: &mut Tail,
+    r: &Request,
+) -> Applying {
     /// The caller's error: this write stops here, having written nothing.
     macro_rules! refuse {
         ($e:expr) => {
@@ -274,12 +362,7 @@ fn apply(tx: &[TransactionalTree], caps: &[Arc<Capture>], r: &Request) -> Applyi
         t(Tree::History),
         t(Tree::Changes),
     );
-    let (summary, labels, requests, meta) = (
-        t(Tree::Summary),
-        t(Tree::Labels),
-        t(Tree::Requests),
-        t(Tree::Meta),
-    );
+    let (requests, meta) = (t(Tree::Requests), t(Tree::Meta));
     let request_key = idempotency
         .as_ref()
         .map(|i| keys::request(i.method, &i.request_id));
@@ -311,7 +394,7 @@ fn apply(tx: &[TransactionalTree], caps: &[Arc<Capture>], r: &Request) -> Applyi
         Some(bytes) => Some(refuse!(decode(&bytes))),
         None => None,
     };
-    let revision = u64_of(&meta.get(META_REVISION)?.unwrap_or_default()) + 1;
+    let revision = tail.next_revision(meta)?;
     let (new, change_type) = match refuse!(plan(current.as_ref())) {
         Plan::Unchanged(i) => return Ok(Ok((Outcome::Unchanged(Box::new(i)), None))),
         Plan::Put {
@@ -377,24 +460,14 @@ fn apply(tx: &[TransactionalTree], caps: &[Arc<Capture>], r: &Request) -> Applyi
     keep(changes, Tree::Changes, &keys::revision(revision))?;
     changes.insert(&keys::revision(revision), change.encode_to_vec())?;
 
-    // Summary counters and organization labels.
-    let delta = summary::visible_delta(current.as_ref(), new.as_ref());
-    for (k, d) in &delta {
-        let v = summary.get(k)?.map(|b| counter(&b)).unwrap_or(0) + d;
-        keep(summary, Tree::Summary, k)?;
-        if v == 0 {
-            summary.remove(k.as_slice())?;
-        } else {
-            summary.insert(k.as_slice(), &v.to_be_bytes())?;
-        }
-    }
-    let new_labels = new.as_ref().map(label_entries).unwrap_or_default();
-    for (key, label) in &new_labels {
-        keep(labels, Tree::Labels, key)?;
-        labels.insert(key.as_slice(), label.as_slice())?;
-    }
+    // Summary counters and organization labels (written with the batch's).
+    let applied = Applied {
+        delta: summary::visible_delta(current.as_ref(), new.as_ref()),
+        labels: new.as_ref().map(label_entries).unwrap_or_default(),
+    };
+    tail.add(&applied, revision, now);
 
-    // The request id, then the domain's last revision.
+    // The request id.
     if let (Some(key), Some(i)) = (&request_key, idempotency) {
         let stored = StoredRequest {
             hash: request_hash(&i.fingerprint),
@@ -404,13 +477,5 @@ fn apply(tx: &[TransactionalTree], caps: &[Arc<Capture>], r: &Request) -> Applyi
         keep(requests, Tree::Requests, key)?;
         requests.insert(key.as_slice(), stored.encode_to_vec())?;
     }
-    keep(meta, Tree::Meta, META_REVISION)?;
-    meta.insert(META_REVISION, &revision.to_be_bytes())?;
-    keep(meta, Tree::Meta, META_TIME)?;
-    meta.insert(META_TIME, timestamp_bytes(&now))?;
-    let applied = Applied {
-        delta,
-        labels: new_labels,
-    };
     Ok(Ok((Outcome::Written(Box::new(change)), Some(applied))))
 }
