@@ -115,6 +115,7 @@ fn domain_of(method: &str, message: &[u8]) -> Result<Domain, Status> {
         "ListInitiatives" => by_parent(&first("ListInitiativesRequest")?),
         "GetDomainSummary" => by_parent(&first("GetDomainSummaryRequest")?),
         "WatchChanges" => by_parent(&first("WatchChangesRequest")?),
+        "ListDueMilestones" => by_parent(&first("ListDueMilestonesRequest")?),
         "GetInitiative" => by_name(&first("GetInitiativeRequest")?, "name"),
         "DeleteInitiative" => by_name(&first("DeleteInitiativeRequest")?, "name"),
         "AddProgressUpdate" => by_name(&first("AddProgressUpdateRequest")?, "name"),

@@ -149,8 +149,14 @@ fn h2load(
 
 /// Calls of `method` at the server `service` that ended other than OK, as
 /// its metrics count them.
-fn not_ok(metrics: &str, service: &str, method: &str) -> f64 {
-    metrics
+/// The calls of `method` that did not end OK, by status code.
+fn not_ok_codes(
+    metrics: &str,
+    service: &str,
+    method: &str,
+) -> std::collections::BTreeMap<String, f64> {
+    let mut codes = std::collections::BTreeMap::new();
+    for l in metrics
         .lines()
         .filter(|l| l.starts_with("cetrack_grpc_requests_total{"))
         .filter(|l| {
@@ -158,8 +164,22 @@ fn not_ok(metrics: &str, service: &str, method: &str) -> f64 {
                 && l.contains(&format!("method=\"{method}\""))
                 && !l.contains("code=\"OK\"")
         })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    {
+        let code = l
+            .split("code=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or("?");
+        if let Some(n) = l.rsplit(' ').next().and_then(|n| n.parse::<f64>().ok()) {
+            *codes.entry(code.to_string()).or_default() += n;
+        }
+    }
+    codes
+}
+
+/// How many calls of `method` did not end OK.
+fn not_ok(metrics: &str, service: &str, method: &str) -> f64 {
+    not_ok_codes(metrics, service, method).values().sum()
 }
 
 /// A measured run of `method` (`Service/Method`) at `addr`, checked: a
@@ -193,12 +213,18 @@ async fn checked(
             == 0.0
     })
     .await?;
-    let before = not_ok(&settled, service, name);
+    let before = not_ok_codes(&settled, service, name);
     let run = h2load(addr, &path, body, conns, streams, Load::Requests(requests))?;
-    let failed = not_ok(&scrape(metrics).await?, service, name) - before;
+    let mut failed = not_ok_codes(&scrape(metrics).await?, service, name);
+    for (code, n) in &before {
+        if let Some(after) = failed.get_mut(code) {
+            *after -= n;
+        }
+    }
+    failed.retain(|_, n| *n != 0.0);
     ensure!(
-        failed == 0.0,
-        "{method}: {failed} of {requests} calls did not end OK"
+        failed.is_empty(),
+        "{method}: of {requests} calls, these did not end OK: {failed:?}"
     );
     ensure!(
         run.done == requests,

@@ -239,6 +239,37 @@ pub fn quarter(y: i32, q: i32) -> ApproximateDate {
     }
 }
 
+/// An approximate date of MONTH precision.
+pub fn month(y: i32, m: i32) -> ApproximateDate {
+    ApproximateDate {
+        precision: DatePrecision::Month as i32,
+        year: y,
+        month: m,
+        ..Default::default()
+    }
+}
+
+/// An approximate date of DAY precision.
+pub fn on_day(y: i32, m: i32, d: i32) -> ApproximateDate {
+    ApproximateDate {
+        precision: DatePrecision::Day as i32,
+        year: y,
+        month: m,
+        day: d,
+        ..Default::default()
+    }
+}
+
+/// A scheduled milestone `id` due in `due`.
+pub fn milestone(id: &str, due: ApproximateDate) -> Milestone {
+    Milestone {
+        id: id.into(),
+        title: format!("Milestone {id}"),
+        due: Some(due),
+        ..Default::default()
+    }
+}
+
 /// An organization.
 pub fn org(
     id: &str,

@@ -1,20 +1,22 @@
 //! The milestone timeline: scheduled milestones across domains due in a
 //! window, and optionally those overdue, ordered by the end of their due
-//! period (so "in 2024" sorts at 2024-12-31, after "2024-Q1").
-
-use std::collections::BTreeMap;
+//! period (so "in 2024" sorts at 2024-12-31, after "2024-Q1"). Each domain
+//! answers its first page of entries after the caller's position
+//! (ListDueMilestones, see `cetrack_contract::timeline`); the gateway merges
+//! them.
 
 use cetrack_contract::pagination::{self, PageToken};
 use cetrack_contract::proto::{
-    Initiative, InitiativeFilter, ListMilestoneTimelineRequest, ListMilestoneTimelineResponse,
+    ListDueMilestonesRequest, ListMilestoneTimelineRequest, ListMilestoneTimelineResponse,
     TimelineEntry,
 };
+use cetrack_contract::timeline::{self, FirstEntries, Position};
 use cetrack_contract::validate::Violations;
-use cetrack_contract::{dates, requests, rules, Error};
+use cetrack_contract::{dates, requests, Error};
 use prost::Message;
 use time::Date;
 
-use crate::domains::{CallCtx, Domains, FanOut};
+use crate::domains::{request, CallCtx, DomainError, Domains, FanOut};
 
 /// The window's length when no `due_before` is sent: a year after the as-of
 /// day.
@@ -74,83 +76,80 @@ pub async fn timeline(
         return Err(Error::invalid("due_before", "required"));
     };
 
-    let mut filters = vec![InitiativeFilter {
-        due_after: Some(dates::to_calendar(after)),
-        due_before: Some(dates::to_calendar(before)),
-        as_of: Some(dates::to_calendar(as_of)),
-        as_known_on: known_on.map(dates::to_calendar),
-        include_met_milestones: req.include_met,
-        ..Default::default()
-    }];
-    if req.include_overdue {
-        filters.push(InitiativeFilter {
-            overdue_only: true,
-            as_of: Some(dates::to_calendar(as_of)),
-            as_known_on: known_on.map(dates::to_calendar),
-            ..Default::default()
-        });
-    }
     // The page's position: entries after it are the page's candidates.
-    let position = token.as_ref().map(|t| {
+    let position: Option<Position> = token.as_ref().map(|t| {
         (
             t.last_revision as i32,
             t.last_id.clone(),
             t.cursors.first().cloned().unwrap_or_default(),
         )
     });
-    // Each domain's records are read page by page as they come; only the
-    // first `size + 1` entries after the position are kept (by due day,
-    // initiative and milestone: the two filters' answers overlap, the map
-    // keeps each once), so what the gateway holds is a page per domain,
+    let start_after = position.as_ref().and_then(timeline::to_proto);
+    // Each domain answers the first `size` entries after the position, and
+    // whether more follow: what crosses the network is a page per domain,
     // whatever the number of records.
-    let keep = size + 1;
-    let include = Include {
-        after,
-        before,
-        as_of,
-        overdue: req.include_overdue,
-        met: req.include_met,
+    let ask = ListDueMilestonesRequest {
+        due_after: Some(dates::to_calendar(after)),
+        due_before: Some(dates::to_calendar(before)),
+        include_overdue: req.include_overdue,
+        include_met: req.include_met,
+        as_of: Some(dates::to_calendar(as_of)),
+        as_known_on: known_on.map(dates::to_calendar),
+        start_after,
+        page_size: size as i32,
+        ..Default::default()
     };
     let FanOut {
         answers,
         unavailable,
     } = domains
-        .fan_out(&wanted, ctx, |d, client, ctx| {
-            let filters = filters.clone();
-            let position = position.clone();
+        .fan_out(&wanted, ctx, |d, mut client, ctx| {
+            let ask = ListDueMilestonesRequest {
+                parent: d.parent(),
+                ..ask.clone()
+            };
             async move {
-                let mut best: BTreeMap<Key, TimelineEntry> = BTreeMap::new();
-                for f in filters {
-                    super::visit(d, client.clone(), f, &ctx, |i| {
-                        for (key, entry) in include.entries(&i) {
-                            if position.as_ref().is_some_and(|p| &key <= p) {
-                                continue;
-                            }
-                            if best.len() == keep
-                                && best.last_key_value().is_some_and(|(last, _)| &key >= last)
-                            {
-                                continue;
-                            }
-                            best.insert(key, entry);
-                            if best.len() > keep {
-                                best.pop_last();
-                            }
-                        }
-                        true
-                    })
-                    .await?;
-                }
-                Ok(best)
+                let page = client
+                    .list_due_milestones(request(ask, &ctx))
+                    .await
+                    .map_err(|s| DomainError::from_status(d, s))?
+                    .into_inner();
+                Ok((d, page))
             }
         })
         .await;
-    let mut entries: Vec<(Key, TimelineEntry)> = Vec::new();
-    for (_, best) in answers {
-        entries.extend(best);
+    let mut first = FirstEntries::new(position, size);
+    let mut more = false;
+    for (_, (d, page)) in answers {
+        more |= page.more;
+        for e in page.entries {
+            let Some(day) = e
+                .due_end
+                .as_ref()
+                .and_then(|c| dates::calendar(c, "due_end").ok())
+            else {
+                continue;
+            };
+            let milestone = e
+                .milestone
+                .as_ref()
+                .map(|m| m.id.clone())
+                .unwrap_or_default();
+            first.offer(
+                (dates::day_key(day), e.initiative.clone(), milestone),
+                TimelineEntry {
+                    initiative: e.initiative,
+                    domain: d.to_proto() as i32,
+                    initiative_title: e.initiative_title,
+                    milestone: e.milestone,
+                    due_end: e.due_end,
+                    overdue: e.overdue,
+                },
+            );
+        }
     }
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    let more = entries.len() > size;
-    entries.truncate(size);
+    let (entries, dropped) = first.finish();
+    let more = more || dropped;
     let next_page_token = match (more, entries.last()) {
         (true, Some(((day, name, milestone), _))) => {
             let (day, name, milestone) = (*day, name.clone(), milestone.clone());
@@ -169,55 +168,4 @@ pub async fn timeline(
         next_page_token,
         unavailable,
     })
-}
-
-/// Where an entry sorts: the end of its due period (a day key), its
-/// initiative's name, its milestone's id.
-type Key = (i32, String, String);
-
-/// Which milestones a timeline lists.
-#[derive(Debug, Clone, Copy)]
-struct Include {
-    after: Date,
-    before: Date,
-    as_of: Date,
-    overdue: bool,
-    met: bool,
-}
-
-impl Include {
-    /// The timeline's entries among the milestones of `i`.
-    fn entries(&self, i: &Initiative) -> Vec<(Key, TimelineEntry)> {
-        let mut out = Vec::new();
-        for m in &i.milestones {
-            // Scheduled milestones of open initiatives; with `met`, met ones
-            // of any initiative (in the window only).
-            let (end, open) = match rules::open_milestone_due(m) {
-                Some(end) if rules::is_open(i) => (end, true),
-                _ if self.met && rules::milestone_met(m) => {
-                    match m.due.as_ref().and_then(dates::period_end) {
-                        Some(end) => (end, false),
-                        None => continue,
-                    }
-                }
-                _ => continue,
-            };
-            let overdue = open && end < self.as_of;
-            let in_window = end >= self.after && end <= self.before;
-            if in_window || (overdue && self.overdue) {
-                out.push((
-                    (dates::day_key(end), i.name.clone(), m.id.clone()),
-                    TimelineEntry {
-                        initiative: i.name.clone(),
-                        domain: i.domain,
-                        initiative_title: i.title.clone(),
-                        milestone: Some(m.clone()),
-                        due_end: Some(dates::to_calendar(end)),
-                        overdue,
-                    },
-                ));
-            }
-        }
-        out
-    }
 }

@@ -12,6 +12,7 @@
 //! - [`rules`]: the domain rules (lifecycle, masks, overdue, filters);
 //! - [`summary`]: the incremental summary counters and their assembly;
 //! - [`valid_time`]: a record as it stood on a day by the dates it carries;
+//! - [`timeline`]: which milestones a timeline shows, and their order;
 //! - [`pagination`]: page sizes and opaque page tokens;
 //! - [`error`]: the typed errors and their one mapping to gRPC status codes;
 //! - [`served`], [`wire`]: the service traits servers implement, with the
@@ -31,6 +32,7 @@ pub mod pagination;
 pub mod requests;
 pub mod rules;
 pub mod summary;
+pub mod timeline;
 pub mod valid_time;
 pub mod validate;
 pub mod wire;

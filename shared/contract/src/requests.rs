@@ -17,11 +17,13 @@ use crate::pagination;
 use crate::proto::{
     AddProgressUpdateRequest, CalendarDate, CreateInitiativeRequest, DeleteInitiativeRequest,
     GetDomainSummaryRequest, GetInitiativeRequest, Initiative, InitiativeFilter, Instrument,
-    LifecycleStatus, ListHistoryRequest, ListInitiativesRequest, Milestone, ProgressUpdate,
-    UpdateInitiativeRequest, UpdateMilestoneRequest, WatchChangesRequest,
+    LifecycleStatus, ListDueMilestonesRequest, ListHistoryRequest, ListInitiativesRequest,
+    Milestone, ProgressUpdate, UpdateInitiativeRequest, UpdateMilestoneRequest,
+    WatchChangesRequest,
 };
 use crate::rules::{self, Filter};
 use crate::summary::SummaryWindow;
+use crate::timeline::{Position, Window};
 use crate::validate::{self, Violations};
 
 /// Default "due soon" window of a summary, in days.
@@ -239,6 +241,63 @@ impl Served {
         })
     }
 
+    /// ListDueMilestonesRequest: the window, the record time, where the page
+    /// starts and its size (0: [`DEFAULT_TIMELINE_PAGE`]).
+    pub fn due_milestones(self, req: &ListDueMilestonesRequest) -> Result<CheckedDueMilestones> {
+        let mut v = Violations::default();
+        self.parent(&mut v, &req.parent, "parent")?;
+        let mut required = |d: &Option<CalendarDate>, field: &str| match d {
+            None => {
+                v.add(field, "required");
+                None
+            }
+            Some(d) => dates::calendar(d, field).map_err(|e| v.extend([e])).ok(),
+        };
+        let after = required(&req.due_after, "due_after");
+        let before = required(&req.due_before, "due_before");
+        if let (Some(a), Some(b)) = (after, before) {
+            if b < a {
+                v.add("due_before", "must not be before due_after");
+            }
+        }
+        let as_of = as_of(&mut v, req.as_of.as_ref(), "as_of");
+        let known_on = known_on(&mut v, req.as_known_on.as_ref(), "as_known_on");
+        let start_after = req.start_after.as_ref().and_then(|p| {
+            let day = match &p.due_end {
+                None => {
+                    v.add("start_after.due_end", "required");
+                    None
+                }
+                Some(d) => dates::calendar(d, "start_after.due_end")
+                    .map_err(|e| v.extend([e]))
+                    .ok(),
+            };
+            v.text("start_after.initiative", &p.initiative, false, 500);
+            v.text("start_after.milestone", &p.milestone, false, 500);
+            day.map(|d| (dates::day_key(d), p.initiative.clone(), p.milestone.clone()))
+        });
+        let page_size = match req.page_size {
+            0 => DEFAULT_TIMELINE_PAGE,
+            n => checked(&mut v, pagination::page_size(n, "page_size"), 0),
+        };
+        v.finish()?;
+        let (Some(after), Some(before)) = (after, before) else {
+            return Err(Error::invalid("due_after", "required"));
+        };
+        Ok(CheckedDueMilestones {
+            window: Window {
+                after,
+                before,
+                as_of,
+                overdue: req.include_overdue,
+                met: req.include_met,
+            },
+            known_on,
+            start_after,
+            page_size,
+        })
+    }
+
     /// UpdateInitiativeRequest: the name, the values sent and the mask. The
     /// values of the masked fields are checked now, so that a request with a
     /// bad mask and bad values hears of both at once; the merged record is
@@ -431,6 +490,22 @@ pub struct CheckedList {
     pub sealed_after: Vec<u8>,
     /// The fingerprint the next page token carries.
     pub fingerprint: u64,
+}
+
+/// Entries of a timeline page when the caller sends 0.
+pub const DEFAULT_TIMELINE_PAGE: usize = 100;
+
+/// A checked ListDueMilestonesRequest.
+#[derive(Debug, Clone)]
+pub struct CheckedDueMilestones {
+    /// Which milestones, as of which day.
+    pub window: Window,
+    /// The record time (unset: now).
+    pub known_on: Option<Date>,
+    /// The entries after this position only.
+    pub start_after: Option<Position>,
+    /// The most entries, defaulted and capped.
+    pub page_size: usize,
 }
 
 /// A checked UpdateInitiativeRequest.

@@ -20,9 +20,9 @@ use tonic::{Request, Response, Status};
 use crate::core::{DomainCore, Written};
 use cetrack_contract::proto::{
     AddProgressUpdateRequest, Change, CreateInitiativeRequest, DeleteInitiativeRequest,
-    DomainSummary, GetDomainSummaryRequest, GetInitiativeRequest, ListHistoryRequest,
-    ListHistoryResponse, ListInitiativesRequest, UpdateInitiativeRequest, UpdateMilestoneRequest,
-    WatchChangesRequest,
+    DomainSummary, GetDomainSummaryRequest, GetInitiativeRequest, ListDueMilestonesRequest,
+    ListDueMilestonesResponse, ListHistoryRequest, ListHistoryResponse, ListInitiativesRequest,
+    UpdateInitiativeRequest, UpdateMilestoneRequest, WatchChangesRequest,
 };
 
 /// The gRPC face of one domain service.
@@ -141,6 +141,14 @@ impl DomainService for DomainApi {
     async fn list_history(&self, r: Request<ListHistoryRequest>) -> Reply<ListHistoryResponse> {
         let who = caller(&r)?;
         reply(self.core.history(&who, r.into_inner())).await
+    }
+
+    async fn list_due_milestones(
+        &self,
+        r: Request<ListDueMilestonesRequest>,
+    ) -> Reply<ListDueMilestonesResponse> {
+        let who = caller(&r)?;
+        reply(self.core.due_milestones(&who, r.into_inner())).await
     }
 
     type WatchChangesStream = Pin<Box<dyn Stream<Item = Result<Change, Status>> + Send + 'static>>;

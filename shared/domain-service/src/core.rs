@@ -17,12 +17,13 @@ use cetrack_contract::names::InitiativeName;
 use cetrack_contract::pagination::{self, PageToken};
 use cetrack_contract::proto::{
     AddProgressUpdateRequest, Change, ChangeType, CreateInitiativeRequest, DeleteInitiativeRequest,
-    DomainSummary, GetDomainSummaryRequest, GetInitiativeRequest, Initiative, ListHistoryRequest,
-    ListHistoryResponse, ListInitiativesRequest, UpdateInitiativeRequest, UpdateMilestoneRequest,
-    WatchChangesRequest,
+    DomainSummary, GetDomainSummaryRequest, GetInitiativeRequest, Initiative,
+    ListDueMilestonesRequest, ListDueMilestonesResponse, ListHistoryRequest, ListHistoryResponse,
+    ListInitiativesRequest, UpdateInitiativeRequest, UpdateMilestoneRequest, WatchChangesRequest,
 };
 use cetrack_contract::requests::Served;
 use cetrack_contract::rules;
+use cetrack_contract::timeline::FirstEntries;
 use cetrack_contract::validate::{self, Violations};
 use cetrack_contract::wire::{self, ListInitiativesResponse};
 use cetrack_server::streams::StreamLimits;
@@ -258,6 +259,49 @@ impl DomainCore {
         Ok(ListInitiativesResponse {
             initiatives: page.items,
             next_page_token,
+        })
+    }
+
+    /// ListDueMilestones: any role that may read the domain; what the
+    /// caller may see. The records holding the window's milestones are
+    /// walked here, on a blocking thread, and only the page's entries (the
+    /// first after the caller's position) are answered.
+    pub async fn due_milestones(
+        &self,
+        caller: &Caller,
+        req: ListDueMilestonesRequest,
+    ) -> Result<ListDueMilestonesResponse> {
+        caller.check_read(self.domain)?;
+        let checked = self.served().due_milestones(&req)?;
+        let window = checked.window;
+        let filters = window.filters(checked.known_on, !caller.cleared());
+        let store = self.store.clone();
+        let (entries, more) = blocking(move || {
+            let mut first = FirstEntries::new(checked.start_after, checked.page_size);
+            for filter in &filters {
+                let mut after: Option<String> = None;
+                loop {
+                    let page = store.list(filter, after.as_deref(), pagination::MAX_PAGE_SIZE)?;
+                    for encoded in &page.items {
+                        let record = Initiative::decode(encoded.as_ref()).map_err(|e| {
+                            Error::Corrupt(format!("a stored initiative does not decode: {e}"))
+                        })?;
+                        for (position, entry) in window.entries(&record) {
+                            first.offer(position, entry);
+                        }
+                    }
+                    match (page.more, page.resume_after) {
+                        (true, Some(id)) => after = Some(id),
+                        _ => break,
+                    }
+                }
+            }
+            Ok(first.finish())
+        })
+        .await?;
+        Ok(ListDueMilestonesResponse {
+            entries: entries.into_iter().map(|(_, e)| e).collect(),
+            more,
         })
     }
 

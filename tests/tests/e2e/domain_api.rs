@@ -931,3 +931,201 @@ async fn domain_summary_counts_and_totals_on_every_domain() -> anyhow::Result<()
     }
     Ok(())
 }
+
+/// ListDueMilestones: the milestones a timeline shows, in its order (the
+/// last day of the due period, then initiative name, then milestone id), a
+/// page at a time from a position; overdue and met ones only when asked;
+/// bad requests named field by field.
+#[tokio::test]
+async fn due_milestones_are_a_page_in_timeline_order() -> anyhow::Result<()> {
+    let t = TestDomain::start(Domain::Ai).await?;
+    let with = |title: &str, milestones: Vec<Milestone>| {
+        let mut i = sample(Domain::Ai, title, 2026);
+        i.milestones = milestones;
+        i
+    };
+    let records = vec![
+        (
+            "alpha".to_string(),
+            with(
+                "Alpha",
+                vec![
+                    milestone("q3", quarter(2024, 3)),
+                    milestone("q", quarter(2024, 1)),
+                    // Met before the as-of day.
+                    Milestone {
+                        status: MilestoneStatus::Met as i32,
+                        date_met: Some(month(2023, 12)),
+                        ..milestone("met", month(2024, 5))
+                    },
+                ],
+            ),
+        ),
+        (
+            "bravo".to_string(),
+            with(
+                "Bravo",
+                vec![
+                    milestone("m", month(2024, 6)),
+                    milestone("old", quarter(2023, 4)),
+                ],
+            ),
+        ),
+        (
+            "charlie".to_string(),
+            Initiative {
+                status: LifecycleStatus::Cancelled as i32,
+                ..with("Charlie", vec![milestone("c", month(2024, 2))])
+            },
+        ),
+        (
+            "delta".to_string(),
+            with("Delta", vec![milestone("y", year(2024))]),
+        ),
+        (
+            "echo".to_string(),
+            with("Echo", vec![milestone("later", year(2025))]),
+        ),
+    ];
+    create_concurrently(&t.client, Domain::Ai, records, 1).await?;
+    let base = ListDueMilestonesRequest {
+        parent: Domain::Ai.parent(),
+        due_after: Some(calendar(2024, 1, 15)),
+        due_before: Some(calendar(2024, 12, 31)),
+        as_of: Some(calendar(2024, 1, 15)),
+        ..Default::default()
+    };
+    let ask = |req: ListDueMilestonesRequest| {
+        let mut c = t.client.clone();
+        async move { c.list_due_milestones(req).await }
+    };
+    type Row = (String, String, CalendarDate, bool);
+    let rows = |entries: &[DueMilestone]| -> Vec<Row> {
+        entries
+            .iter()
+            .map(|e| {
+                (
+                    e.initiative.clone(),
+                    e.milestone
+                        .as_ref()
+                        .map(|m| m.id.clone())
+                        .unwrap_or_default(),
+                    e.due_end.unwrap_or_default(),
+                    e.overdue,
+                )
+            })
+            .collect()
+    };
+    let row = |id: &str, m: &str, end: CalendarDate, overdue: bool| -> Row {
+        (t.name(id), m.to_string(), end, overdue)
+    };
+    let old = row("bravo", "old", calendar(2023, 12, 31), true);
+    let q1 = row("alpha", "q", calendar(2024, 3, 31), false);
+    let met = row("alpha", "met", calendar(2024, 5, 31), false);
+    let june = row("bravo", "m", calendar(2024, 6, 30), false);
+    let q3 = row("alpha", "q3", calendar(2024, 9, 30), false);
+    let y2024 = row("delta", "y", calendar(2024, 12, 31), false);
+
+    let page = ask(base.clone()).await?.into_inner();
+    assert_eq!(
+        rows(&page.entries),
+        [q1.clone(), june.clone(), q3.clone(), y2024.clone()]
+    );
+    assert!(!page.more);
+    assert_eq!(page.entries[0].initiative_title, "Alpha");
+    assert_eq!(
+        page.entries[0].milestone.as_ref().and_then(|m| m.due),
+        Some(quarter(2024, 1))
+    );
+    let all = ListDueMilestonesRequest {
+        include_overdue: true,
+        include_met: true,
+        ..base.clone()
+    };
+    let everything = vec![old, q1, met, june, q3, y2024];
+    assert_eq!(
+        rows(&ask(all.clone()).await?.into_inner().entries),
+        everything
+    );
+
+    // Pages of 1, 2 and 4 from the last entry of the page before.
+    for size in [1, 2, 4] {
+        let mut walked = Vec::new();
+        let mut start_after = None;
+        loop {
+            let page = ask(ListDueMilestonesRequest {
+                page_size: size,
+                start_after: start_after.clone(),
+                ..all.clone()
+            })
+            .await?
+            .into_inner();
+            assert!(page.entries.len() <= size as usize);
+            walked.extend(rows(&page.entries));
+            if !page.more {
+                break;
+            }
+            let last = page
+                .entries
+                .last()
+                .context("a page that has more is not empty")?;
+            start_after = Some(DueMilestonePosition {
+                due_end: last.due_end,
+                initiative: last.initiative.clone(),
+                milestone: last
+                    .milestone
+                    .as_ref()
+                    .map(|m| m.id.clone())
+                    .unwrap_or_default(),
+            });
+        }
+        assert_eq!(walked, everything, "pages of {size}");
+    }
+
+    // Bad requests: every bad field named; another domain's parent is not
+    // found.
+    let status = ask(ListDueMilestonesRequest {
+        parent: Domain::Ai.parent(),
+        page_size: -1,
+        start_after: Some(DueMilestonePosition::default()),
+        ..Default::default()
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    let mut fields: Vec<String> = field_violations(&status)
+        .into_iter()
+        .map(|(f, _)| f)
+        .collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            "due_after",
+            "due_before",
+            "page_size",
+            "start_after.due_end"
+        ]
+    );
+    let status = ask(ListDueMilestonesRequest {
+        due_after: Some(calendar(2025, 1, 1)),
+        ..base.clone()
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(
+        field_violations(&status)
+            .into_iter()
+            .map(|(f, _)| f)
+            .collect::<Vec<_>>(),
+        ["due_before"]
+    );
+    let status = ask(ListDueMilestonesRequest {
+        parent: Domain::Energy.parent(),
+        ..base
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
+    Ok(())
+}

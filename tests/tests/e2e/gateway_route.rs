@@ -96,6 +96,15 @@ async fn every_call_through_the_gateway_answers_as_the_domain_does() -> anyhow::
         direct.list_history(history.clone()).await?.into_inner(),
         via.list_history(history).await?.into_inner()
     );
+    let due = ListDueMilestonesRequest {
+        parent: D.parent(),
+        due_after: Some(calendar(2020, 1, 1)),
+        due_before: Some(calendar(2040, 12, 31)),
+        ..Default::default()
+    };
+    let due_direct = direct.list_due_milestones(due.clone()).await?.into_inner();
+    assert!(!due_direct.entries.is_empty(), "the record's milestones");
+    assert_eq!(due_direct, via.list_due_milestones(due).await?.into_inner());
 
     // Each error code, the same both ways.
     let mut invalid = create_request(D, "Bad Id", sample(D, "", 2027));

@@ -13,34 +13,6 @@ use cetrack_tests::*;
 /// How long a change may take to arrive on the merged stream.
 const ARRIVAL: Duration = Duration::from_secs(10);
 
-fn month(y: i32, m: i32) -> ApproximateDate {
-    ApproximateDate {
-        precision: DatePrecision::Month as i32,
-        year: y,
-        month: m,
-        ..Default::default()
-    }
-}
-
-fn on_day(y: i32, m: i32, d: i32) -> ApproximateDate {
-    ApproximateDate {
-        precision: DatePrecision::Day as i32,
-        year: y,
-        month: m,
-        day: d,
-        ..Default::default()
-    }
-}
-
-fn milestone(id: &str, due: ApproximateDate) -> Milestone {
-    Milestone {
-        id: id.into(),
-        title: format!("Milestone {id}"),
-        due: Some(due),
-        ..Default::default()
-    }
-}
-
 fn money(currency: &str, units: i64, nanos: i32) -> Money {
     Money {
         currency_code: currency.into(),

@@ -207,7 +207,7 @@ fn structured(rng: &mut Rng) -> (&'static str, Vec<u8>) {
                 .to_string()
         })
         .collect();
-    match rng.below(14) {
+    match rng.below(15) {
         0 => (
             "/cet.v1.DomainService/CreateInitiative",
             CreateInitiativeRequest {
@@ -355,6 +355,32 @@ fn structured(rng: &mut Rng) -> (&'static str, Vec<u8>) {
             }
             .encode_to_vec(),
         ),
+        13 => {
+            let mut day = || CalendarDate {
+                year: nasty_int(rng),
+                month: nasty_int(rng),
+                day: nasty_int(rng),
+            };
+            let (due_after, due_before, as_of) = (day(), day(), day());
+            (
+                "/cet.v1.DomainService/ListDueMilestones",
+                ListDueMilestonesRequest {
+                    parent,
+                    due_after: Some(due_after),
+                    due_before: Some(due_before),
+                    as_of: Some(as_of),
+                    start_after: Some(DueMilestonePosition {
+                        due_end: None,
+                        initiative: nasty_string(rng),
+                        milestone: nasty_string(rng),
+                    }),
+                    page_size: nasty_int(rng),
+                    include_overdue: rng.below(2) == 0,
+                    ..Default::default()
+                }
+                .encode_to_vec(),
+            )
+        }
         _ => (
             "/cet.v1.GatewayService/GetOverview",
             GetOverviewRequest {

@@ -15,15 +15,6 @@ use cetrack_tests::*;
 
 const D: Domain = Domain::Biotech;
 
-fn month(year: i32, month: i32) -> ApproximateDate {
-    ApproximateDate {
-        precision: DatePrecision::Month as i32,
-        year,
-        month,
-        ..Default::default()
-    }
-}
-
 /// What every view must say on one day.
 #[derive(Debug, Clone, Copy)]
 struct Expected {

@@ -10,6 +10,8 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
+
 use cetrack_contract::auth::{Clearance, Role};
 use cetrack_contract::proto::*;
 use cetrack_contract::Domain;
@@ -97,6 +99,32 @@ fn clean_token(what: &str, token: &str) {
             !found,
             "{what}'s page token names a restricted record: {token}"
         );
+    }
+}
+
+/// Every entry of ListDueMilestones `req`, page by page from the last entry
+/// of the page before.
+async fn due_all(
+    c: &mut Client,
+    mut req: ListDueMilestonesRequest,
+) -> anyhow::Result<Vec<DueMilestone>> {
+    let mut all: Vec<DueMilestone> = Vec::new();
+    loop {
+        let page = c.list_due_milestones(req.clone()).await?.into_inner();
+        all.extend(page.entries);
+        if !page.more {
+            return Ok(all);
+        }
+        let last = all.last().context("a page that has more is not empty")?;
+        req.start_after = Some(DueMilestonePosition {
+            due_end: last.due_end,
+            initiative: last.initiative.clone(),
+            milestone: last
+                .milestone
+                .as_ref()
+                .map(|m| m.id.clone())
+                .unwrap_or_default(),
+        });
     }
 }
 
@@ -307,6 +335,30 @@ async fn no_response_of_any_read_holds_a_restricted_record_for_an_uncleared_call
                 clean("GetDomainSummary as known on", &sa);
                 assert_eq!(counts(sa), counts(sb), "{d} summary as known on {known:?}");
             }
+        }
+        // The timeline's part: every page of one entry, with and without
+        // overdue and met ones, today and on other days.
+        for (as_of, extra) in [
+            (None, false),
+            (Some(calendar(2024, 6, 1)), true),
+            (Some(calendar(2030, 1, 1)), true),
+        ] {
+            let req = ListDueMilestonesRequest {
+                parent: d.parent(),
+                due_after: Some(calendar(2020, 1, 1)),
+                due_before: Some(calendar(2040, 12, 31)),
+                include_overdue: extra,
+                include_met: extra,
+                as_of,
+                page_size: 1,
+                ..Default::default()
+            };
+            let ea = due_all(&mut ca, req.clone()).await?;
+            let eb = due_all(&mut cb, req).await?;
+            for e in &ea {
+                clean("ListDueMilestones", e);
+            }
+            assert_eq!(ea, eb, "{d} due milestones as of {as_of:?}");
         }
         for n in 0..3 {
             let name = format!("{}/initiatives/zqxmark-{n}", d.parent());

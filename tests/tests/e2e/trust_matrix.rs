@@ -59,6 +59,7 @@ enum Rpc {
     Milestone,
     Summary,
     History,
+    DueMilestones,
     Watch,
     Backup,
     GwOverview,
@@ -85,6 +86,7 @@ const TABLE: &[(Rpc, [&str; 10])] = &[
     (Rpc::Milestone,   ["UA/UA","UA/UA","UA/UA","UA/UA","PD/PD","OK/NF","PD/NF","OK/NF","PD/PD","OK/OK"]),
     (Rpc::Summary,     ["UA/UA","UA/UA","UA/UA","UA/UA","OK/OK","OK/OK","OK/OK","OK/OK","PD/PD","OK/OK"]),
     (Rpc::History,     ["UA/UA","UA/UA","UA/UA","UA/UA","OK/NF","OK/NF","OK/NF","OK/NF","PD/PD","OK/OK"]),
+    (Rpc::DueMilestones,["UA/UA","UA/UA","UA/UA","UA/UA","OK/OK","OK/OK","OK/OK","OK/OK","PD/PD","OK/OK"]),
     (Rpc::Watch,       ["UA/UA","UA/UA","UA/UA","UA/UA","OK/OK","OK/OK","OK/OK","OK/OK","PD/PD","OK/OK"]),
     (Rpc::Backup,      ["UA/UA","UA/UA","UA/UA","UA/UA","PD/PD","PD/PD","PD/PD","PD/PD","PD/PD","OK/OK"]),
     (Rpc::GwOverview,  ["UA/UA","UA/UA","UA/UA","UA/UA","OK/OK","OK/OK","OK/OK","OK/OK","OK/OK","OK/OK"]),
@@ -283,6 +285,15 @@ async fn call(
             })
             .await,
         ),
+        Rpc::DueMilestones => result_code(
+            c.list_due_milestones(ListDueMilestonesRequest {
+                parent: D.parent(),
+                due_after: Some(calendar(2020, 1, 1)),
+                due_before: Some(calendar(2040, 1, 1)),
+                ..Default::default()
+            })
+            .await,
+        ),
         Rpc::Watch => result_code(
             c.watch_changes(WatchChangesRequest {
                 parent: D.parent(),
@@ -382,8 +393,8 @@ async fn every_rpc_answers_every_caller_with_the_code_of_the_table() -> anyhow::
             }
         }
     }
-    // 18 rows, the 11 domain and admin rows twice.
-    assert_eq!(n, (TABLE.len() + 11) * WHO.len() * 2);
+    // 19 rows, the 12 domain and admin rows twice.
+    assert_eq!(n, (TABLE.len() + 12) * WHO.len() * 2);
     assert!(
         wrong.is_empty(),
         "{} of {n} cells differ:\n{}",
