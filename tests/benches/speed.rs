@@ -35,6 +35,8 @@ const LOAD_IN_FLIGHT: usize = 64;
 /// Topics the records spread over (a search by organization and topic
 /// finds one record in this many).
 const TOPICS: usize = 100;
+/// Timeline pages asked for, one at a time.
+const TIMELINE_CALLS: u64 = 50;
 
 /// What one h2load run saw.
 #[derive(Debug, Clone, Copy)]
@@ -406,6 +408,25 @@ async fn measure(n: usize, seconds: u64) -> anyhow::Result<Vec<String>> {
             .len()
             == 50.min(7 * n)
     );
+    // The milestones due in 2026 (the records of every third year), a page
+    // of 100: on any day, open and in the window.
+    let timeline = ListMilestoneTimelineRequest {
+        due_after: Some(calendar(2026, 1, 1)),
+        due_before: Some(calendar(2026, 12, 31)),
+        page_size: 100,
+        ..Default::default()
+    };
+    let due_in_2026 = (0..n).filter(|k| k % 3 == 1).count();
+    let page = g
+        .list_milestone_timeline(timeline.clone())
+        .await?
+        .into_inner();
+    ensure!(
+        page.unavailable.is_empty() && page.entries.len() == 100.min(7 * due_in_2026),
+        "the timeline answered {} entries, {} domains unavailable",
+        page.entries.len(),
+        page.unavailable.len()
+    );
 
     let health_method = "grpc.health.v1.Health/Check";
     let svc = "cet.v1.DomainService/";
@@ -558,12 +579,28 @@ async fn measure(n: usize, seconds: u64) -> anyhow::Result<Vec<String>> {
         1,
         Load::Requests(300),
     )?;
+    let timeline_run = h2load(
+        gateway.addr,
+        &format!("/{gw}ListMilestoneTimeline"),
+        &body(f, "timeline", &timeline)?,
+        1,
+        1,
+        Load::Requests(TIMELINE_CALLS),
+    )?;
     let after = not_ok(&scrape(gm).await?, "gateway", "SearchInitiatives")
         + not_ok(&scrape(gm).await?, "gateway", "GetOrganizationPortfolio");
     ensure!(
         after == before,
         "{} searches or portfolio pages did not end OK",
         after - before
+    );
+    // Every domain answered each timeline call (one that did not is left
+    // out of an answer that is still OK): its calls to the domains were OK.
+    let domain_calls = not_ok(&scrape(dm).await?, ds, "ListDueMilestones");
+    ensure!(
+        domain_calls == 0.0
+            && not_ok(&scrape(gm).await?, "gateway", "ListMilestoneTimeline") == 0.0,
+        "timeline calls did not end OK"
     );
     let domain_rss = rss_mib(process.child.id().unwrap_or_default())?;
     let gateway_rss = rss_mib(gateway.child.id().unwrap_or_default())?;
@@ -585,6 +622,7 @@ async fn measure(n: usize, seconds: u64) -> anyhow::Result<Vec<String>> {
         format!("  GetOverview yesterday / gw health {:>8.3}x  {:>8.0}/s  mean {:.2} ms, {}", ratio(&overview_past_run, &gh), overview_past_run.rate, ms(overview_past_run.mean), lat(&overview_past_run)),
         format!("  SearchInitiatives org+topic, one at a time: mean {:.2} ms, {} ({} calls)", ms(search_run.mean), lat(&search_run), search_run.done),
         format!("  GetOrganizationPortfolio page of 50, one at a time: mean {:.2} ms, {} ({} calls)", ms(portfolio_run.mean), lat(&portfolio_run), portfolio_run.done),
+        format!("  ListMilestoneTimeline page of 100, one at a time: mean {:.2} ms, {} ({} calls)", ms(timeline_run.mean), lat(&timeline_run), timeline_run.done),
     ];
     gateway.terminate().await?;
     process.terminate().await?;
