@@ -23,7 +23,6 @@ use cetrack_contract::proto::{
 };
 use cetrack_contract::requests::Served;
 use cetrack_contract::rules;
-use cetrack_contract::timeline::FirstEntries;
 use cetrack_contract::validate::{self, Violations};
 use cetrack_contract::wire::{self, ListInitiativesResponse};
 use cetrack_server::streams::StreamLimits;
@@ -263,9 +262,9 @@ impl DomainCore {
     }
 
     /// ListDueMilestones: any role that may read the domain; what the
-    /// caller may see. The records holding the window's milestones are
-    /// walked here, on a blocking thread, and only the page's entries (the
-    /// first after the caller's position) are answered.
+    /// caller may see. The store walks its milestones in due order from the
+    /// caller's position (see `cetrack_store::Store::due_milestones`) and
+    /// only the page's entries are answered.
     pub async fn due_milestones(
         &self,
         caller: &Caller,
@@ -273,30 +272,16 @@ impl DomainCore {
     ) -> Result<ListDueMilestonesResponse> {
         caller.check_read(self.domain)?;
         let checked = self.served().due_milestones(&req)?;
-        let window = checked.window;
-        let filters = window.filters(checked.known_on, !caller.cleared());
+        let hide_restricted = !caller.cleared();
         let store = self.store.clone();
         let (entries, more) = blocking(move || {
-            let mut first = FirstEntries::new(checked.start_after, checked.page_size);
-            for filter in &filters {
-                let mut after: Option<String> = None;
-                loop {
-                    let page = store.list(filter, after.as_deref(), pagination::MAX_PAGE_SIZE)?;
-                    for encoded in &page.items {
-                        let record = Initiative::decode(encoded.as_ref()).map_err(|e| {
-                            Error::Corrupt(format!("a stored initiative does not decode: {e}"))
-                        })?;
-                        for (position, entry) in window.entries(&record) {
-                            first.offer(position, entry);
-                        }
-                    }
-                    match (page.more, page.resume_after) {
-                        (true, Some(id)) => after = Some(id),
-                        _ => break,
-                    }
-                }
-            }
-            Ok(first.finish())
+            store.due_milestones(
+                &checked.window,
+                checked.known_on,
+                hide_restricted,
+                checked.start_after.as_ref(),
+                checked.page_size,
+            )
         })
         .await?;
         Ok(ListDueMilestonesResponse {

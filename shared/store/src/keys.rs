@@ -1,6 +1,7 @@
 //! Key layouts of the store's trees. Ids never contain a NUL byte (they are
 //! checked slugs), so NUL separates the parts of a composite key.
 
+use cetrack_contract::dates;
 use cetrack_contract::proto::Initiative;
 use std::collections::BTreeSet;
 
@@ -14,6 +15,40 @@ pub(crate) const BY_ORGANIZATION: u8 = b'o';
 pub(crate) const BY_COUNTRY: u8 = b'c';
 /// Index by topic: `t` + topic + NUL + id.
 pub(crate) const BY_TOPIC: u8 = b't';
+/// Index of milestones by the last day of their due period (any status):
+/// `m` + day + id + NUL + milestone id, the day as 4 bytes that sort as the
+/// day key does (see [`due_prefix`]).
+pub(crate) const BY_DUE: u8 = b'm';
+
+/// The prefix of the due index entries of day `day` (a
+/// [`dates::day_key`]): its sign bit flipped, big-endian, so that the
+/// bytes sort as the numbers do.
+pub(crate) fn due_prefix(day: i32) -> Vec<u8> {
+    let mut k = vec![BY_DUE];
+    k.extend_from_slice(&((day as u32) ^ 0x8000_0000).to_be_bytes());
+    k
+}
+
+/// The due index entry of milestone `milestone` of initiative `id`, due by
+/// the end of day `day`.
+pub(crate) fn due_entry(day: i32, id: &str, milestone: &str) -> Vec<u8> {
+    let mut k = due_prefix(day);
+    k.extend_from_slice(id.as_bytes());
+    k.push(0);
+    k.extend_from_slice(milestone.as_bytes());
+    k
+}
+
+/// The day, initiative id and milestone id of a due index entry.
+pub(crate) fn parse_due(key: &[u8]) -> Option<(i32, &str, &str)> {
+    let rest = key.strip_prefix(&[BY_DUE])?;
+    let (day, rest) = rest.split_first_chunk::<4>()?;
+    let day = (u32::from_be_bytes(*day) ^ 0x8000_0000) as i32;
+    let nul = rest.iter().position(|b| *b == 0)?;
+    let id = std::str::from_utf8(&rest[..nul]).ok()?;
+    let milestone = std::str::from_utf8(&rest[nul + 1..]).ok()?;
+    Some((day, id, milestone))
+}
 
 /// The prefix of an index on an integer value.
 pub(crate) fn int_prefix(kind: u8, value: i32) -> Vec<u8> {
@@ -51,6 +86,11 @@ pub(crate) fn index_entries(id: &str, init: &Initiative) -> BTreeSet<Vec<u8>> {
     for t in &init.topics {
         keys.insert(entry(text_prefix(BY_TOPIC, t), id));
     }
+    for m in &init.milestones {
+        if let Some(end) = m.due.as_ref().and_then(dates::period_end) {
+            keys.insert(due_entry(dates::day_key(end), id, &m.id));
+        }
+    }
     keys
 }
 
@@ -79,4 +119,28 @@ pub(crate) fn request(method: &str, request_id: &str) -> Vec<u8> {
     k.push(0);
     k.extend_from_slice(request_id.as_bytes());
     k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_entries_sort_by_day_then_id_then_milestone_and_read_back() {
+        let keys = [
+            due_entry(i32::MIN, "a", "m"),
+            due_entry(-1, "a", "m"),
+            due_entry(0, "a", "m"),
+            due_entry(2_460_000, "a", "m"),
+            due_entry(2_460_000, "a", "n"),
+            due_entry(2_460_000, "a-b", "a"),
+            due_entry(2_460_001, "a", "a"),
+            due_entry(i32::MAX, "z", "z"),
+        ];
+        assert!(keys.windows(2).all(|w| w[0] < w[1]));
+        assert!(due_prefix(2_460_000) < keys[3] && keys[5] < due_prefix(2_460_001));
+        assert_eq!(parse_due(&keys[5]), Some((2_460_000, "a-b", "a")));
+        assert_eq!(parse_due(&keys[0]), Some((i32::MIN, "a", "m")));
+        assert_eq!(parse_due(b"t\0topic"), None);
+    }
 }

@@ -7,10 +7,11 @@
 
 pub mod backup;
 mod commit;
+mod due;
 mod keys;
 mod snapshot;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod write;
 
 use std::ops::Bound;
@@ -35,6 +36,7 @@ use cetrack_contract::summary::{self, LastChange, OrganizationLabel, SummaryWind
 use cetrack_contract::valid_time::{Facets, OnDay};
 
 use commit::{Failure, Faults, GroupCommit};
+pub use due::DuePage;
 use snapshot::{Capture, Captures};
 pub use snapshot::{Snapshot, MAX_CAPTURED_BYTES};
 
@@ -51,7 +53,9 @@ pub use snapshot::{Snapshot, MAX_CAPTURED_BYTES};
 ///   is read from counters; a request id keeps the hash of its request and
 ///   the revision of its first answer (not both whole), with its time, so
 ///   that it can expire.
-pub const SCHEMA_VERSION: u32 = 3;
+/// - 4: the index gains the milestones in due order (`keys::BY_DUE`), so that
+///   a timeline page reads what it returns.
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// One key of one tree, as stored: (tree, key, value).
 pub type RawEntry = (Tree, Vec<u8>, Vec<u8>);
@@ -780,7 +784,8 @@ fn add_status_histories(
 /// flushed; then the counters, labels and the schema version in one
 /// transaction made durable before it returns. A
 /// crash leaves the old schema version, and the migration runs again at the
-/// next open, writing the same. From 1 or 2: records and their versions in the history get
+/// next open, writing the same. From 1 to 3: every record's milestones get
+/// their entries in the due index. From 1 or 2: records and their versions in the history get
 /// their status history (see [`add_status_histories`]); the summary counters and organization labels are
 /// computed again from the records, per visibility and with dated moves.
 pub fn migrate(db: &sled::Db, trees: &[sled::Tree], from: u32) -> Result<()> {
@@ -802,10 +807,31 @@ pub fn migrate(db: &sled::Db, trees: &[sled::Tree], from: u32) -> Result<()> {
     } else {
         Default::default()
     };
+    // From 1 to 3: the due index entries of every record (derived from the
+    // records alone: a rerun writes the same).
+    let index = at(trees, Tree::Index);
+    let mut indexed = sled::Batch::default();
+    let mut pending_index = 0usize;
     let mut n = 0u64;
     for kv in records.iter() {
         let (k, v) = kv.map_err(storage)?;
         let mut init: Initiative = decode(&v)?;
+        if from < 4 {
+            let id = String::from_utf8_lossy(&k);
+            for entry in keys::index_entries(&id, &init)
+                .into_iter()
+                .filter(|e| e.first() == Some(&keys::BY_DUE))
+            {
+                indexed.insert(entry, &[] as &[u8]);
+                pending_index += 1;
+            }
+            if pending_index >= 1_000 {
+                index
+                    .apply_batch(std::mem::take(&mut indexed))
+                    .map_err(storage)?;
+                pending_index = 0;
+            }
+        }
         if let Some(history) = histories.get(String::from_utf8_lossy(&k).as_ref()) {
             init.status_history = history.clone();
             init.status_date = history.last().and_then(|s| s.effective);
@@ -825,6 +851,7 @@ pub fn migrate(db: &sled::Db, trees: &[sled::Tree], from: u32) -> Result<()> {
         n += 1;
     }
     records.apply_batch(rewritten).map_err(storage)?;
+    index.apply_batch(indexed).map_err(storage)?;
     // Durable before the schema version can say they are done.
     db.flush().map_err(storage)?;
     counters.retain(|_, v| *v != 0);

@@ -26,7 +26,7 @@ fn lock_held(e: &OpenError) -> bool {
 
 /// Opens a store, retrying while the files are still locked by a handle
 /// that is going away (polling that condition, bounded by [`LOCK_WAIT`]).
-fn open(domain: Domain, path: &Path) -> std::result::Result<Store, OpenError> {
+pub(crate) fn open(domain: Domain, path: &Path) -> std::result::Result<Store, OpenError> {
     let deadline = Instant::now() + LOCK_WAIT;
     loop {
         match Store::open(&config(domain, path)) {
