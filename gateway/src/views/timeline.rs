@@ -123,20 +123,11 @@ pub async fn timeline(
     for (_, (d, page)) in answers {
         more |= page.more;
         for e in page.entries {
-            let Some(day) = e
-                .due_end
-                .as_ref()
-                .and_then(|c| dates::calendar(c, "due_end").ok())
-            else {
+            let Some(position) = timeline::position_of(&e) else {
                 continue;
             };
-            let milestone = e
-                .milestone
-                .as_ref()
-                .map(|m| m.id.clone())
-                .unwrap_or_default();
             first.offer(
-                (dates::day_key(day), e.initiative.clone(), milestone),
+                position,
                 TimelineEntry {
                     initiative: e.initiative,
                     domain: d.to_proto() as i32,

@@ -144,6 +144,31 @@ impl<T> FirstEntries<T> {
     }
 }
 
+/// Where entry `e` sorts (None when its due end is not a day).
+pub fn position_of(e: &DueMilestone) -> Option<Position> {
+    let day = dates::calendar(e.due_end.as_ref()?, "due_end").ok()?;
+    let milestone = e
+        .milestone
+        .as_ref()
+        .map(|m| m.id.clone())
+        .unwrap_or_default();
+    Some((dates::day_key(day), e.initiative.clone(), milestone))
+}
+
+/// The position of entry `e` as a DueMilestonePosition, to ask for the
+/// entries after it.
+pub fn after(e: &DueMilestone) -> DueMilestonePosition {
+    DueMilestonePosition {
+        due_end: e.due_end,
+        initiative: e.initiative.clone(),
+        milestone: e
+            .milestone
+            .as_ref()
+            .map(|m| m.id.clone())
+            .unwrap_or_default(),
+    }
+}
+
 /// A position as a DueMilestonePosition.
 pub fn to_proto(p: &Position) -> Option<DueMilestonePosition> {
     let day = Date::from_julian_day(p.0).ok()?;

@@ -12,7 +12,6 @@
 
 use std::ops::Bound;
 
-use prost::Message;
 use time::Date;
 
 use cetrack_contract::error::Result;
@@ -132,11 +131,7 @@ impl Store {
             loop {
                 let page = self.list(&filter, after.as_deref(), pagination::MAX_PAGE_SIZE)?;
                 for encoded in &page.items {
-                    let record = Initiative::decode(encoded.as_ref()).map_err(|e| {
-                        cetrack_contract::Error::Corrupt(format!(
-                            "a stored initiative does not decode: {e}"
-                        ))
-                    })?;
+                    let record: Initiative = decode(encoded)?;
                     for (position, entry) in window.entries(&record) {
                         first.offer(position, entry);
                     }

@@ -1069,15 +1069,7 @@ async fn due_milestones_are_a_page_in_timeline_order() -> anyhow::Result<()> {
                 .entries
                 .last()
                 .context("a page that has more is not empty")?;
-            start_after = Some(DueMilestonePosition {
-                due_end: last.due_end,
-                initiative: last.initiative.clone(),
-                milestone: last
-                    .milestone
-                    .as_ref()
-                    .map(|m| m.id.clone())
-                    .unwrap_or_default(),
-            });
+            start_after = Some(cetrack_contract::timeline::after(last));
         }
         assert_eq!(walked, everything, "pages of {size}");
     }

@@ -116,15 +116,7 @@ async fn due_all(
             return Ok(all);
         }
         let last = all.last().context("a page that has more is not empty")?;
-        req.start_after = Some(DueMilestonePosition {
-            due_end: last.due_end,
-            initiative: last.initiative.clone(),
-            milestone: last
-                .milestone
-                .as_ref()
-                .map(|m| m.id.clone())
-                .unwrap_or_default(),
-        });
+        req.start_after = Some(cetrack_contract::timeline::after(last));
     }
 }
 
