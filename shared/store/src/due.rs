@@ -62,7 +62,7 @@ impl Store {
             hide_restricted,
             ..Filter::default()
         };
-        let on_day = Filling::new(&filter, 1);
+        let on_day = Filling::new(&filter, 1, pagination::MAX_EXAMINED);
         // Overdue milestones end before the as-of day, whatever the window.
         let (first, last) = if window.overdue {
             let before_as_of = window.as_of.previous_day().unwrap_or(window.as_of);

@@ -300,7 +300,12 @@ struct Filling<'a> {
     /// The day the filter speaks for.
     day: Date,
     limit: usize,
+    /// Most records examined (see [`Store::list_within`]).
+    max_examined: usize,
     examined: usize,
+    /// Whether the page ended on `max_examined` rather than full or at the
+    /// end of the walk.
+    budget_spent: bool,
     bytes: usize,
     last_id: Option<String>,
     /// The id of the last record put in the page.
@@ -309,12 +314,14 @@ struct Filling<'a> {
 }
 
 impl<'a> Filling<'a> {
-    fn new(filter: &'a Filter, limit: usize) -> Self {
+    fn new(filter: &'a Filter, limit: usize, max_examined: usize) -> Self {
         Self {
             filter,
             day: filter.day(),
             limit,
+            max_examined,
             examined: 0,
+            budget_spent: false,
             bytes: 0,
             last_id: None,
             last_returned: None,
@@ -355,7 +362,7 @@ impl<'a> Filling<'a> {
 
     /// Offers the record `id`; true when the page is complete: `limit`
     /// records, the next would take it past [`pagination::MAX_PAGE_BYTES`],
-    /// or [`pagination::MAX_EXAMINED`] records were looked at.
+    /// or `max_examined` records were looked at.
     fn offer(&mut self, id: &str, found: Found) -> Result<bool> {
         self.examined += 1;
         if let Some(encoded) = self.pick(found)? {
@@ -376,7 +383,8 @@ impl<'a> Filling<'a> {
             self.last_returned = Some(id.to_string());
         }
         self.last_id = Some(id.to_string());
-        if self.examined >= pagination::MAX_EXAMINED {
+        if self.examined >= self.max_examined {
+            self.budget_spent = true;
             self.page.more = true;
             self.page.resumes_after_returned = self.last_returned == self.last_id;
             self.page.resume_after = self.last_id.take();
@@ -1136,6 +1144,37 @@ impl Store {
         after_id: Option<&str>,
         limit: usize,
     ) -> Result<Page<Bytes>> {
+        self.fill(filter, after_id, limit, pagination::MAX_EXAMINED)
+            .map(|filled| filled.page)
+    }
+
+    /// The page [`Store::list`] answers, if it is found before `examined`
+    /// records have been examined (and reads no history): `None` when the
+    /// walk came to that many without ending. A caller on an async worker reads a page that costs
+    /// what it returns on the worker itself (from sled's cache, in
+    /// microseconds) and hands only a longer walk to a blocking thread.
+    pub fn list_within(
+        &self,
+        filter: &Filter,
+        after_id: Option<&str>,
+        limit: usize,
+        examined: usize,
+    ) -> Result<Option<Page<Bytes>>> {
+        if filter.known_on.is_some() {
+            return Ok(None);
+        }
+        let filled = self.fill(filter, after_id, limit, examined)?;
+        Ok((!filled.budget_spent).then_some(filled.page))
+    }
+
+    /// Fills a page of `list`, examining at most `max_examined` records.
+    fn fill<'f>(
+        &self,
+        filter: &'f Filter,
+        after_id: Option<&str>,
+        limit: usize,
+        max_examined: usize,
+    ) -> Result<Filling<'f>> {
         let s = &*self.inner;
         s.sound()?;
         // Every index the filter could walk; the one with the fewest entries
@@ -1159,7 +1198,7 @@ impl Store {
             candidates.push(keys::int_prefix(keys::BY_INSTRUMENT, *instrument));
         }
         let prefix = self.most_selective(candidates);
-        let mut page = Filling::new(filter, limit);
+        let mut page = Filling::new(filter, limit, max_examined);
         if let Some(day) = filter.known_on {
             let known = self.revision_known_on(day)?;
             let hide = filter.hide_restricted;
@@ -1176,7 +1215,7 @@ impl Store {
             })?;
             return match failed {
                 Some(e) => Err(e),
-                None => Ok(page.page),
+                None => Ok(page),
             };
         }
         match prefix {
@@ -1223,7 +1262,7 @@ impl Store {
                 }
             }
         }
-        Ok(page.page)
+        Ok(page)
     }
 
     /// Of the index prefixes `candidates`, the one with the fewest entries

@@ -970,6 +970,49 @@ async fn a_list_walks_its_most_selective_index_and_pages_the_same() {
             .collect::<Vec<_>>(),
         vec!["Record 3", "Record 11", "Record 17"]
     );
+
+    // Within a budget of records examined, the page the list answers; a
+    // page that would look further, or read the histories, is not answered.
+    let same = |a: &Page<Bytes>, b: &Page<Bytes>| {
+        assert_eq!(
+            (&a.items, a.more, &a.resume_after, a.resumes_after_returned),
+            (&b.items, b.more, &b.resume_after, b.resumes_after_returned)
+        )
+    };
+    let every = Filter::default();
+    let text = Filter {
+        text: Some("Record 19".into()),
+        ..Default::default()
+    };
+    for (f, after, limit, enough) in [
+        // Three records, and the fourth to know more follow.
+        (&every, None, 3, 4),
+        // The last two, and one more to find the end.
+        (&every, Some("r17"), 3, 3),
+        // The rare topic's index: its three entries.
+        (&filter, None, 50, 4),
+        // A filter on the text reads every record.
+        (&text, None, 50, 21),
+    ] {
+        let whole = store.list(f, after, limit).unwrap();
+        let within = store.list_within(f, after, limit, enough).unwrap();
+        same(&within.expect("found within its budget"), &whole);
+        assert!(
+            store
+                .list_within(f, after, limit, enough - 1)
+                .unwrap()
+                .is_none(),
+            "{f:?} after {after:?} needs a budget of {enough}"
+        );
+    }
+    let known_on = Filter {
+        known_on: Some(cetrack_contract::dates::today()),
+        ..Default::default()
+    };
+    assert!(store
+        .list_within(&known_on, None, 50, 1_000)
+        .unwrap()
+        .is_none());
 }
 
 /// The records of a list page, decoded.
