@@ -28,3 +28,13 @@ pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 /// Largest response a server encodes (and a client of ours decodes), in
 /// bytes.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+/// The allocator of every binary built from the kit: mimalloc, without
+/// transparent huge pages. A domain's writer thread spent about half of a
+/// create in the system allocator (sled copies a tree node for each key a
+/// transaction writes); with mimalloc the same binaries create about 1.5
+/// times as many initiatives a second. Huge pages would keep whole 2 MiB
+/// pages resident for a few small allocations: without them a domain holds
+/// less memory than with the system allocator (speed bench, README).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
