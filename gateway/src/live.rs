@@ -30,7 +30,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use cetrack_contract::proto::{DomainSummary, GetDomainSummaryRequest, WatchChangesRequest};
@@ -76,6 +76,9 @@ pub struct Followed {
     cleared: AtomicBool,
     /// Summaries fetched, with the generation they were fetched under.
     kept: Mutex<HashMap<Key, (u64, DomainSummary)>>,
+    /// Counts the summaries answered from memory (registered on first use,
+    /// once the process's metrics recorder is in place).
+    from_memory: OnceLock<metrics::Counter>,
 }
 
 impl Followed {
@@ -114,6 +117,44 @@ impl Live {
         self.domains.get(&domain).cloned()
     }
 
+    /// The summary of `domain` for `day`, which is today (counting
+    /// restricted records when `cleared`, milestones due within
+    /// `due_within_days`), if one is kept and still current; it asks no one.
+    /// The caller must have checked that the caller it answers may read
+    /// `domain`.
+    pub fn kept_today(
+        &self,
+        domain: Domain,
+        day: Date,
+        cleared: bool,
+        due_within_days: i32,
+    ) -> Option<DomainSummary> {
+        let f = self.domains.get(&domain)?;
+        // Only a cleared identity hears of every change: a record made
+        // restricted at the domain leaves the public counts, and a stream
+        // that may not see restricted records never brings that change.
+        if !f.following.load(Ordering::SeqCst) || !f.cleared.load(Ordering::SeqCst) {
+            return None;
+        }
+        let key = Key {
+            cleared,
+            due_within_days,
+            day,
+        };
+        let generation = f.generation.load(Ordering::SeqCst);
+        let kept = f.kept();
+        let (g, s) = kept.get(&key)?;
+        if *g != generation {
+            return None;
+        }
+        f.from_memory
+            .get_or_init(|| {
+                metrics::counter!(cetrack_server::metrics::GATEWAY_FROM_MEMORY, "domain" => domain.slug())
+            })
+            .increment(1);
+        Some(s.clone())
+    }
+
     /// The summary of `domain` for `day`, which is today (counting restricted records when
     /// `cleared`, milestones due within `due_within_days`), kept or fetched
     /// now as the gateway; `None` when the gateway does not follow the
@@ -129,10 +170,13 @@ impl Live {
         due_within_days: i32,
         deadline: Duration,
     ) -> Option<DomainSummary> {
+        // The generation is read before the kept summary: a fetch below is
+        // kept under it only if nothing moved it meanwhile.
         let f = self.domains.get(&domain)?;
-        // Only a cleared identity hears of every change: a record made
-        // restricted at the domain leaves the public counts, and a stream
-        // that may not see restricted records never brings that change.
+        let generation = f.generation.load(Ordering::SeqCst);
+        if let Some(s) = self.kept_today(domain, day, cleared, due_within_days) {
+            return Some(s);
+        }
         if !f.following.load(Ordering::SeqCst) || !f.cleared.load(Ordering::SeqCst) {
             return None;
         }
@@ -141,14 +185,6 @@ impl Live {
             due_within_days,
             day,
         };
-        let generation = f.generation.load(Ordering::SeqCst);
-        if let Some((g, s)) = f.kept().get(&key) {
-            if *g == generation {
-                metrics::counter!(cetrack_server::metrics::GATEWAY_FROM_MEMORY, "domain" => domain.slug())
-                    .increment(1);
-                return Some(s.clone());
-            }
-        }
         let ask = |cleared: bool| {
             domains.as_gateway(
                 domain,
