@@ -25,10 +25,12 @@
 //!   log (each durable change once for every change stream that is caught
 //!   up; a stream's backlog on top).
 
+use std::collections::HashMap;
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -91,6 +93,8 @@ pub enum MetricsError {
 
 /// The recorder of this process, once installed.
 static RECORDER: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
+/// Whether [`RECORDER`] is installed (read on every call measured).
+static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 /// Installs the Prometheus recorder unless this process already did, and
 /// returns its handle. Safe to call any number of times, from any thread.
@@ -106,6 +110,7 @@ pub fn install_recorder() -> Result<PrometheusHandle, MetricsError> {
         .install_recorder()?;
     describe();
     *installed = Some(handle.clone());
+    INSTALLED.store(true, Ordering::SeqCst);
     Ok(handle)
 }
 
@@ -256,23 +261,95 @@ pub fn code_name(code: Code) -> &'static str {
 /// or reflection.
 const MEASURED_PREFIX: &str = "/cet.v1.";
 
+/// Most methods of one service whose measures are kept registered (the
+/// path is the caller's: one naming methods that do not exist is still
+/// measured, each call registering its own).
+const MAX_METHODS_KEPT: usize = 256;
+
+/// The measures of one method of one service, registered once and then
+/// moved without looking them up by their labels again.
+struct Measures {
+    service: &'static str,
+    method: String,
+    in_flight: metrics::Gauge,
+    duration: metrics::Histogram,
+    /// Calls finished, by code (registered on the first call that ends
+    /// with it).
+    finished: [OnceLock<metrics::Counter>; 17],
+}
+
+/// Measures by service and method, kept once the recorder is installed.
+type Kept = HashMap<&'static str, HashMap<String, Arc<Measures>>>;
+static KEPT: LazyLock<RwLock<Kept>> = LazyLock::new(RwLock::default);
+
+impl Measures {
+    fn new(service: &'static str, method: &str) -> Self {
+        Self {
+            service,
+            method: method.to_string(),
+            in_flight: metrics::gauge!(IN_FLIGHT, "service" => service, "method" => method.to_string()),
+            duration: metrics::histogram!(REQUEST_DURATION, "service" => service, "method" => method.to_string()),
+            finished: Default::default(),
+        }
+    }
+
+    /// The measures of `method` of `service`: those kept, or registered
+    /// now (and kept, once the recorder is installed: a handle taken before
+    /// would measure nothing).
+    fn of(service: &'static str, method: &str) -> Arc<Self> {
+        let kept = || {
+            KEPT.read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some(m) = kept().get(service).and_then(|m| m.get(method)) {
+            return m.clone();
+        }
+        let measures = Arc::new(Self::new(service, method));
+        if INSTALLED.load(Ordering::SeqCst) {
+            let mut kept = KEPT
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let methods = kept.entry(service).or_default();
+            if methods.len() < MAX_METHODS_KEPT {
+                return methods
+                    .entry(method.to_string())
+                    .or_insert(measures)
+                    .clone();
+            }
+        }
+        measures
+    }
+
+    /// The counter of calls ending with `code`.
+    fn finished(&self, code: Code) -> &metrics::Counter {
+        let slot = usize::try_from(i32::from(code)).unwrap_or(0) % self.finished.len();
+        self.finished[slot].get_or_init(|| {
+            metrics::counter!(
+                REQUESTS_TOTAL,
+                "service" => self.service,
+                "method" => self.method.clone(),
+                "code" => code_name(code)
+            )
+        })
+    }
+}
+
 /// One call being handled: counted in flight from its start until it is
 /// dropped (with the response's body, for a call that has one); counted as
 /// finished with the code it ends with, or CANCELLED when it is dropped
 /// first (the caller went away or the server's timeout fired).
 struct Call {
-    service: &'static str,
-    method: String,
+    measures: Arc<Measures>,
     start: Instant,
     finished: bool,
 }
 
 impl Call {
-    fn start(service: &'static str, method: String) -> Self {
-        metrics::gauge!(IN_FLIGHT, "service" => service, "method" => method.clone()).increment(1.0);
+    fn start(service: &'static str, method: &str) -> Self {
+        let measures = Measures::of(service, method);
+        measures.in_flight.increment(1.0);
         Self {
-            service,
-            method,
+            measures,
             start: Instant::now(),
             finished: false,
         }
@@ -284,27 +361,19 @@ impl Call {
         if std::mem::replace(&mut self.finished, true) {
             return;
         }
+        let m = &self.measures;
         if matches!(code, Code::Internal | Code::DataLoss) {
-            tracing::error!(service = self.service, method = %self.method, code = code_name(code), message, "call failed on the server");
+            tracing::error!(service = m.service, method = %m.method, code = code_name(code), message, "call failed on the server");
         }
-        let (service, method) = (self.service, self.method.clone());
-        metrics::counter!(
-            REQUESTS_TOTAL,
-            "service" => service,
-            "method" => method.clone(),
-            "code" => code_name(code)
-        )
-        .increment(1);
-        metrics::histogram!(REQUEST_DURATION, "service" => service, "method" => method)
-            .record(self.start.elapsed().as_secs_f64());
+        m.finished(code).increment(1);
+        m.duration.record(self.start.elapsed().as_secs_f64());
     }
 }
 
 impl Drop for Call {
     fn drop(&mut self) {
         self.finish(Code::Cancelled, "");
-        metrics::gauge!(IN_FLIGHT, "service" => self.service, "method" => self.method.clone())
-            .decrement(1.0);
+        self.measures.in_flight.decrement(1.0);
     }
 }
 
@@ -359,7 +428,7 @@ where
             .path()
             .strip_prefix(MEASURED_PREFIX)
             .and_then(|rest| rest.split_once('/'))
-            .map(|(_, method)| Call::start(self.service, method.to_string()));
+            .map(|(_, method)| Call::start(self.service, method));
         MeteredFuture {
             inner: self.inner.call(request),
             call,
