@@ -18,6 +18,7 @@
 //! resets its stream at the domain with CANCEL.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -76,8 +77,11 @@ pub struct Onward {
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
     tls: Option<ClientTls>,
-    /// The open connection, if any (cloned per call: a handle).
-    open: Mutex<Option<SendRequest<Bytes>>>,
+    /// The open connection, if any (cloned per call: a handle), with the
+    /// number it was opened as.
+    open: Mutex<Option<(u64, SendRequest<Bytes>)>>,
+    /// Connections opened so far (numbers them).
+    opened: AtomicU64,
     /// Held while a connection is being opened, so that callers arriving
     /// meanwhile wait for it rather than each open one.
     opening: tokio::sync::Mutex<()>,
@@ -111,6 +115,7 @@ impl Onward {
             scheme,
             authority,
             open: Mutex::new(None),
+            opened: AtomicU64::new(0),
             opening: tokio::sync::Mutex::new(()),
             failed: Mutex::new(None),
         })
@@ -137,7 +142,7 @@ impl Onward {
             .path_and_query(path)
             .build()
             .map_err(|e| OnwardError::Request(e.to_string()))?;
-        let mut send = self.ready().await?;
+        let (connection, mut send) = self.ready().await?;
         let (answer, mut body) = match send.send_request(request.clone(), false) {
             Ok(sent) => sent,
             // The connection went away (the domain restarted, or said
@@ -145,8 +150,8 @@ impl Onward {
             // so it goes once more on a new connection.
             Err(e) if e.is_go_away() || e.is_io() || e.reason().is_none() => {
                 tracing::debug!(target = ?self, error = %e, "the connection to a domain is gone: opening another");
-                self.forget();
-                self.ready().await?.send_request(request, false)?
+                self.forget(connection);
+                self.ready().await?.1.send_request(request, false)?
             }
             Err(e) => return Err(e.into()),
         };
@@ -154,17 +159,21 @@ impl Onward {
         Ok(answer.await?)
     }
 
-    /// Drops the open connection's handle (a new one is opened next).
-    fn forget(&self) {
-        *self.open.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    /// Drops the handle of connection `connection` if it is still the open
+    /// one (a new one is opened next); one another call opened since stays.
+    fn forget(&self, connection: u64) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if open.as_ref().is_some_and(|(n, _)| *n == connection) {
+            *open = None;
+        }
     }
 
     /// A handle on the open connection, opening one if there is none or
     /// the last one closed.
-    async fn ready(&self) -> Result<SendRequest<Bytes>, OnwardError> {
-        if let Some(send) = self.current() {
+    async fn ready(&self) -> Result<(u64, SendRequest<Bytes>), OnwardError> {
+        if let Some((n, send)) = self.current() {
             if let Ok(send) = send.ready().await {
-                return Ok(send);
+                return Ok((n, send));
             }
         }
         let asked = Instant::now();
@@ -173,9 +182,9 @@ impl Onward {
         // failed to: then this call fails as it did (while a domain cannot
         // be reached, the callers waiting are answered together, not each
         // after an attempt of its own).
-        if let Some(send) = self.current() {
+        if let Some((n, send)) = self.current() {
             if let Ok(send) = send.ready().await {
-                return Ok(send);
+                return Ok((n, send));
             }
         }
         let failed = |p: std::sync::PoisonError<_>| p.into_inner();
@@ -194,11 +203,12 @@ impl Onward {
             .err()
             .map(|e| (Instant::now(), e.to_string()));
         let send = opened?;
-        *self.open.lock().unwrap_or_else(|p| p.into_inner()) = Some(send.clone());
-        Ok(send)
+        let n = self.opened.fetch_add(1, Ordering::SeqCst);
+        *self.open.lock().unwrap_or_else(|p| p.into_inner()) = Some((n, send.clone()));
+        Ok((n, send))
     }
 
-    fn current(&self) -> Option<SendRequest<Bytes>> {
+    fn current(&self) -> Option<(u64, SendRequest<Bytes>)> {
         self.open.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
