@@ -14,10 +14,11 @@ mod snapshot;
 pub(crate) mod tests;
 mod write;
 
+use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use prost::bytes::Bytes;
 use prost::Message;
@@ -504,10 +505,25 @@ struct Inner {
     faults: Arc<Faults>,
     /// The summary counters as of the last commit (see [`Published`]).
     published: RwLock<Arc<Published>>,
+    /// Summaries assembled from the published counters (see
+    /// [`Store::summary`]).
+    summaries: Mutex<Assembled>,
     /// Changes read from the change log since the store opened.
     changes_read: AtomicU64,
     /// The snapshots being read, which writers keep pre-images for.
     captures: Captures,
+}
+
+/// Most summaries kept assembled (kinds of request: day, due window,
+/// clearance); past it, none is kept until the next commit.
+const MAX_ASSEMBLED: usize = 64;
+
+/// Summaries assembled from one [`Published`] (the one held here, so that
+/// a newer one is told from it), by day, due window and clearance.
+#[derive(Default)]
+struct Assembled {
+    from: Option<Arc<Published>>,
+    summaries: HashMap<(Date, i32, bool), DomainSummary>,
 }
 
 /// The summary counters, organization labels and last change as of the last
@@ -1056,6 +1072,7 @@ impl Store {
             failure,
             faults,
             published,
+            summaries: Mutex::default(),
             changes_read: AtomicU64::new(0),
             captures: Captures::default(),
         });
@@ -1609,6 +1626,33 @@ impl Store {
         let s = &*self.inner;
         s.sound()?;
         let p = s.published();
+        // The counters change only with a commit: a summary assembled from
+        // the counters published now is answered again until the next.
+        let key = (window.as_of, window.due_within_days, cleared);
+        let assembled = || s.summaries.lock().unwrap_or_else(PoisonError::into_inner);
+        {
+            let kept = assembled();
+            if kept.from.as_ref().is_some_and(|from| Arc::ptr_eq(from, &p)) {
+                if let Some(summary) = kept.summaries.get(&key) {
+                    return Ok(summary.clone());
+                }
+            }
+        }
+        let summary = self.assemble(&p, window, cleared);
+        let mut kept = assembled();
+        if !kept.from.as_ref().is_some_and(|from| Arc::ptr_eq(from, &p)) {
+            kept.from = Some(p.clone());
+            kept.summaries.clear();
+        }
+        if kept.summaries.len() < MAX_ASSEMBLED {
+            kept.summaries.insert(key, summary.clone());
+        }
+        Ok(summary)
+    }
+
+    /// The summary for `window` from the counters `p`.
+    fn assemble(&self, p: &Published, window: SummaryWindow, cleared: bool) -> DomainSummary {
+        let s = &*self.inner;
         let mut plain = Vec::new();
         let mut later = Vec::new();
         for vis in Visibility::seen(cleared) {
@@ -1629,13 +1673,7 @@ impl Store {
             let name = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
             OrganizationLabel { name, country_code }
         };
-        Ok(summary::assemble(
-            s.domain,
-            counters,
-            label,
-            window,
-            p.last.clone(),
-        ))
+        summary::assemble(s.domain, counters, label, window, p.last.clone())
     }
 
     /// Forgets the request ids written before `before` (Unix seconds):

@@ -406,6 +406,72 @@ async fn a_batch_writes_its_shared_counters_once_as_its_writes_would() {
     assert_eq!(revision_of(next), 6);
 }
 
+/// A summary assembled from the counters is answered again only until the
+/// next commit: after every write, each kind of summary (day, due window,
+/// clearance), asked twice, is what counting every record gives.
+#[tokio::test]
+async fn a_summary_answered_again_follows_every_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(Domain::Energy, dir.path()).unwrap();
+    let set = |record: Initiative| {
+        move |_: Option<&Initiative>| {
+            Ok(Plan::Put {
+                record: record.clone(),
+                change_type: ChangeType::Updated,
+            })
+        }
+    };
+    let windows = [
+        SummaryWindow {
+            as_of: time::macros::date!(2031 - 05 - 20),
+            due_within_days: 30,
+        },
+        SummaryWindow {
+            as_of: time::macros::date!(2031 - 05 - 20),
+            due_within_days: 400,
+        },
+        SummaryWindow {
+            as_of: time::macros::date!(2020 - 01 - 01),
+            due_within_days: 30,
+        },
+    ];
+    let check = |after: &str| {
+        for w in windows {
+            for cleared in [false, true] {
+                let counted = store.summary_scan(w, cleared, None, None).unwrap();
+                assert_eq!(store.summary(w, cleared).unwrap(), counted, "after {after}");
+                assert_eq!(store.summary(w, cleared).unwrap(), counted, "after {after}");
+            }
+        }
+    };
+    check("nothing");
+    let mut restricted = counted("us-nsf", "NSF", 2, 7);
+    restricted.sensitivity = cetrack_contract::proto::Sensitivity::Restricted as i32;
+    // Each record as written, or none: deleted.
+    let writes = [
+        ("a", Some(counted("us-doe", "DOE", 1, 10))),
+        ("b", Some(counted("us-doe", "DOE", 3, 5))),
+        ("c", Some(restricted)),
+        ("a", Some(counted("us-doe", "DOE", 2, 12))),
+        ("b", None),
+    ];
+    for (id, record) in writes {
+        match record {
+            Some(r) => store.write(id, None, "test", set(r)).await.unwrap(),
+            None => store
+                .write(id, None, "test", |_| Ok(Plan::Delete))
+                .await
+                .unwrap(),
+        };
+        check(id);
+    }
+    assert_eq!(store.summary(windows[0], true).unwrap().initiative_count, 2);
+    assert_eq!(
+        store.summary(windows[0], false).unwrap().initiative_count,
+        1
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_change_log_shows_nothing_above_the_durable_watermark() {
     let dir = tempfile::tempdir().unwrap();
