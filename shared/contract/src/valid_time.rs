@@ -179,6 +179,23 @@ pub struct ProgressFacets {
     pub as_of: Option<ApproximateDate>,
 }
 
+/// An initiative's marking alone, read from its encoding with every other
+/// field skipped (by its length: nothing else is decoded or allocated): what
+/// a read of one record needs to know who may see it.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Marking {
+    /// `sensitivity` (the tag of `cet.v1.Initiative`'s).
+    #[prost(int32, tag = "18")]
+    pub sensitivity: i32,
+}
+
+impl Marking {
+    /// Whether the record is marked RESTRICTED.
+    pub fn restricted(&self) -> bool {
+        self.sensitivity == crate::proto::Sensitivity::Restricted as i32
+    }
+}
+
 impl Facets {
     /// Whether the record is marked RESTRICTED.
     pub fn restricted(&self) -> bool {
@@ -401,8 +418,11 @@ mod tests {
         ];
         let (mut absent, mut kept, mut projected) = (0, 0, 0);
         for record in &records {
-            let facets = Facets::decode(record.encode_to_vec().as_slice()).unwrap();
+            let encoded = record.encode_to_vec();
+            let facets = Facets::decode(encoded.as_slice()).unwrap();
             assert_eq!(facets.restricted(), crate::auth::is_restricted(record));
+            let marking = Marking::decode(encoded.as_slice()).unwrap();
+            assert_eq!(marking.restricted(), crate::auth::is_restricted(record));
             for day in days {
                 let expected = match into_day(record.clone(), day) {
                     None => OnDay::Absent,

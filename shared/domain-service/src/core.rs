@@ -218,7 +218,7 @@ impl DomainCore {
         // only its marking is read.
         self.store
             .get_encoded(&name.id)?
-            .filter(|(_, facets)| caller.may_see_marked(facets.restricted()))
+            .filter(|(_, marking)| caller.may_see_marked(marking.restricted()))
             .map(|(encoded, _)| wire::Initiative::encoded(encoded))
             .ok_or_else(|| not_found(&req.name))
     }

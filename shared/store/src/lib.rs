@@ -34,7 +34,7 @@ use cetrack_contract::pagination;
 use cetrack_contract::proto::{Change, ChangeType, DomainSummary, Initiative, StatusChange};
 use cetrack_contract::rules::{self, Filter};
 use cetrack_contract::summary::{self, LastChange, OrganizationLabel, SummaryWindow, Visibility};
-use cetrack_contract::valid_time::{Facets, OnDay};
+use cetrack_contract::valid_time::{Facets, Marking, OnDay};
 
 use commit::{Failure, Faults, GroupCommit};
 pub use due::DuePage;
@@ -1134,8 +1134,8 @@ impl Store {
     }
 
     /// The current version of initiative `id` as the store encoded it, with
-    /// its facets (read from that encoding, the rest skipped).
-    pub fn get_encoded(&self, id: &str) -> Result<Option<(Bytes, Facets)>> {
+    /// its marking (read from that encoding, the rest skipped).
+    pub fn get_encoded(&self, id: &str) -> Result<Option<(Bytes, Marking)>> {
         self.inner.sound()?;
         match self
             .inner
@@ -1144,8 +1144,8 @@ impl Store {
             .map_err(storage)?
         {
             Some(b) => {
-                let facets = decode(&b)?;
-                Ok(Some((Bytes::from_owner(b), facets)))
+                let marking = decode(&b)?;
+                Ok(Some((Bytes::from_owner(b), marking)))
             }
             None => Ok(None),
         }

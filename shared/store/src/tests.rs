@@ -1155,9 +1155,9 @@ async fn a_list_passes_kept_records_on_and_projects_the_others() {
     let kept = |id: &str| store.get(id).unwrap().unwrap();
 
     // A record read alone comes as stored too, with its marking.
-    let (encoded, facets) = store.get_encoded("b").unwrap().unwrap();
+    let (encoded, marking) = store.get_encoded("b").unwrap().unwrap();
     assert_eq!(encoded.as_ref(), kept("b").encode_to_vec().as_slice());
-    assert!(facets.restricted());
+    assert!(marking.restricted());
     assert!(!store.get_encoded("a").unwrap().unwrap().1.restricted());
     assert!(store.get_encoded("z").unwrap().is_none());
 
