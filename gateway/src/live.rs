@@ -82,6 +82,15 @@ pub struct Followed {
 }
 
 impl Followed {
+    /// Whether what is kept follows every change of the domain: the stream
+    /// is open, and the gateway's identity is cleared (only a cleared
+    /// identity hears of every change: a record made restricted at the
+    /// domain leaves the public counts, and a stream that may not see
+    /// restricted records never brings that change).
+    fn follows_every_change(&self) -> bool {
+        self.following.load(Ordering::SeqCst) && self.cleared.load(Ordering::SeqCst)
+    }
+
     /// Something changed (or may have): what is kept is out of date.
     pub fn touch(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
@@ -129,18 +138,20 @@ impl Live {
         cleared: bool,
         due_within_days: i32,
     ) -> Option<DomainSummary> {
-        let f = self.domains.get(&domain)?;
-        // Only a cleared identity hears of every change: a record made
-        // restricted at the domain leaves the public counts, and a stream
-        // that may not see restricted records never brings that change.
-        if !f.following.load(Ordering::SeqCst) || !f.cleared.load(Ordering::SeqCst) {
-            return None;
-        }
         let key = Key {
             cleared,
             due_within_days,
             day,
         };
+        self.kept_under(domain, key)
+    }
+
+    /// The summary kept for `key` of `domain`, if still current.
+    fn kept_under(&self, domain: Domain, key: Key) -> Option<DomainSummary> {
+        let f = self.domains.get(&domain)?;
+        if !f.follows_every_change() {
+            return None;
+        }
         let generation = f.generation.load(Ordering::SeqCst);
         let kept = f.kept();
         let (g, s) = kept.get(&key)?;
@@ -174,17 +185,17 @@ impl Live {
         // kept under it only if nothing moved it meanwhile.
         let f = self.domains.get(&domain)?;
         let generation = f.generation.load(Ordering::SeqCst);
-        if let Some(s) = self.kept_today(domain, day, cleared, due_within_days) {
-            return Some(s);
-        }
-        if !f.following.load(Ordering::SeqCst) || !f.cleared.load(Ordering::SeqCst) {
-            return None;
-        }
         let key = Key {
             cleared,
             due_within_days,
             day,
         };
+        if let Some(s) = self.kept_under(domain, key) {
+            return Some(s);
+        }
+        if !f.follows_every_change() {
+            return None;
+        }
         let ask = |cleared: bool| {
             domains.as_gateway(
                 domain,

@@ -526,6 +526,14 @@ struct Assembled {
     summaries: HashMap<(Date, i32, bool), DomainSummary>,
 }
 
+impl Assembled {
+    /// Whether what is kept was assembled from `p` (the counters published
+    /// now), not from an earlier commit's.
+    fn assembled_from(&self, p: &Arc<Published>) -> bool {
+        self.from.as_ref().is_some_and(|from| Arc::ptr_eq(from, p))
+    }
+}
+
 /// The summary counters, organization labels and last change as of the last
 /// commit: what a summary reads, without the write lock and without walking
 /// a tree. Each write publishes a new one under the write lock; the maps
@@ -1632,7 +1640,7 @@ impl Store {
         let assembled = || s.summaries.lock().unwrap_or_else(PoisonError::into_inner);
         {
             let kept = assembled();
-            if kept.from.as_ref().is_some_and(|from| Arc::ptr_eq(from, &p)) {
+            if kept.assembled_from(&p) {
                 if let Some(summary) = kept.summaries.get(&key) {
                     return Ok(summary.clone());
                 }
@@ -1640,7 +1648,7 @@ impl Store {
         }
         let summary = self.assemble(&p, window, cleared);
         let mut kept = assembled();
-        if !kept.from.as_ref().is_some_and(|from| Arc::ptr_eq(from, &p)) {
+        if !kept.assembled_from(&p) {
             kept.from = Some(p.clone());
             kept.summaries.clear();
         }

@@ -52,6 +52,16 @@ fn open_sled(path: &Path) -> sled::Db {
     }
 }
 
+/// Writes `record` as it is, whatever the current version.
+fn set(record: Initiative) -> impl Fn(Option<&Initiative>) -> Result<Plan> + Send + 'static {
+    move |_| {
+        Ok(Plan::Put {
+            record: record.clone(),
+            change_type: ChangeType::Updated,
+        })
+    }
+}
+
 fn put(title: String) -> impl Fn(Option<&Initiative>) -> Result<Plan> + Send + 'static {
     move |current| {
         assert!(current.is_none(), "ids are not reused in these tests");
@@ -344,14 +354,6 @@ fn counted(org: &str, name: &str, status: i32, usd: i64) -> Initiative {
 async fn a_batch_writes_its_shared_counters_once_as_its_writes_would() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(Domain::Energy, dir.path()).unwrap();
-    let set = |record: Initiative| {
-        move |_: Option<&Initiative>| {
-            Ok(Plan::Put {
-                record: record.clone(),
-                change_type: ChangeType::Updated,
-            })
-        }
-    };
     // Counters moved up and down inside one batch, one back to nothing (a
     // record created and deleted), a label recorded twice, a refused write
     // among them.
@@ -413,14 +415,6 @@ async fn a_batch_writes_its_shared_counters_once_as_its_writes_would() {
 async fn a_summary_answered_again_follows_every_commit() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(Domain::Energy, dir.path()).unwrap();
-    let set = |record: Initiative| {
-        move |_: Option<&Initiative>| {
-            Ok(Plan::Put {
-                record: record.clone(),
-                change_type: ChangeType::Updated,
-            })
-        }
-    };
     let windows = [
         SummaryWindow {
             as_of: time::macros::date!(2031 - 05 - 20),
