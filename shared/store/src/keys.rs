@@ -15,6 +15,14 @@ pub(crate) const BY_ORGANIZATION: u8 = b'o';
 pub(crate) const BY_COUNTRY: u8 = b'c';
 /// Index by topic: `t` + topic + NUL + id.
 pub(crate) const BY_TOPIC: u8 = b't';
+/// Index by source document: `d` + the first [`DOCUMENT_DIGEST`] bytes of
+/// the SHA-256 of the document's title + id. A title is free text of up to
+/// 500 characters (a NUL included): its digest keeps every entry short and
+/// where the id begins unambiguous. Two titles with the same digest would
+/// only share entries; a filter still checks every record it reads.
+pub(crate) const BY_DOCUMENT: u8 = b'd';
+/// The bytes of a title's digest in a [`BY_DOCUMENT`] entry.
+const DOCUMENT_DIGEST: usize = 16;
 /// Index of milestones by the last day of their due period (any status):
 /// `m` + day + id + NUL + milestone id, the day as 4 bytes that sort as the
 /// day key does (see [`due_prefix`]).
@@ -48,6 +56,15 @@ pub(crate) fn parse_due(key: &[u8]) -> Option<(i32, &str, &str)> {
     let id = std::str::from_utf8(&rest[..nul]).ok()?;
     let milestone = std::str::from_utf8(&rest[nul + 1..]).ok()?;
     Some((day, id, milestone))
+}
+
+/// The prefix of the document index entries of the document titled
+/// `title`.
+pub(crate) fn document_prefix(title: &str) -> Vec<u8> {
+    use sha2::Digest;
+    let mut k = vec![BY_DOCUMENT];
+    k.extend_from_slice(&sha2::Sha256::digest(title.as_bytes())[..DOCUMENT_DIGEST]);
+    k
 }
 
 /// The prefix of an index on an integer value.
@@ -85,6 +102,9 @@ pub(crate) fn index_entries(id: &str, init: &Initiative) -> BTreeSet<Vec<u8>> {
     }
     for t in &init.topics {
         keys.insert(entry(text_prefix(BY_TOPIC, t), id));
+    }
+    for s in init.sources.iter().filter(|s| !s.document.is_empty()) {
+        keys.insert(entry(document_prefix(&s.document), id));
     }
     for m in &init.milestones {
         if let Some(end) = m.due.as_ref().and_then(dates::period_end) {

@@ -56,7 +56,10 @@ pub use snapshot::{Snapshot, MAX_CAPTURED_BYTES};
 ///   that it can expire.
 /// - 4: the index gains the milestones in due order (`keys::BY_DUE`), so that
 ///   a timeline page reads what it returns.
-pub const SCHEMA_VERSION: u32 = 4;
+/// - 5: the index gains the records of each source document
+///   (`keys::BY_DOCUMENT`), so that a list or a summary of one document reads
+///   that document's records, not every record.
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// One key of one tree, as stored: (tree, key, value).
 pub type RawEntry = (Tree, Vec<u8>, Vec<u8>);
@@ -817,7 +820,8 @@ fn add_status_histories(
 /// transaction made durable before it returns. A
 /// crash leaves the old schema version, and the migration runs again at the
 /// next open, writing the same. From 1 to 3: every record's milestones get
-/// their entries in the due index. From 1 or 2: records and their versions in the history get
+/// their entries in the due index. From 1 to 4: every record's source
+/// documents get their entries in the document index. From 1 or 2: records and their versions in the history get
 /// their status history (see [`add_status_histories`]); the summary counters and organization labels are
 /// computed again from the records, per visibility and with dated moves.
 pub fn migrate(db: &sled::Db, trees: &[sled::Tree], from: u32) -> Result<()> {
@@ -839,8 +843,9 @@ pub fn migrate(db: &sled::Db, trees: &[sled::Tree], from: u32) -> Result<()> {
     } else {
         Default::default()
     };
-    // From 1 to 3: the due index entries of every record (derived from the
-    // records alone: a rerun writes the same).
+    // From 1 to 3: the due index entries of every record; from 1 to 4, its
+    // document index entries (derived from the records alone: a rerun writes
+    // the same).
     let index = at(trees, Tree::Index);
     let mut indexed = sled::Batch::default();
     let mut pending_index = 0usize;
@@ -848,12 +853,15 @@ pub fn migrate(db: &sled::Db, trees: &[sled::Tree], from: u32) -> Result<()> {
     for kv in records.iter() {
         let (k, v) = kv.map_err(storage)?;
         let mut init: Initiative = decode(&v)?;
-        if from < 4 {
+        if from < 5 {
+            // The kinds of entry the store's version did not have.
+            let added = |e: &Vec<u8>| match e.first() {
+                Some(&keys::BY_DUE) => from < 4,
+                Some(&keys::BY_DOCUMENT) => true,
+                _ => false,
+            };
             let id = String::from_utf8_lossy(&k);
-            for entry in keys::index_entries(&id, &init)
-                .into_iter()
-                .filter(|e| e.first() == Some(&keys::BY_DUE))
-            {
+            for entry in keys::index_entries(&id, &init).into_iter().filter(added) {
                 indexed.insert(entry, &[] as &[u8]);
                 pending_index += 1;
             }
@@ -1222,6 +1230,9 @@ impl Store {
         if let [instrument] = filter.instruments.as_slice() {
             candidates.push(keys::int_prefix(keys::BY_INSTRUMENT, *instrument));
         }
+        if let Some(document) = &filter.document {
+            candidates.push(keys::document_prefix(document));
+        }
         let prefix = self.most_selective(candidates);
         let mut page = Filling::new(filter, limit, max_examined);
         if let Some(day) = filter.known_on {
@@ -1429,7 +1440,8 @@ impl Store {
     /// too) counted record by record: of the records of one `document` only
     /// (a source names it), and as the store stood at the end of
     /// `known_on` (record time), each initiative as it stood on the window's
-    /// day (valid time). Holds counters, never the records.
+    /// day (valid time). Holds counters, never the records. Of today's
+    /// records, one document's are found by its index entries.
     pub fn summary_scan(
         &self,
         window: SummaryWindow,
@@ -1470,11 +1482,30 @@ impl Store {
             }
             None => {
                 let last = s.published().last.clone();
-                for kv in s.tree(Tree::Records).iter() {
-                    let (_, v) = kv.map_err(storage)?;
-                    let i: Initiative = decode(&v)?;
+                let mut add = |v: &[u8]| -> Result<()> {
+                    let i: Initiative = decode(v)?;
                     if (cleared || !cetrack_contract::auth::is_restricted(&i)) && in_document(&i) {
                         count.add(&i);
+                    }
+                    Ok(())
+                };
+                match document {
+                    // One document: the records its index entries name.
+                    Some(d) => {
+                        let prefix = keys::document_prefix(d);
+                        for kv in s.tree(Tree::Index).scan_prefix(&prefix) {
+                            let (k, _) = kv.map_err(storage)?;
+                            let id = k.get(prefix.len()..).unwrap_or_default();
+                            if let Some(v) = s.tree(Tree::Records).get(id).map_err(storage)? {
+                                add(&v)?;
+                            }
+                        }
+                    }
+                    None => {
+                        for kv in s.tree(Tree::Records).iter() {
+                            let (_, v) = kv.map_err(storage)?;
+                            add(&v)?;
+                        }
                     }
                 }
                 last

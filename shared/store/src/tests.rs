@@ -1211,3 +1211,98 @@ async fn a_list_passes_kept_records_on_and_projects_the_others() {
         vec!["plain", "restricted", "later money", "not yet"]
     );
 }
+
+#[tokio::test]
+async fn a_document_is_found_by_its_index_and_indexed_when_an_older_store_migrates() {
+    use cetrack_contract::proto::SourceReference;
+    let dir = tempfile::tempdir().unwrap();
+    let sheet = "Joint Fact Sheet";
+    // A title with a NUL in it: its entries must not be taken for the
+    // sheet's (nor the sheet's for its).
+    let odd = "Joint Fact Sheet\0r";
+    let cited = |n: usize| -> Vec<&str> {
+        match n {
+            2 => vec![sheet],
+            9 => vec![sheet, odd],
+            13 => vec![odd],
+            _ => vec!["Another sheet"],
+        }
+    };
+    let window = SummaryWindow {
+        as_of: cetrack_contract::dates::today(),
+        due_within_days: 90,
+    };
+    let check = |store: &Store| {
+        for (title, expected) in [(sheet, vec!["r02", "r09"]), (odd, vec!["r09", "r13"])] {
+            let filter = Filter {
+                document: Some(title.into()),
+                ..Default::default()
+            };
+            // Found by the document's entries: the list reads its two
+            // records and one more look to know it ended, not all twenty.
+            let page = store
+                .list_within(&filter, None, 50, 3)
+                .unwrap()
+                .expect("found within a budget of its own records");
+            let titles: Vec<String> = records(&page).into_iter().map(|i| i.title).collect();
+            let wanted: Vec<String> = expected.iter().map(|id| format!("Record {id}")).collect();
+            assert_eq!(titles, wanted, "{title:?}");
+            let summary = store.summary_scan(window, true, None, Some(title)).unwrap();
+            assert_eq!(summary.initiative_count, 2, "{title:?}");
+        }
+        let none = Filter {
+            document: Some("Joint Fact".into()),
+            ..Default::default()
+        };
+        assert!(records(&store.list(&none, None, 50).unwrap()).is_empty());
+    };
+    {
+        let store = open(Domain::Energy, dir.path()).unwrap();
+        for n in 0..20 {
+            let id = format!("r{n:02}");
+            let record = Initiative {
+                title: format!("Record {id}"),
+                sources: cited(n)
+                    .into_iter()
+                    .map(|d| SourceReference {
+                        document: d.into(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            };
+            store.write(&id, None, "test", set(record)).await.unwrap();
+        }
+        check(&store);
+    }
+    // The store as schema version 4 kept it: no document entries.
+    {
+        let db = open_sled(dir.path());
+        let index = db.open_tree("index").unwrap();
+        let documents: Vec<sled::IVec> = index
+            .scan_prefix([keys::BY_DOCUMENT])
+            .keys()
+            .collect::<sled::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            documents.len(),
+            21,
+            "one entry per record and document cited"
+        );
+        for k in documents {
+            index.remove(k).unwrap();
+        }
+        db.open_tree("meta")
+            .unwrap()
+            .insert(META_SCHEMA, &4u32.to_be_bytes())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    {
+        let store = open(Domain::Energy, dir.path()).unwrap();
+        check(&store);
+    }
+    let db = open_sled(dir.path());
+    let schema = db.open_tree("meta").unwrap().get(META_SCHEMA).unwrap();
+    assert_eq!(schema.as_deref(), Some(&SCHEMA_VERSION.to_be_bytes()[..]));
+}

@@ -1,14 +1,17 @@
 //! Operators upgrade in place: a store written by an earlier release (schema
 //! version 1, `tests/fixtures/v1-store/`, schema version 2,
-//! `tests/fixtures/v2-store/`, and the previous release's schema version 3,
-//! `tests/fixtures/v3-store/`, each made by that release's own binary) opens
+//! `tests/fixtures/v2-store/`, schema version 3, `tests/fixtures/v3-store/`,
+//! and the previous release's schema version 4, `tests/fixtures/v4-store/`,
+//! each made by that release's own binary) opens
 //! under this build with every record, history entry, request id and counter
 //! intact; each record gains the status history its changes tell (the first
 //! status from its dated source, each later one from the day it was
 //! recorded), the counters answer for any "as of" day, and the milestones
 //! are in the due index (a timeline read from it answers what reading every
-//! record answers); and a kill -9 at any moment of the migration loses
-//! nothing.
+//! record answers), the records of each source document in the document
+//! index (a list and a summary of one document read from it answer what
+//! filtering every record answers); and a kill -9 at any moment of the
+//! migration loses nothing.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -23,7 +26,7 @@ use cetrack_tests::*;
 const D: Domain = Domain::Biotech;
 
 /// The fixtures, by the schema version of the release that wrote them.
-const FIXTURES: [&str; 3] = ["v1-store", "v2-store", "v3-store"];
+const FIXTURES: [&str; 4] = ["v1-store", "v2-store", "v3-store", "v4-store"];
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -82,7 +85,7 @@ async fn assert_intact(addr: std::net::SocketAddr, name: &str) -> anyhow::Result
             })
             .collect()
     };
-    if name == "v3-store" {
+    if name == "v3-store" || name == "v4-store" {
         assert_eq!(
             now, before,
             "{name}: the records exactly, status histories too"
@@ -107,7 +110,7 @@ async fn assert_intact(addr: std::net::SocketAddr, name: &str) -> anyhow::Result
             record.name
         );
     }
-    // The v2 and v3 fixtures' bioeconomy collaboration was moved to IN_PROGRESS by
+    // The v2, v3 and v4 fixtures' bioeconomy collaboration was moved to IN_PROGRESS by
     // the earlier release on the day the fixture was made.
     if let Some(moved) = now
         .iter()
@@ -162,6 +165,43 @@ async fn assert_intact(addr: std::net::SocketAddr, name: &str) -> anyhow::Result
         "{name}: the records' milestones"
     );
     assert_eq!(indexed, read, "{name}: the due index holds every milestone");
+
+    // The records of each source document are in the document index: a
+    // list of one document (read from it) is every record that cites it,
+    // and so is its summary; a title no record cites finds none.
+    let mut documents: Vec<&str> = now
+        .iter()
+        .flat_map(|i| i.sources.iter().map(|s| s.document.as_str()))
+        .collect();
+    documents.sort_unstable();
+    documents.dedup();
+    anyhow::ensure!(!documents.is_empty(), "{name}: the records cite documents");
+    for document in documents.iter().copied().chain(["A sheet no one cited"]) {
+        let citing: Vec<Initiative> = now
+            .iter()
+            .filter(|i| i.sources.iter().any(|s| s.document == document))
+            .cloned()
+            .collect();
+        let filter = InitiativeFilter {
+            document: document.to_string(),
+            ..Default::default()
+        };
+        let listed = list_all(&mut admin, &D.parent(), Some(filter), 3).await?;
+        assert_eq!(listed, citing, "{name}: the records of {document:?}");
+        let counted = admin
+            .get_domain_summary(GetDomainSummaryRequest {
+                parent: D.parent(),
+                document: document.to_string(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        assert_eq!(
+            counted.initiative_count,
+            citing.len() as i64,
+            "{name}: the summary of {document:?}"
+        );
+    }
 
     // The last revision: a record's last change, or a deletion since.
     let last_revision = cetrack_tests::last_revision(&mut admin, D).await?;
