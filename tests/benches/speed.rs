@@ -12,6 +12,10 @@
 //! to the domain and through the gateway, three runs of each in turn; the
 //! run with the median p50 of each is reported, and their ratio.
 //!
+//! One document: the summary of a document that one record in a hundred
+//! cites (read from the document index), one call at a time, its count
+//! checked.
+//!
 //! Run: `cargo build --release --workspace && cargo bench -p cetrack-tests
 //! --bench speed` (CETRACK_BENCH_SIZES: initiatives per domain, default
 //! `1000,10000,100000`; CETRACK_BENCH_SECONDS: seconds per throughput run,
@@ -37,6 +41,11 @@ const LOAD_IN_FLIGHT: usize = 64;
 const TOPICS: usize = 100;
 /// Timeline pages asked for, one at a time.
 const TIMELINE_CALLS: u64 = 50;
+/// A document one record in [`CITING`] cites besides the fact sheet.
+const SHEET: &str = "Bench sheet";
+const CITING: usize = 100;
+/// Calls of the summary of [`SHEET`], one at a time.
+const DOCUMENT_CALLS: u64 = 100;
 
 /// What one h2load run saw.
 #[derive(Debug, Clone, Copy)]
@@ -245,10 +254,15 @@ fn us(d: Duration) -> f64 {
 }
 
 /// The record `n` of a domain: in the organization us-nsf (every record),
-/// on one of [`TOPICS`] topics.
+/// on one of [`TOPICS`] topics; one in [`CITING`] also cites [`SHEET`].
 fn record(d: Domain, n: usize) -> Initiative {
     let mut i = sample(d, &format!("Record {n}"), 2025 + (n % 3) as i32);
     i.topics = vec![format!("topic-{}", n % TOPICS)];
+    if n % CITING == 0 {
+        let mut cited = i.sources[0].clone();
+        cited.document = SHEET.into();
+        i.sources.push(cited);
+    }
     i
 }
 
@@ -428,6 +442,22 @@ async fn measure(n: usize, seconds: u64) -> anyhow::Result<Vec<String>> {
         page.unavailable.len()
     );
 
+    // The summary of one document: the records that cite it, counted.
+    let of_sheet = GetDomainSummaryRequest {
+        parent: D.parent(),
+        document: SHEET.into(),
+        ..Default::default()
+    };
+    let citing = (0..n).filter(|k| k % CITING == 0).count();
+    ensure!(
+        c.get_domain_summary(of_sheet.clone())
+            .await?
+            .into_inner()
+            .initiative_count
+            == citing as i64,
+        "the summary of {SHEET}"
+    );
+
     let health_method = "grpc.health.v1.Health/Check";
     let svc = "cet.v1.DomainService/";
     let gw = "cet.v1.GatewayService/";
@@ -602,6 +632,19 @@ async fn measure(n: usize, seconds: u64) -> anyhow::Result<Vec<String>> {
             && not_ok(&scrape(gm).await?, "gateway", "ListMilestoneTimeline") == 0.0,
         "timeline calls did not end OK"
     );
+    let before = not_ok(&scrape(dm).await?, ds, "GetDomainSummary");
+    let sheet_run = h2load(
+        addr,
+        &format!("/{svc}GetDomainSummary"),
+        &body(f, "summary-of-sheet", &of_sheet)?,
+        1,
+        1,
+        Load::Requests(DOCUMENT_CALLS),
+    )?;
+    ensure!(
+        not_ok(&scrape(dm).await?, ds, "GetDomainSummary") == before,
+        "summaries of {SHEET} did not end OK"
+    );
     let domain_rss = rss_mib(process.child.id().unwrap_or_default())?;
     let gateway_rss = rss_mib(gateway.child.id().unwrap_or_default())?;
 
@@ -623,6 +666,7 @@ async fn measure(n: usize, seconds: u64) -> anyhow::Result<Vec<String>> {
         format!("  SearchInitiatives org+topic, one at a time: mean {:.2} ms, {} ({} calls)", ms(search_run.mean), lat(&search_run), search_run.done),
         format!("  GetOrganizationPortfolio page of 50, one at a time: mean {:.2} ms, {} ({} calls)", ms(portfolio_run.mean), lat(&portfolio_run), portfolio_run.done),
         format!("  ListMilestoneTimeline page of 100, one at a time: mean {:.2} ms, {} ({} calls)", ms(timeline_run.mean), lat(&timeline_run), timeline_run.done),
+        format!("  GetDomainSummary of one document ({citing} records), one at a time: mean {:.2} ms, {} ({} calls)", ms(sheet_run.mean), lat(&sheet_run), sheet_run.done),
     ];
     gateway.terminate().await?;
     process.terminate().await?;
