@@ -258,7 +258,7 @@ fn us(d: Duration) -> f64 {
 fn record(d: Domain, n: usize) -> Initiative {
     let mut i = sample(d, &format!("Record {n}"), 2025 + (n % 3) as i32);
     i.topics = vec![format!("topic-{}", n % TOPICS)];
-    if n % CITING == 0 {
+    if n.is_multiple_of(CITING) {
         let mut cited = i.sources[0].clone();
         cited.document = SHEET.into();
         i.sources.push(cited);
@@ -448,7 +448,7 @@ async fn measure(n: usize, seconds: u64) -> anyhow::Result<Vec<String>> {
         document: SHEET.into(),
         ..Default::default()
     };
-    let citing = (0..n).filter(|k| k % CITING == 0).count();
+    let citing = (0..n).filter(|k| k.is_multiple_of(CITING)).count();
     ensure!(
         c.get_domain_summary(of_sheet.clone())
             .await?
