@@ -9,7 +9,8 @@
 //!
 //! Series:
 //! - `cetrack_grpc_requests_total{service,method,code}`: finished calls by
-//!   gRPC status code (`OK`, `NOT_FOUND`, ...);
+//!   gRPC status code (`OK`, `NOT_FOUND`, ...); `method` is a method of the
+//!   contract, or [`UNKNOWN_METHOD`] for any other cet.v1 path;
 //! - `cetrack_grpc_request_duration_seconds{service,method}`: histogram of
 //!   call latency (for a server stream, until the stream is opened);
 //!   health checks and reflection are not measured;
@@ -25,7 +26,7 @@
 //!   log (each durable change once for every change stream that is caught
 //!   up; a stream's backlog on top).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -261,10 +262,50 @@ pub fn code_name(code: Code) -> &'static str {
 /// or reflection.
 const MEASURED_PREFIX: &str = "/cet.v1.";
 
-/// Most methods of one service whose measures are kept registered (the
-/// path is the caller's: one naming methods that do not exist is still
-/// measured, each call registering its own).
-const MAX_METHODS_KEPT: usize = 256;
+/// The `method` label of a call to a cet.v1 path that names no method of
+/// the contract (answered UNIMPLEMENTED). The path is the caller's: were
+/// it a label, every made-up name would add series to the registry for as
+/// long as the process runs.
+pub const UNKNOWN_METHOD: &str = "unknown";
+
+/// Every method of the contract, as its path without the leading slash
+/// (`cet.v1.DomainService/GetInitiative`), read from the contract's file
+/// descriptor set.
+static METHODS: LazyLock<HashSet<String>> = LazyLock::new(|| {
+    use prost::Message;
+    let set = match prost_types::FileDescriptorSet::decode(
+        cetrack_contract::proto::FILE_DESCRIPTOR_SET,
+    ) {
+        Ok(set) => set,
+        Err(e) => {
+            tracing::error!(error = %e, "the contract's descriptor does not decode: every call is measured as an unknown method");
+            return HashSet::new();
+        }
+    };
+    set.file
+        .iter()
+        .flat_map(|f| {
+            f.service.iter().flat_map(move |s| {
+                s.method
+                    .iter()
+                    .map(move |m| format!("{}.{}/{}", f.package(), s.name(), m.name()))
+            })
+        })
+        .collect()
+});
+
+/// The `method` label of a call to `path`, if it is measured: the method's
+/// name for a method of the contract, [`UNKNOWN_METHOD`] for any other
+/// cet.v1 path.
+fn method_label(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix(MEASURED_PREFIX)?;
+    let (_, method) = rest.split_once('/')?;
+    Some(if METHODS.contains(&path[1..]) {
+        method
+    } else {
+        UNKNOWN_METHOD
+    })
+}
 
 /// The measures of one method of one service, registered once and then
 /// moved without looking them up by their labels again.
@@ -309,13 +350,14 @@ impl Measures {
             let mut kept = KEPT
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let methods = kept.entry(service).or_default();
-            if methods.len() < MAX_METHODS_KEPT {
-                return methods
-                    .entry(method.to_string())
-                    .or_insert(measures)
-                    .clone();
-            }
+            // The methods are the contract's and one more: the map is
+            // bounded.
+            return kept
+                .entry(service)
+                .or_default()
+                .entry(method.to_string())
+                .or_insert(measures)
+                .clone();
         }
         measures
     }
@@ -423,12 +465,8 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let call = request
-            .uri()
-            .path()
-            .strip_prefix(MEASURED_PREFIX)
-            .and_then(|rest| rest.split_once('/'))
-            .map(|(_, method)| Call::start(self.service, method));
+        let call =
+            method_label(request.uri().path()).map(|method| Call::start(self.service, method));
         MeteredFuture {
             inner: self.inner.call(request),
             call,
@@ -570,6 +608,26 @@ mod tests {
         ];
         for (n, name) in names.into_iter().enumerate() {
             assert_eq!(code_name(Code::from_i32(n as i32)), name, "code {n}");
+        }
+    }
+
+    #[test]
+    fn a_call_is_labelled_by_a_method_of_the_contract_or_as_unknown() {
+        for (path, label) in [
+            ("/cet.v1.DomainService/GetInitiative", Some("GetInitiative")),
+            ("/cet.v1.DomainService/WatchChanges", Some("WatchChanges")),
+            ("/cet.v1.GatewayService/GetOverview", Some("GetOverview")),
+            ("/cet.v1.DomainService/GetInitiative2", Some(UNKNOWN_METHOD)),
+            ("/cet.v1.DomainService/", Some(UNKNOWN_METHOD)),
+            ("/cet.v1.NoService/GetInitiative", Some(UNKNOWN_METHOD)),
+            (
+                "/cet.v1.GatewayService/CreateInitiative",
+                Some(UNKNOWN_METHOD),
+            ),
+            ("/grpc.health.v1.Health/Check", None),
+            ("/cet.v1.DomainService", None),
+        ] {
+            assert_eq!(method_label(path), label, "{path}");
         }
     }
 

@@ -150,6 +150,35 @@ async fn domain_binary_serves_request_and_store_metrics() -> anyhow::Result<()> 
         Some(1.0)
     );
 
+    // Calls to methods the contract does not have are counted under one
+    // label: made-up names add no series to the registry.
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", process.addr))?
+        .connect()
+        .await?;
+    let mut raw = tonic::client::Grpc::new(channel);
+    for n in 0..30 {
+        raw.ready().await?;
+        let mut request = tonic::Request::new(());
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {}", admin_token()).parse()?,
+        );
+        let path = format!("/cet.v1.DomainService/MadeUpMethod{n}");
+        let answer = raw
+            .unary::<(), (), _>(
+                request,
+                path.parse()?,
+                tonic_prost::ProstCodec::<(), ()>::default(),
+            )
+            .await;
+        assert_eq!(code_of(answer), Code::Unimplemented, "{path}");
+    }
+    let text = scrape_until(metrics, |t| {
+        requests_of(t, service, "unknown", "UNIMPLEMENTED") == Some(30.0)
+    })
+    .await?;
+    assert!(!text.contains("MadeUpMethod"), "{text}");
+
     // The metrics endpoint does not keep the process from shutting down.
     let exited = process.terminate().await?;
     ensure!(exited.status.success(), "exited with {}", exited.status);
