@@ -27,14 +27,36 @@ const DOCUMENT_DIGEST: usize = 16;
 /// `m` + day + id + NUL + milestone id, the day as 4 bytes that sort as the
 /// day key does (see [`due_prefix`]).
 pub(crate) const BY_DUE: u8 = b'm';
+/// Index of initiatives by the last day of their planned end period (any
+/// status): `e` + day + id, the day as in [`BY_DUE`].
+pub(crate) const BY_END: u8 = b'e';
 
-/// The prefix of the due index entries of day `day` (a
-/// [`dates::day_key`]): its sign bit flipped, big-endian, so that the
-/// bytes sort as the numbers do.
-pub(crate) fn due_prefix(day: i32) -> Vec<u8> {
-    let mut k = vec![BY_DUE];
+/// The prefix of the entries of day `day` (a [`dates::day_key`]) in the
+/// index `kind` ([`BY_DUE`] or [`BY_END`]): its sign bit flipped,
+/// big-endian, so that the bytes sort as the numbers do.
+pub(crate) fn day_prefix(kind: u8, day: i32) -> Vec<u8> {
+    let mut k = vec![kind];
     k.extend_from_slice(&((day as u32) ^ 0x8000_0000).to_be_bytes());
     k
+}
+
+/// The prefix of the due index entries of day `day`.
+pub(crate) fn due_prefix(day: i32) -> Vec<u8> {
+    day_prefix(BY_DUE, day)
+}
+
+/// The day and initiative id of an entry of a day index ([`BY_DUE`] or
+/// [`BY_END`]): for a due entry, the id ends at its NUL.
+pub(crate) fn parse_day_entry(key: &[u8]) -> Option<(i32, &str)> {
+    let (kind, rest) = key.split_first()?;
+    let (day, rest) = rest.split_first_chunk::<4>()?;
+    let day = (u32::from_be_bytes(*day) ^ 0x8000_0000) as i32;
+    let id = match *kind {
+        BY_DUE => &rest[..rest.iter().position(|b| *b == 0)?],
+        BY_END => rest,
+        _ => return None,
+    };
+    Some((day, std::str::from_utf8(id).ok()?))
 }
 
 /// The due index entry of milestone `milestone` of initiative `id`, due by
@@ -106,6 +128,9 @@ pub(crate) fn index_entries(id: &str, init: &Initiative) -> BTreeSet<Vec<u8>> {
     for s in init.sources.iter().filter(|s| !s.document.is_empty()) {
         keys.insert(entry(document_prefix(&s.document), id));
     }
+    if let Some(end) = init.planned_end.as_ref().and_then(dates::period_end) {
+        keys.insert(entry(day_prefix(BY_END, dates::day_key(end)), id));
+    }
     for m in &init.milestones {
         if let Some(end) = m.due.as_ref().and_then(dates::period_end) {
             keys.insert(due_entry(dates::day_key(end), id, &m.id));
@@ -162,5 +187,16 @@ mod tests {
         assert_eq!(parse_due(&keys[5]), Some((2_460_000, "a-b", "a")));
         assert_eq!(parse_due(&keys[0]), Some((i32::MIN, "a", "m")));
         assert_eq!(parse_due(b"t\0topic"), None);
+    }
+
+    #[test]
+    fn day_entries_of_both_kinds_read_back_their_day_and_id() {
+        let end = entry(day_prefix(BY_END, -5), "a-b");
+        assert_eq!(parse_day_entry(&end), Some((-5, "a-b")));
+        let due = due_entry(2_460_000, "a-b", "m");
+        assert_eq!(parse_day_entry(&due), Some((2_460_000, "a-b")));
+        assert!(day_prefix(BY_END, -5) < end && end < day_prefix(BY_END, -4));
+        assert_eq!(parse_day_entry(b"t\0topic"), None);
+        assert_eq!(parse_day_entry(&[BY_DUE, 0, 0, 0, 1, b'a']), None);
     }
 }

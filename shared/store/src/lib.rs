@@ -27,7 +27,7 @@ use sled::Transactional;
 use time::Date;
 use tokio::sync::watch;
 
-use cetrack_contract::dates::now;
+use cetrack_contract::dates::{self, now};
 use cetrack_contract::domain::Domain;
 use cetrack_contract::error::{Error, Result};
 use cetrack_contract::pagination;
@@ -59,7 +59,11 @@ pub use snapshot::{Snapshot, MAX_CAPTURED_BYTES};
 /// - 5: the index gains the records of each source document
 ///   (`keys::BY_DOCUMENT`), so that a list or a summary of one document reads
 ///   that document's records, not every record.
-pub const SCHEMA_VERSION: u32 = 5;
+/// - 6: the index gains the records by the end of their planned end period
+///   (`keys::BY_END`), so that a list or search with a due window reads the
+///   records in the window (with the milestones of the due index), not
+///   every record.
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// One key of one tree, as stored: (tree, key, value).
 pub type RawEntry = (Tree, Vec<u8>, Vec<u8>);
@@ -73,7 +77,8 @@ pub enum Tree {
     /// Initiative id -> current `Initiative`.
     Records,
     /// Secondary index entries (status, instrument, organization, country,
-    /// topic), see `keys`.
+    /// topic, source document, planned end, milestones by due day), see
+    /// `keys`.
     Index,
     /// Id + NUL + revision -> nothing (an index into `changes`).
     History,
@@ -134,6 +139,12 @@ const META_TIME: &[u8] = b"last_change_time";
 /// Most index entries counted per candidate when a list chooses which index
 /// to walk (see `Store::most_selective`).
 const SELECTIVITY_PROBE: usize = 1_000;
+
+/// Most entries of a due window a list gathers (see `Store::ids_in_window`):
+/// a window with more is paged by walking the records in id order, where
+/// so many records in the window make the walk to a page short.
+const WINDOW_MOST: usize = 10_000;
+const _: () = assert!(WINDOW_MOST <= pagination::MAX_EXAMINED);
 
 /// A file written beside sled's files once a store has been initialised.
 /// sled reads a log it cannot parse as an empty database; the marker tells an
@@ -286,6 +297,18 @@ pub struct Page<T> {
     /// Whether `resume_after` names an item this page returned (one the
     /// caller saw).
     pub resumes_after_returned: bool,
+}
+
+/// An index a list walks to find its records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Walk {
+    /// The entries under a prefix, in id order.
+    Prefix(Vec<u8>),
+    /// The records whose planned end or a milestone's due period ends
+    /// within these days (day keys, both included), gathered and then read
+    /// in id order; `entries` is how many entries the window holds (set
+    /// when it is counted).
+    Window { from: i32, to: i32, entries: usize },
 }
 
 /// A record a list walk came to.
@@ -821,7 +844,8 @@ fn add_status_histories(
 /// crash leaves the old schema version, and the migration runs again at the
 /// next open, writing the same. From 1 to 3: every record's milestones get
 /// their entries in the due index. From 1 to 4: every record's source
-/// documents get their entries in the document index. From 1 or 2: records and their versions in the history get
+/// documents get their entries in the document index. From 1 to 5: every
+/// record's planned end gets its entry in the planned end index. From 1 or 2: records and their versions in the history get
 /// their status history (see [`add_status_histories`]); the summary counters and organization labels are
 /// computed again from the records, per visibility and with dated moves.
 pub fn migrate(db: &sled::Db, trees: &[sled::Tree], from: u32) -> Result<()> {
@@ -844,8 +868,8 @@ pub fn migrate(db: &sled::Db, trees: &[sled::Tree], from: u32) -> Result<()> {
         Default::default()
     };
     // From 1 to 3: the due index entries of every record; from 1 to 4, its
-    // document index entries (derived from the records alone: a rerun writes
-    // the same).
+    // document index entries; from 1 to 5, its planned end entries (derived
+    // from the records alone: a rerun writes the same).
     let index = at(trees, Tree::Index);
     let mut indexed = sled::Batch::default();
     let mut pending_index = 0usize;
@@ -853,11 +877,12 @@ pub fn migrate(db: &sled::Db, trees: &[sled::Tree], from: u32) -> Result<()> {
     for kv in records.iter() {
         let (k, v) = kv.map_err(storage)?;
         let mut init: Initiative = decode(&v)?;
-        if from < 5 {
+        if from < 6 {
             // The kinds of entry the store's version did not have.
             let added = |e: &Vec<u8>| match e.first() {
                 Some(&keys::BY_DUE) => from < 4,
-                Some(&keys::BY_DOCUMENT) => true,
+                Some(&keys::BY_DOCUMENT) => from < 5,
+                Some(&keys::BY_END) => true,
                 _ => false,
             };
             let id = String::from_utf8_lossy(&k);
@@ -1215,25 +1240,35 @@ impl Store {
         // organization in most records and a rare topic cost what the topic
         // finds. Any of them gives the same records in the same (id) order.
         let mut candidates = Vec::new();
+        let mut prefix = |p| candidates.push(Walk::Prefix(p));
         if let Some(org) = &filter.organization_id {
-            candidates.push(keys::text_prefix(keys::BY_ORGANIZATION, org));
+            prefix(keys::text_prefix(keys::BY_ORGANIZATION, org));
         }
         if let Some(topic) = &filter.topic {
-            candidates.push(keys::text_prefix(keys::BY_TOPIC, topic));
+            prefix(keys::text_prefix(keys::BY_TOPIC, topic));
         }
         if let Some(cc) = &filter.country_code {
-            candidates.push(keys::text_prefix(keys::BY_COUNTRY, cc));
+            prefix(keys::text_prefix(keys::BY_COUNTRY, cc));
         }
         if let ([status], true) = (filter.statuses.as_slice(), filter.current_status_applies()) {
-            candidates.push(keys::int_prefix(keys::BY_STATUS, *status));
+            prefix(keys::int_prefix(keys::BY_STATUS, *status));
         }
         if let [instrument] = filter.instruments.as_slice() {
-            candidates.push(keys::int_prefix(keys::BY_INSTRUMENT, *instrument));
+            prefix(keys::int_prefix(keys::BY_INSTRUMENT, *instrument));
         }
         if let Some(document) = &filter.document {
-            candidates.push(keys::document_prefix(document));
+            prefix(keys::document_prefix(document));
         }
-        let prefix = self.most_selective(candidates);
+        if filter.due_after.is_some() || filter.due_before.is_some() {
+            // A record in the window has its planned end or a milestone's
+            // due period ending in it (met or not: the filter decides).
+            candidates.push(Walk::Window {
+                from: filter.due_after.map_or(i32::MIN, dates::day_key),
+                to: filter.due_before.map_or(i32::MAX, dates::day_key),
+                entries: 0,
+            });
+        }
+        let walk = self.most_selective(candidates);
         let mut page = Filling::new(filter, limit, max_examined);
         if let Some(day) = filter.known_on {
             let known = self.revision_known_on(day)?;
@@ -1254,7 +1289,7 @@ impl Store {
                 None => Ok(page),
             };
         }
-        match prefix {
+        match walk {
             None => {
                 let start = match after_id {
                     Some(a) => Bound::Excluded(a.as_bytes().to_vec()),
@@ -1270,7 +1305,26 @@ impl Store {
                     }
                 }
             }
-            Some(prefix) => {
+            Some(Walk::Window { entries, .. }) if entries > max_examined => {
+                // Gathering a window costs what it holds: not within a
+                // smaller budget (the async worker's; a list's own budget
+                // is never smaller than the largest window walked).
+                page.budget_spent = true;
+                page.page.more = true;
+            }
+            Some(Walk::Window { from, to, .. }) => {
+                for id in self.ids_in_window(from, to, after_id)? {
+                    // The record may have changed since the index entry was read.
+                    let found = match s.tree(Tree::Records).get(&id).map_err(storage)? {
+                        Some(v) => Found::Kept(v),
+                        None => Found::Gone,
+                    };
+                    if page.offer(&id, found)? {
+                        break;
+                    }
+                }
+            }
+            Some(Walk::Prefix(prefix)) => {
                 let start = match after_id {
                     Some(a) => {
                         let mut k = prefix.clone();
@@ -1301,23 +1355,91 @@ impl Store {
         Ok(page)
     }
 
-    /// Of the index prefixes `candidates`, the one with the fewest entries
-    /// (each counted up to [`SELECTIVITY_PROBE`] keys, and no further than
-    /// the fewest so far); `None` when there is none.
-    fn most_selective(&self, candidates: Vec<Vec<u8>>) -> Option<Vec<u8>> {
-        if candidates.len() < 2 {
+    /// Of the walks `candidates`, the one with the fewest index entries
+    /// (each counted up to [`SELECTIVITY_PROBE`] keys, a due window up to
+    /// [`WINDOW_MOST`], and no further than the fewest so far); `None` when
+    /// there is none, or only a window with more entries than that, which a
+    /// walk of the records in id order pages at less cost.
+    fn most_selective(&self, candidates: Vec<Walk>) -> Option<Walk> {
+        if let [Walk::Prefix(_)] = candidates.as_slice() {
             return candidates.into_iter().next();
         }
         let index = self.inner.tree(Tree::Index);
-        let mut best: Option<(usize, Vec<u8>)> = None;
-        for prefix in candidates {
-            let most = best.as_ref().map_or(SELECTIVITY_PROBE, |(n, _)| *n);
-            let n = index.scan_prefix(&prefix).keys().take(most + 1).count();
+        let mut best: Option<(usize, Walk)> = None;
+        for mut walk in candidates {
+            let cap = match walk {
+                Walk::Prefix(_) => SELECTIVITY_PROBE,
+                Walk::Window { .. } => WINDOW_MOST,
+            };
+            let most = best.as_ref().map_or(cap, |(n, _)| cap.min(*n));
+            let n = match &mut walk {
+                Walk::Prefix(prefix) => index.scan_prefix(prefix).keys().take(most + 1).count(),
+                Walk::Window { from, to, entries } => {
+                    let mut n = 0;
+                    for kind in [keys::BY_END, keys::BY_DUE] {
+                        n += self
+                            .window_entries(kind, *from, *to)
+                            .take(most + 1 - n)
+                            .count();
+                        if n > most {
+                            break;
+                        }
+                    }
+                    if n > WINDOW_MOST {
+                        continue;
+                    }
+                    *entries = n;
+                    n
+                }
+            };
             if best.as_ref().is_none_or(|(fewest, _)| n < *fewest) {
-                best = Some((n, prefix));
+                best = Some((n, walk));
             }
         }
-        best.map(|(_, prefix)| prefix)
+        best.map(|(_, walk)| walk)
+    }
+
+    /// The keys of the entries of day index `kind` whose day is within
+    /// `from..=to` (day keys), in day order.
+    fn window_entries(
+        &self,
+        kind: u8,
+        from: i32,
+        to: i32,
+    ) -> impl Iterator<Item = Result<sled::IVec>> + use<> {
+        self.inner
+            .tree(Tree::Index)
+            .range(keys::day_prefix(kind, from)..)
+            .keys()
+            .map(|k| k.map_err(storage))
+            .take_while(move |k| match k {
+                Ok(k) => keys::parse_day_entry(k)
+                    .is_some_and(|(day, _)| k.first() == Some(&kind) && day <= to),
+                Err(_) => true,
+            })
+    }
+
+    /// The ids, in order and after `after_id`, of the records whose
+    /// planned end or a milestone's due period ends within `from..=to`
+    /// (day keys).
+    fn ids_in_window(
+        &self,
+        from: i32,
+        to: i32,
+        after_id: Option<&str>,
+    ) -> Result<std::collections::BTreeSet<String>> {
+        let mut ids = std::collections::BTreeSet::new();
+        for kind in [keys::BY_END, keys::BY_DUE] {
+            for k in self.window_entries(kind, from, to) {
+                let k = k?;
+                if let Some((_, id)) = keys::parse_day_entry(&k) {
+                    if after_id.is_none_or(|a| id > a) {
+                        ids.insert(id.to_string());
+                    }
+                }
+            }
+        }
+        Ok(ids)
     }
 
     /// The last revision recorded by the end of `day` (UTC): the state the

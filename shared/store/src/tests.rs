@@ -986,9 +986,9 @@ async fn a_list_walks_its_most_selective_index_and_pages_the_same() {
             .await
             .unwrap();
     }
-    let org = keys::text_prefix(keys::BY_ORGANIZATION, "us-doe");
-    let topic = keys::text_prefix(keys::BY_TOPIC, "rare");
-    let common = keys::text_prefix(keys::BY_TOPIC, "common");
+    let org = Walk::Prefix(keys::text_prefix(keys::BY_ORGANIZATION, "us-doe"));
+    let topic = Walk::Prefix(keys::text_prefix(keys::BY_TOPIC, "rare"));
+    let common = Walk::Prefix(keys::text_prefix(keys::BY_TOPIC, "common"));
     // The rare topic's 3 entries, not the organization's 20; of two of the
     // same size, the first.
     assert_eq!(
@@ -1295,6 +1295,158 @@ async fn a_document_is_found_by_its_index_and_indexed_when_an_older_store_migrat
         db.open_tree("meta")
             .unwrap()
             .insert(META_SCHEMA, &4u32.to_be_bytes())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    {
+        let store = open(Domain::Energy, dir.path()).unwrap();
+        check(&store);
+    }
+    let db = open_sled(dir.path());
+    let schema = db.open_tree("meta").unwrap().get(META_SCHEMA).unwrap();
+    assert_eq!(schema.as_deref(), Some(&SCHEMA_VERSION.to_be_bytes()[..]));
+}
+
+#[tokio::test]
+async fn a_due_window_is_found_by_its_indexes_and_indexed_when_an_older_store_migrates() {
+    use cetrack_contract::proto::{
+        ApproximateDate, DatePrecision, LifecycleStatus, Milestone, MilestoneStatus,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let year = |y: i32| ApproximateDate {
+        precision: DatePrecision::Year as i32,
+        year: y,
+        ..Default::default()
+    };
+    let day = |y: i32, m: u8, d: u8| {
+        time::Date::from_calendar_date(y, time::Month::try_from(m).unwrap(), d).unwrap()
+    };
+    // Planned ends 2024-2028 in turn; one record in seven has a scheduled
+    // milestone due in 2030, one in eleven a met one due in 2031; one in
+    // six is completed (its planned end and open milestones no longer due).
+    let record = |n: usize| Initiative {
+        title: format!("Record r{n:02}"),
+        status: if n % 6 == 5 {
+            LifecycleStatus::Completed as i32
+        } else {
+            LifecycleStatus::InProgress as i32
+        },
+        planned_end: Some(year(2024 + (n % 5) as i32)),
+        milestones: [
+            (7, 2030, MilestoneStatus::Scheduled),
+            (11, 2031, MilestoneStatus::Met),
+        ]
+        .into_iter()
+        .filter(|(every, _, _)| n.is_multiple_of(*every))
+        .map(|(every, y, status)| Milestone {
+            id: format!("m{every}"),
+            due: Some(year(y)),
+            status: status as i32,
+            date_met: (status == MilestoneStatus::Met).then(|| year(2024)),
+            ..Default::default()
+        })
+        .collect(),
+        ..Default::default()
+    };
+    let windows = [
+        (Some(day(2026, 1, 1)), Some(day(2026, 12, 31)), false),
+        (Some(day(2030, 1, 1)), None, false),
+        (Some(day(2030, 1, 1)), None, true),
+        (None, Some(day(2024, 12, 31)), false),
+        (Some(day(2025, 1, 1)), Some(day(2027, 12, 31)), true),
+        (Some(day(2032, 1, 1)), None, true),
+    ];
+    let check = |store: &Store| {
+        let all = store.all().unwrap();
+        for (due_after, due_before, include_met_milestones) in windows {
+            let filter = Filter {
+                due_after,
+                due_before,
+                include_met_milestones,
+                ..Default::default()
+            };
+            let wanted: Vec<String> = all
+                .iter()
+                .filter(|i| filter.matches(i))
+                .map(|i| i.title.clone())
+                .collect();
+            let window = format!("{due_after:?}-{due_before:?} {include_met_milestones}");
+            // Found by the window's entries: the list reads the records in
+            // it, within a budget of its entries and one more, not all thirty.
+            let in_range = |d: time::Date| {
+                due_after.is_none_or(|a| d >= a) && due_before.is_none_or(|b| d <= b)
+            };
+            // The window's index entries: planned ends and milestones in it.
+            let in_window: usize = all
+                .iter()
+                .map(|i| {
+                    i.planned_end
+                        .iter()
+                        .chain(i.milestones.iter().filter_map(|m| m.due.as_ref()))
+                        .filter_map(cetrack_contract::dates::period_end)
+                        .filter(|d| in_range(*d))
+                        .count()
+                })
+                .sum();
+            assert!(in_window < 20, "{window}: a window of some records");
+            let page = store
+                .list_within(&filter, None, 50, in_window + 1)
+                .unwrap()
+                .unwrap_or_else(|| panic!("{window}: found within its own records"));
+            let got: Vec<String> = records(&page).into_iter().map(|i| i.title).collect();
+            assert_eq!(got, wanted, "{window}");
+            // Not gathered within a smaller budget (the async worker's): the
+            // caller takes it to a blocking thread.
+            if let Some(smaller) = in_window.checked_sub(1) {
+                assert!(
+                    store
+                        .list_within(&filter, None, 50, smaller)
+                        .unwrap()
+                        .is_none(),
+                    "{window}: not gathered within a smaller budget"
+                );
+            }
+            // Paged two at a time, from the last record returned.
+            let mut paged = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let page = store.list(&filter, after.as_deref(), 2).unwrap();
+                paged.extend(records(&page).into_iter().map(|i| i.title));
+                if !page.more {
+                    break;
+                }
+                after = page.resume_after.clone();
+            }
+            assert_eq!(paged, wanted, "{window}: paged");
+        }
+    };
+    {
+        let store = open(Domain::Energy, dir.path()).unwrap();
+        for n in 0..30 {
+            let id = format!("r{n:02}");
+            store
+                .write(&id, None, "test", set(record(n)))
+                .await
+                .unwrap();
+        }
+        check(&store);
+    }
+    // The store as schema version 5 kept it: no planned end entries.
+    {
+        let db = open_sled(dir.path());
+        let index = db.open_tree("index").unwrap();
+        let ends: Vec<sled::IVec> = index
+            .scan_prefix([keys::BY_END])
+            .keys()
+            .collect::<sled::Result<_>>()
+            .unwrap();
+        assert_eq!(ends.len(), 30, "one entry per planned end");
+        for k in ends {
+            index.remove(k).unwrap();
+        }
+        db.open_tree("meta")
+            .unwrap()
+            .insert(META_SCHEMA, &5u32.to_be_bytes())
             .unwrap();
         db.flush().unwrap();
     }

@@ -1,7 +1,8 @@
 //! Operators upgrade in place: a store written by an earlier release (schema
 //! version 1, `tests/fixtures/v1-store/`, schema version 2,
 //! `tests/fixtures/v2-store/`, schema version 3, `tests/fixtures/v3-store/`,
-//! and the previous release's schema version 4, `tests/fixtures/v4-store/`,
+//! schema version 4, `tests/fixtures/v4-store/`, and the previous release's
+//! schema version 5, `tests/fixtures/v5-store/`,
 //! each made by that release's own binary) opens
 //! under this build with every record, history entry, request id and counter
 //! intact; each record gains the status history its changes tell (the first
@@ -10,8 +11,10 @@
 //! are in the due index (a timeline read from it answers what reading every
 //! record answers), the records of each source document in the document
 //! index (a list and a summary of one document read from it answer what
-//! filtering every record answers); and a kill -9 at any moment of the
-//! migration loses nothing.
+//! filtering every record answers), and each record by the end of its
+//! planned end period in that index (a list of a due window read from it
+//! and the due index answers what reading every record answers); and a
+//! kill -9 at any moment of the migration loses nothing.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,7 +29,7 @@ use cetrack_tests::*;
 const D: Domain = Domain::Biotech;
 
 /// The fixtures, by the schema version of the release that wrote them.
-const FIXTURES: [&str; 4] = ["v1-store", "v2-store", "v3-store", "v4-store"];
+const FIXTURES: [&str; 5] = ["v1-store", "v2-store", "v3-store", "v4-store", "v5-store"];
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -85,7 +88,7 @@ async fn assert_intact(addr: std::net::SocketAddr, name: &str) -> anyhow::Result
             })
             .collect()
     };
-    if name == "v3-store" || name == "v4-store" {
+    if ["v3-store", "v4-store", "v5-store"].contains(&name) {
         assert_eq!(
             now, before,
             "{name}: the records exactly, status histories too"
@@ -110,7 +113,7 @@ async fn assert_intact(addr: std::net::SocketAddr, name: &str) -> anyhow::Result
             record.name
         );
     }
-    // The v2, v3 and v4 fixtures' bioeconomy collaboration was moved to IN_PROGRESS by
+    // The v2 to v5 fixtures' bioeconomy collaboration was moved to IN_PROGRESS by
     // the earlier release on the day the fixture was made.
     if let Some(moved) = now
         .iter()
@@ -202,6 +205,41 @@ async fn assert_intact(addr: std::net::SocketAddr, name: &str) -> anyhow::Result
             "{name}: the summary of {document:?}"
         );
     }
+
+    // The records in a due window are found from the planned end and
+    // milestone indexes: a list of each window (read from them) is what
+    // reading every record, as known at the end of today, answers.
+    let mut found = 0;
+    for (after, before) in [
+        (Some(2023), Some(2023)),
+        (Some(2024), Some(2024)),
+        (Some(2025), Some(2026)),
+        (None, Some(2024)),
+        (Some(2025), None),
+    ] {
+        for (include_met_milestones, as_of) in [(false, None), (true, Some(calendar(2024, 6, 30)))]
+        {
+            let filter = InitiativeFilter {
+                due_after: after.map(|y| calendar(y, 1, 1)),
+                due_before: before.map(|y| calendar(y, 12, 31)),
+                include_met_milestones,
+                as_of,
+                ..Default::default()
+            };
+            let indexed = list_all(&mut admin, &D.parent(), Some(filter.clone()), 2).await?;
+            let read = InitiativeFilter {
+                as_known_on: Some(dates::to_calendar(dates::today())),
+                ..filter
+            };
+            let read = list_all(&mut admin, &D.parent(), Some(read), 2).await?;
+            assert_eq!(
+                indexed, read,
+                "{name}: the records due {after:?}-{before:?} (met too: {include_met_milestones})"
+            );
+            found += indexed.len();
+        }
+    }
+    anyhow::ensure!(found > 0, "{name}: records in the due windows");
 
     // The last revision: a record's last change, or a deletion since.
     let last_revision = cetrack_tests::last_revision(&mut admin, D).await?;
