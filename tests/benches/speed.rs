@@ -43,6 +43,9 @@ const TOPICS: usize = 100;
 const TIMELINE_CALLS: u64 = 50;
 /// A document one record in [`CITING`] cites besides the fact sheet.
 const SHEET: &str = "Bench sheet";
+/// One record in this many cites [`SHEET`] and is planned to end in the
+/// second quarter of 2028 (every other record and milestone ends in
+/// 2025-2027): the due window of those months finds it.
 const CITING: usize = 100;
 /// Calls of the summary of [`SHEET`], one at a time.
 const DOCUMENT_CALLS: u64 = 100;
@@ -254,7 +257,8 @@ fn us(d: Duration) -> f64 {
 }
 
 /// The record `n` of a domain: in the organization us-nsf (every record),
-/// on one of [`TOPICS`] topics; one in [`CITING`] also cites [`SHEET`].
+/// on one of [`TOPICS`] topics; one in [`CITING`] also cites [`SHEET`] and
+/// ends in the second quarter of 2028.
 fn record(d: Domain, n: usize) -> Initiative {
     let mut i = sample(d, &format!("Record {n}"), 2025 + (n % 3) as i32);
     i.topics = vec![format!("topic-{}", n % TOPICS)];
@@ -262,6 +266,12 @@ fn record(d: Domain, n: usize) -> Initiative {
         let mut cited = i.sources[0].clone();
         cited.document = SHEET.into();
         i.sources.push(cited);
+        i.planned_end = Some(ApproximateDate {
+            precision: DatePrecision::Quarter as i32,
+            year: 2028,
+            quarter: 2,
+            ..Default::default()
+        });
     }
     i
 }
@@ -458,6 +468,28 @@ async fn measure(n: usize, seconds: u64) -> anyhow::Result<Vec<String>> {
         "the summary of {SHEET}"
     );
 
+    // The records due in a window of three months: the first page of 50.
+    let in_window = ListInitiativesRequest {
+        parent: D.parent(),
+        page_size: 50,
+        filter: Some(InitiativeFilter {
+            due_after: Some(calendar(2028, 4, 1)),
+            due_before: Some(calendar(2028, 6, 30)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let page = c.list_initiatives(in_window.clone()).await?.into_inner();
+    ensure!(
+        page.initiatives.len() == citing.min(50)
+            && page
+                .initiatives
+                .iter()
+                .all(|i| i.planned_end.as_ref().is_some_and(|e| e.year == 2028)),
+        "the records due in the window: {}",
+        page.initiatives.len()
+    );
+
     let health_method = "grpc.health.v1.Health/Check";
     let svc = "cet.v1.DomainService/";
     let gw = "cet.v1.GatewayService/";
@@ -645,6 +677,19 @@ async fn measure(n: usize, seconds: u64) -> anyhow::Result<Vec<String>> {
         not_ok(&scrape(dm).await?, ds, "GetDomainSummary") == before,
         "summaries of {SHEET} did not end OK"
     );
+    let before = not_ok(&scrape(dm).await?, ds, "ListInitiatives");
+    let window_run = h2load(
+        addr,
+        &format!("/{svc}ListInitiatives"),
+        &body(f, "list-due-window", &in_window)?,
+        1,
+        1,
+        Load::Requests(DOCUMENT_CALLS),
+    )?;
+    ensure!(
+        not_ok(&scrape(dm).await?, ds, "ListInitiatives") == before,
+        "lists of the due window did not end OK"
+    );
     let domain_rss = rss_mib(process.child.id().unwrap_or_default())?;
     let gateway_rss = rss_mib(gateway.child.id().unwrap_or_default())?;
 
@@ -667,6 +712,7 @@ async fn measure(n: usize, seconds: u64) -> anyhow::Result<Vec<String>> {
         format!("  GetOrganizationPortfolio page of 50, one at a time: mean {:.2} ms, {} ({} calls)", ms(portfolio_run.mean), lat(&portfolio_run), portfolio_run.done),
         format!("  ListMilestoneTimeline page of 100, one at a time: mean {:.2} ms, {} ({} calls)", ms(timeline_run.mean), lat(&timeline_run), timeline_run.done),
         format!("  GetDomainSummary of one document ({citing} records), one at a time: mean {:.2} ms, {} ({} calls)", ms(sheet_run.mean), lat(&sheet_run), sheet_run.done),
+        format!("  ListInitiatives of a due window ({citing} records), page of 50, one at a time: mean {:.2} ms, {} ({} calls)", ms(window_run.mean), lat(&window_run), window_run.done),
     ];
     gateway.terminate().await?;
     process.terminate().await?;
