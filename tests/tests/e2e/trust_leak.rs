@@ -259,6 +259,13 @@ async fn no_response_of_any_read_holds_a_restricted_record_for_an_uncleared_call
             document: sample(Domain::Ai, "x", 2025).sources[0].document.clone(),
             ..Default::default()
         },
+        // A due window: read from the planned end and milestone indexes.
+        InitiativeFilter {
+            due_after: Some(calendar(2024, 1, 1)),
+            due_before: Some(calendar(2030, 12, 31)),
+            include_met_milestones: true,
+            ..Default::default()
+        },
         InitiativeFilter::default(),
         InitiativeFilter {
             organization_id: MARKED_ORG.into(),
