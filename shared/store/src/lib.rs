@@ -140,11 +140,10 @@ const META_TIME: &[u8] = b"last_change_time";
 /// to walk (see `Store::most_selective`).
 const SELECTIVITY_PROBE: usize = 1_000;
 
-/// Most entries of a due window a list gathers (see `Store::ids_in_window`):
-/// a window with more is paged by walking the records in id order, where
-/// so many records in the window make the walk to a page short.
+/// Most entries of a due window a list gathers for a page (see
+/// `Store::most_selective`): a window with more is paged by another index
+/// or the records in id order, as before the window had an index.
 const WINDOW_MOST: usize = 10_000;
-const _: () = assert!(WINDOW_MOST <= pagination::MAX_EXAMINED);
 
 /// A file written beside sled's files once a store has been initialised.
 /// sled reads a log it cannot parse as an empty database; the marker tells an
@@ -306,9 +305,8 @@ enum Walk {
     Prefix(Vec<u8>),
     /// The records whose planned end or a milestone's due period ends
     /// within these days (day keys, both included), gathered and then read
-    /// in id order; `entries` is how many entries the window holds (set
-    /// when it is counted).
-    Window { from: i32, to: i32, entries: usize },
+    /// in id order.
+    Window { from: i32, to: i32 },
 }
 
 /// A record a list walk came to.
@@ -630,6 +628,21 @@ struct Applied {
 
 impl Inner {
     /// The summary counters as of the last commit.
+    /// The initiatives in the store, from the counters published by the
+    /// last commit (every visibility).
+    fn record_count(&self) -> u64 {
+        let published = self.published();
+        Visibility::ALL
+            .iter()
+            .filter_map(|v| {
+                published
+                    .counters
+                    .get(&v.key(summary::INITIATIVE_COUNT_KEY))
+            })
+            .map(|n| u64::try_from(*n).unwrap_or(0))
+            .sum()
+    }
+
     fn published(&self) -> Arc<Published> {
         self.published
             .read()
@@ -1235,6 +1248,26 @@ impl Store {
     ) -> Result<Filling<'f>> {
         let s = &*self.inner;
         s.sound()?;
+        let mut page = Filling::new(filter, limit, max_examined);
+        if let Some(day) = filter.known_on {
+            let known = self.revision_known_on(day)?;
+            let hide = filter.hide_restricted;
+            let mut failed = None;
+            self.versions_known(known, after_id, |id, version, restricted_now| {
+                let found = match version.filter(|_| !(hide && restricted_now)) {
+                    Some(v) => Found::Version(Box::new(v)),
+                    None => Found::Gone,
+                };
+                page.offer(id, found).unwrap_or_else(|e| {
+                    failed = Some(e);
+                    true
+                })
+            })?;
+            return match failed {
+                Some(e) => Err(e),
+                None => Ok(page),
+            };
+        }
         // Every index the filter could walk; the one with the fewest entries
         // (counted up to SELECTIVITY_PROBE keys each) is walked, so that an
         // organization in most records and a rare topic cost what the topic
@@ -1265,30 +1298,9 @@ impl Store {
             candidates.push(Walk::Window {
                 from: filter.due_after.map_or(i32::MIN, dates::day_key),
                 to: filter.due_before.map_or(i32::MAX, dates::day_key),
-                entries: 0,
             });
         }
-        let walk = self.most_selective(candidates);
-        let mut page = Filling::new(filter, limit, max_examined);
-        if let Some(day) = filter.known_on {
-            let known = self.revision_known_on(day)?;
-            let hide = filter.hide_restricted;
-            let mut failed = None;
-            self.versions_known(known, after_id, |id, version, restricted_now| {
-                let found = match version.filter(|_| !(hide && restricted_now)) {
-                    Some(v) => Found::Version(Box::new(v)),
-                    None => Found::Gone,
-                };
-                page.offer(id, found).unwrap_or_else(|e| {
-                    failed = Some(e);
-                    true
-                })
-            })?;
-            return match failed {
-                Some(e) => Err(e),
-                None => Ok(page),
-            };
-        }
+        let walk = self.most_selective(candidates, limit, max_examined);
         match walk {
             None => {
                 let start = match after_id {
@@ -1305,14 +1317,7 @@ impl Store {
                     }
                 }
             }
-            Some(Walk::Window { entries, .. }) if entries > max_examined => {
-                // Gathering a window costs what it holds: not within a
-                // smaller budget (the async worker's; a list's own budget
-                // is never smaller than the largest window walked).
-                page.budget_spent = true;
-                page.page.more = true;
-            }
-            Some(Walk::Window { from, to, .. }) => {
+            Some(Walk::Window { from, to }) => {
                 for id in self.ids_in_window(from, to, after_id)? {
                     // The record may have changed since the index entry was read.
                     let found = match s.tree(Tree::Records).get(&id).map_err(storage)? {
@@ -1355,26 +1360,44 @@ impl Store {
         Ok(page)
     }
 
-    /// Of the walks `candidates`, the one with the fewest index entries
-    /// (each counted up to [`SELECTIVITY_PROBE`] keys, a due window up to
-    /// [`WINDOW_MOST`], and no further than the fewest so far); `None` when
-    /// there is none, or only a window with more entries than that, which a
-    /// walk of the records in id order pages at less cost.
-    fn most_selective(&self, candidates: Vec<Walk>) -> Option<Walk> {
+    /// Of the walks `candidates` for a page of `limit` within a budget of
+    /// `max_examined` records, the one with the fewest index entries (each
+    /// counted up to [`SELECTIVITY_PROBE`] keys, and no further than the
+    /// fewest so far); `None` when there is none.
+    ///
+    /// A due window is gathered whole for every page (its entries are in
+    /// day order, a page in id order), so it is walked only when that costs
+    /// less than walking the records in id order to fill the page: its
+    /// entries E at most the budget and [`WINDOW_MOST`], and E * E at most
+    /// `limit` * the records N (a walk of the records reads some `limit` *
+    /// N / E records to find a page when E of them are in the window).
+    fn most_selective(
+        &self,
+        candidates: Vec<Walk>,
+        limit: usize,
+        max_examined: usize,
+    ) -> Option<Walk> {
         if let [Walk::Prefix(_)] = candidates.as_slice() {
             return candidates.into_iter().next();
         }
         let index = self.inner.tree(Tree::Index);
         let mut best: Option<(usize, Walk)> = None;
-        for mut walk in candidates {
+        for walk in candidates {
             let cap = match walk {
                 Walk::Prefix(_) => SELECTIVITY_PROBE,
-                Walk::Window { .. } => WINDOW_MOST,
+                Walk::Window { .. } => {
+                    let sparse = (limit as u64)
+                        .saturating_mul(self.inner.record_count())
+                        .isqrt();
+                    WINDOW_MOST
+                        .min(max_examined)
+                        .min(usize::try_from(sparse).unwrap_or(usize::MAX))
+                }
             };
             let most = best.as_ref().map_or(cap, |(n, _)| cap.min(*n));
-            let n = match &mut walk {
+            let n = match &walk {
                 Walk::Prefix(prefix) => index.scan_prefix(prefix).keys().take(most + 1).count(),
-                Walk::Window { from, to, entries } => {
+                Walk::Window { from, to } => {
                     let mut n = 0;
                     for kind in [keys::BY_END, keys::BY_DUE] {
                         n += self
@@ -1385,10 +1408,9 @@ impl Store {
                             break;
                         }
                     }
-                    if n > WINDOW_MOST {
+                    if n > cap {
                         continue;
                     }
-                    *entries = n;
                     n
                 }
             };
@@ -1759,19 +1781,8 @@ impl Store {
     /// The number of initiatives, the last durable revision and the size on
     /// disk, for metrics. Cheap: one counter read and a look at the files.
     pub fn stats(&self) -> Result<StoreStats> {
-        let s = &*self.inner;
-        let published = s.published();
-        let initiatives = Visibility::ALL
-            .iter()
-            .filter_map(|v| {
-                published
-                    .counters
-                    .get(&v.key(summary::INITIATIVE_COUNT_KEY))
-            })
-            .map(|n| u64::try_from(*n).unwrap_or(0))
-            .sum();
         Ok(StoreStats {
-            initiatives,
+            initiatives: self.inner.record_count(),
             last_revision: self.durable_revision(),
             size_on_disk: self.size_on_disk()?,
             flushes: self.inner.group_commit.flushes(),

@@ -992,18 +992,33 @@ async fn a_list_walks_its_most_selective_index_and_pages_the_same() {
     // The rare topic's 3 entries, not the organization's 20; of two of the
     // same size, the first.
     assert_eq!(
-        store.most_selective(vec![org.clone(), topic.clone()]),
+        store.most_selective(
+            vec![org.clone(), topic.clone()],
+            50,
+            pagination::MAX_EXAMINED
+        ),
         Some(topic.clone())
     );
     assert_eq!(
-        store.most_selective(vec![topic.clone(), org.clone()]),
+        store.most_selective(
+            vec![topic.clone(), org.clone()],
+            50,
+            pagination::MAX_EXAMINED
+        ),
         Some(topic)
     );
     assert_eq!(
-        store.most_selective(vec![org.clone(), common.clone()]),
+        store.most_selective(
+            vec![org.clone(), common.clone()],
+            50,
+            pagination::MAX_EXAMINED
+        ),
         Some(org)
     );
-    assert_eq!(store.most_selective(vec![]), None);
+    assert_eq!(
+        store.most_selective(vec![], 50, pagination::MAX_EXAMINED),
+        None
+    );
 
     // A page at a time, the records of both, in id order, with no gap.
     let filter = Filter {
@@ -1276,35 +1291,13 @@ async fn a_document_is_found_by_its_index_and_indexed_when_an_older_store_migrat
         check(&store);
     }
     // The store as schema version 4 kept it: no document entries.
-    {
-        let db = open_sled(dir.path());
-        let index = db.open_tree("index").unwrap();
-        let documents: Vec<sled::IVec> = index
-            .scan_prefix([keys::BY_DOCUMENT])
-            .keys()
-            .collect::<sled::Result<_>>()
-            .unwrap();
-        assert_eq!(
-            documents.len(),
-            21,
-            "one entry per record and document cited"
-        );
-        for k in documents {
-            index.remove(k).unwrap();
-        }
-        db.open_tree("meta")
-            .unwrap()
-            .insert(META_SCHEMA, &4u32.to_be_bytes())
-            .unwrap();
-        db.flush().unwrap();
-    }
-    {
-        let store = open(Domain::Energy, dir.path()).unwrap();
-        check(&store);
-    }
-    let db = open_sled(dir.path());
-    let schema = db.open_tree("meta").unwrap().get(META_SCHEMA).unwrap();
-    assert_eq!(schema.as_deref(), Some(&SCHEMA_VERSION.to_be_bytes()[..]));
+    assert_eq!(
+        as_kept_by(dir.path(), 4, keys::BY_DOCUMENT),
+        21,
+        "one entry per record and document cited"
+    );
+    check(&open(Domain::Energy, dir.path()).unwrap());
+    assert_schema_is_current(dir.path());
 }
 
 #[tokio::test]
@@ -1395,17 +1388,25 @@ async fn a_due_window_is_found_by_its_indexes_and_indexed_when_an_older_store_mi
                 .unwrap_or_else(|| panic!("{window}: found within its own records"));
             let got: Vec<String> = records(&page).into_iter().map(|i| i.title).collect();
             assert_eq!(got, wanted, "{window}");
-            // Not gathered within a smaller budget (the async worker's): the
-            // caller takes it to a blocking thread.
-            if let Some(smaller) = in_window.checked_sub(1) {
-                assert!(
-                    store
-                        .list_within(&filter, None, 50, smaller)
-                        .unwrap()
-                        .is_none(),
-                    "{window}: not gathered within a smaller budget"
-                );
+            // Gathered only within a budget of its entries (the async
+            // worker's is smaller than a wide window), and only while
+            // entries * entries <= page size * records (here 2 * 30: a
+            // window of more than 7 entries is paged by walking the records).
+            let window_walk = Walk::Window {
+                from: due_after.map_or(i32::MIN, cetrack_contract::dates::day_key),
+                to: due_before.map_or(i32::MAX, cetrack_contract::dates::day_key),
+            };
+            let chosen =
+                |limit, budget| store.most_selective(vec![window_walk.clone()], limit, budget);
+            assert_eq!(chosen(50, in_window), Some(window_walk.clone()), "{window}");
+            if in_window > 0 {
+                assert_eq!(chosen(50, in_window - 1), None, "{window}: budget");
             }
+            assert_eq!(
+                chosen(2, in_window).is_some(),
+                in_window <= 7,
+                "{window}: {in_window} entries for a page of 2"
+            );
             // Paged two at a time, from the last record returned.
             let mut paged = Vec::new();
             let mut after: Option<String> = None;
@@ -1432,29 +1433,40 @@ async fn a_due_window_is_found_by_its_indexes_and_indexed_when_an_older_store_mi
         check(&store);
     }
     // The store as schema version 5 kept it: no planned end entries.
-    {
-        let db = open_sled(dir.path());
-        let index = db.open_tree("index").unwrap();
-        let ends: Vec<sled::IVec> = index
-            .scan_prefix([keys::BY_END])
-            .keys()
-            .collect::<sled::Result<_>>()
-            .unwrap();
-        assert_eq!(ends.len(), 30, "one entry per planned end");
-        for k in ends {
-            index.remove(k).unwrap();
-        }
-        db.open_tree("meta")
-            .unwrap()
-            .insert(META_SCHEMA, &5u32.to_be_bytes())
-            .unwrap();
-        db.flush().unwrap();
+    assert_eq!(
+        as_kept_by(dir.path(), 5, keys::BY_END),
+        30,
+        "one entry per planned end"
+    );
+    check(&open(Domain::Energy, dir.path()).unwrap());
+    assert_schema_is_current(dir.path());
+}
+
+/// Makes the closed store at `path` what schema version `schema` kept: its
+/// index entries of `kind` (a kind that version did not have) removed and
+/// the version set; the number of entries removed.
+fn as_kept_by(path: &Path, schema: u32, kind: u8) -> usize {
+    let db = open_sled(path);
+    let index = db.open_tree("index").unwrap();
+    let entries: Vec<sled::IVec> = index
+        .scan_prefix([kind])
+        .keys()
+        .collect::<sled::Result<_>>()
+        .unwrap();
+    for k in &entries {
+        index.remove(k).unwrap();
     }
-    {
-        let store = open(Domain::Energy, dir.path()).unwrap();
-        check(&store);
-    }
-    let db = open_sled(dir.path());
+    db.open_tree("meta")
+        .unwrap()
+        .insert(META_SCHEMA, &schema.to_be_bytes())
+        .unwrap();
+    db.flush().unwrap();
+    entries.len()
+}
+
+/// The closed store at `path` has this build's schema version.
+fn assert_schema_is_current(path: &Path) {
+    let db = open_sled(path);
     let schema = db.open_tree("meta").unwrap().get(META_SCHEMA).unwrap();
     assert_eq!(schema.as_deref(), Some(&SCHEMA_VERSION.to_be_bytes()[..]));
 }
