@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cetrack_contract::names::InitiativeName;
-use cetrack_contract::proto::gateway_service_server::GatewayService;
 use cetrack_contract::proto::*;
+use cetrack_contract::served::gateway_service_server::GatewayService;
+use cetrack_contract::wire;
 use cetrack_contract::Error;
 use futures::Stream;
 use tokio_util::sync::CancellationToken;
@@ -65,9 +66,9 @@ where
 
 #[tonic::async_trait]
 impl GatewayService for GatewayApi {
-    async fn get_overview(&self, r: Request<GetOverviewRequest>) -> Reply<Overview> {
+    async fn get_overview(&self, r: Request<GetOverviewRequest>) -> Reply<wire::Overview> {
         let ctx = self.ctx(&r)?;
-        let view = views::overview::overview(&self.domains, r.into_inner(), &ctx);
+        let view = views::overview::overview_encoded(&self.domains, r.into_inner(), &ctx);
         reply(view).await
     }
 
@@ -98,8 +99,9 @@ impl GatewayService for GatewayApi {
         reply(view).await
     }
 
-    async fn get_initiative(&self, r: Request<GetInitiativeRequest>) -> Reply<Initiative> {
-        reply(self.initiative(r)).await
+    async fn get_initiative(&self, r: Request<GetInitiativeRequest>) -> Reply<wire::Initiative> {
+        let answer = self.initiative(r).await?;
+        Ok(Response::new(wire::Initiative::from(&answer)))
     }
 
     type WatchAllChangesStream =

@@ -29,8 +29,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cetrack_contract::proto::gateway_service_server::GatewayServiceServer;
 use cetrack_contract::proto::store_admin_service_server::StoreAdminServiceServer;
+use cetrack_contract::served::gateway_service_server::GatewayServiceServer;
 use cetrack_contract::Domain;
 use cetrack_server::auth::Auth;
 use cetrack_server::{serve, RunningServer, Services, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES};

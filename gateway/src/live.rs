@@ -21,6 +21,10 @@
 //! - another day than today, a record-time day, one document: from the
 //!   domains, as before.
 //!
+//! The overview of today built from kept summaries alone (a caller who may
+//! read every domain) is kept too, encoded, under the generations of the
+//! summaries it was built from, and sent again while they are current.
+//!
 //! Who sees what is unchanged: a kept summary is shown only to a caller whose
 //! roles cover the domain, and counts restricted records only for a caller
 //! cleared for them (it is kept per clearance). Nothing is kept unless the
@@ -33,6 +37,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use bytes::Bytes;
 use cetrack_contract::proto::{DomainSummary, GetDomainSummaryRequest, WatchChangesRequest};
 use cetrack_contract::{dates, Domain};
 use cetrack_server::auth::Auth;
@@ -96,6 +101,15 @@ impl Followed {
         self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Counts a summary of `domain` answered from memory.
+    fn count_from_memory(&self, domain: Domain) {
+        self.from_memory
+            .get_or_init(|| {
+                metrics::counter!(cetrack_server::metrics::GATEWAY_FROM_MEMORY, "domain" => domain.slug())
+            })
+            .increment(1);
+    }
+
     fn kept(&self) -> std::sync::MutexGuard<'_, HashMap<Key, (u64, DomainSummary)>> {
         self.kept
             .lock()
@@ -107,6 +121,10 @@ impl Followed {
 #[derive(Debug, Default)]
 pub struct Live {
     domains: HashMap<Domain, Arc<Followed>>,
+    /// Overviews of today built from kept summaries alone, as encoded
+    /// (without their generation time), with the generations of the
+    /// summaries they were built from, in the order of `Domain::ALL`.
+    overviews: Mutex<HashMap<Key, (Vec<u64>, Bytes)>>,
 }
 
 impl Live {
@@ -117,7 +135,97 @@ impl Live {
                 .into_iter()
                 .map(|d| (d, Arc::new(Followed::default())))
                 .collect(),
+            overviews: Mutex::default(),
         }
+    }
+
+    /// The generations under which today's summaries of every domain of
+    /// `domains` are kept for this kind of request, if each is kept and
+    /// still current; it asks no one.
+    pub fn generations(
+        &self,
+        domains: &[Domain],
+        day: Date,
+        cleared: bool,
+        due_within_days: i32,
+    ) -> Option<Vec<u64>> {
+        let key = Key {
+            cleared,
+            due_within_days,
+            day,
+        };
+        domains
+            .iter()
+            .map(|d| {
+                let f = self.domains.get(d)?;
+                if !f.follows_every_change() {
+                    return None;
+                }
+                let generation = f.generation.load(Ordering::SeqCst);
+                let kept = f.kept();
+                let (g, _) = kept.get(&key)?;
+                (*g == generation).then_some(generation)
+            })
+            .collect()
+    }
+
+    /// The overview of today kept for this kind of request, if it was built
+    /// from the summaries kept under `generations` (see [`Live::generations`]);
+    /// counted as the summaries of `domains` answered from memory.
+    pub fn kept_overview(
+        &self,
+        domains: &[Domain],
+        day: Date,
+        cleared: bool,
+        due_within_days: i32,
+        generations: &[u64],
+    ) -> Option<Bytes> {
+        let key = Key {
+            cleared,
+            due_within_days,
+            day,
+        };
+        let overviews = self
+            .overviews
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (g, encoded) = overviews.get(&key)?;
+        if g.as_slice() != generations {
+            return None;
+        }
+        let encoded = encoded.clone();
+        drop(overviews);
+        for d in domains {
+            if let Some(f) = self.domains.get(d) {
+                f.count_from_memory(*d);
+            }
+        }
+        Some(encoded)
+    }
+
+    /// Keeps `encoded`, the overview of today for this kind of request built
+    /// from the summaries kept under `generations` alone.
+    pub fn keep_overview(
+        &self,
+        day: Date,
+        cleared: bool,
+        due_within_days: i32,
+        generations: Vec<u64>,
+        encoded: Bytes,
+    ) {
+        let key = Key {
+            cleared,
+            due_within_days,
+            day,
+        };
+        let mut overviews = self
+            .overviews
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if overviews.len() >= MAX_KEPT && !overviews.contains_key(&key) {
+            overviews.clear();
+        }
+        overviews.insert(key, (generations, encoded));
     }
 
     /// What the gateway follows of `domain` (a write passed through the
@@ -158,11 +266,7 @@ impl Live {
         if *g != generation {
             return None;
         }
-        f.from_memory
-            .get_or_init(|| {
-                metrics::counter!(cetrack_server::metrics::GATEWAY_FROM_MEMORY, "domain" => domain.slug())
-            })
-            .increment(1);
+        f.count_from_memory(domain);
         Some(s.clone())
     }
 

@@ -49,6 +49,7 @@ fn main() -> anyhow::Result<()> {
             "crate::wire::ListInitiativesResponse",
         )
         .extern_path(".cet.v1.Initiative", "crate::wire::Initiative")
+        .extern_path(".cet.v1.Overview", "crate::wire::Overview")
         .codec_path("crate::codec::Codec")
         .compile_fds(fds)?;
 

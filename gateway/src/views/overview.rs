@@ -8,9 +8,87 @@ use cetrack_contract::proto::{
     OrganizationCount, Overview, OverviewTotals, StatusCount,
 };
 use cetrack_contract::validate::Violations;
-use cetrack_contract::{dates, requests, summary, Domain, Error};
+use cetrack_contract::{dates, requests, summary, wire, Domain, Error};
+use time::Date;
 
 use crate::domains::{request, CallCtx, DomainError, Domains, FanOut};
+
+/// What a GetOverview request asks, checked.
+struct Asked {
+    due_within_days: i32,
+    as_of: Date,
+    known_on: Option<Date>,
+    /// The overview of today (no record-time day, no document).
+    today: bool,
+}
+
+impl Asked {
+    fn check(req: &GetOverviewRequest) -> Result<Asked, Error> {
+        let mut v = Violations::default();
+        let due_within_days = requests::due_within(&mut v, req.due_within_days, "due_within_days");
+        let as_of = requests::as_of(&mut v, req.as_of.as_ref(), "as_of");
+        let known_on = requests::known_on(&mut v, req.as_known_on.as_ref(), "as_known_on");
+        v.text("document", &req.document, false, 500);
+        v.finish()?;
+        Ok(Asked {
+            due_within_days,
+            as_of,
+            known_on,
+            today: known_on.is_none() && req.document.is_empty() && as_of == dates::today(),
+        })
+    }
+}
+
+/// GetOverview as the gateway answers it over gRPC, encoded: the overview
+/// of today to a caller who may read every domain, when every domain's
+/// summary is kept in memory and current (see `crate::live`), is kept
+/// encoded and answered again while those summaries stay current (a
+/// change, a reopened stream or a write through the gateway moves their
+/// generation); any other is built by [`overview`] and encoded once.
+pub async fn overview_encoded(
+    domains: &Domains,
+    req: GetOverviewRequest,
+    ctx: &CallCtx,
+) -> Result<wire::Overview, Error> {
+    let asked = Asked::check(&req)?;
+    let all = domains.all();
+    let live = domains.live();
+    let every = asked.today && all.iter().all(|d| ctx.caller.check_read(*d).is_ok());
+    let kept = |live: &crate::live::Live| {
+        every
+            .then(|| live.generations(&all, asked.as_of, ctx.cleared, asked.due_within_days))
+            .flatten()
+    };
+    let before = kept(live);
+    if let Some(generations) = &before {
+        if let Some(rest) = live.kept_overview(
+            &all,
+            asked.as_of,
+            ctx.cleared,
+            asked.due_within_days,
+            generations,
+        ) {
+            return Ok(wire::Overview::encoded(rest, Some(dates::now())));
+        }
+    }
+    let view = overview(domains, req, ctx).await?;
+    let sent = wire::Overview::from(&view);
+    // Kept only if built from the summaries kept under the same
+    // generations (nothing moved while it was built) and complete.
+    if let Some(generations) = before {
+        let complete = view.totals.as_ref().is_some_and(|t| t.complete);
+        if complete && kept(live).as_ref() == Some(&generations) {
+            live.keep_overview(
+                asked.as_of,
+                ctx.cleared,
+                asked.due_within_days,
+                generations,
+                sent.rest().clone(),
+            );
+        }
+    }
+    Ok(sent)
+}
 
 /// GetOverview.
 pub async fn overview(
@@ -18,14 +96,13 @@ pub async fn overview(
     req: GetOverviewRequest,
     ctx: &CallCtx,
 ) -> Result<Overview, Error> {
-    let mut v = Violations::default();
-    let due_within_days = requests::due_within(&mut v, req.due_within_days, "due_within_days");
-    let as_of = requests::as_of(&mut v, req.as_of.as_ref(), "as_of");
-    let known_on = requests::known_on(&mut v, req.as_known_on.as_ref(), "as_known_on");
-    v.text("document", &req.document, false, 500);
-    v.finish()?;
+    let Asked {
+        due_within_days,
+        as_of,
+        known_on,
+        today,
+    } = Asked::check(&req)?;
     let document = req.document.clone();
-    let today = known_on.is_none() && document.is_empty() && as_of == dates::today();
     let all = domains.all();
     // Today's summaries kept in memory answer without a call; the other
     // domains are asked (see `crate::live`).

@@ -1,7 +1,8 @@
 //! Answers a server sends already encoded: wire-compatible with the message
 //! of the same name in [`crate::proto`] (same fields, same tags), but
-//! carrying records as the bytes the store keeps, so that a server passes
-//! them on without decoding and encoding each again. Clients decode these
+//! carrying records as the bytes the store keeps (and the gateway's overview
+//! as the bytes it keeps), so that a server passes them on without decoding
+//! and encoding each again. Clients decode these
 //! answers as the generated messages; only [`crate::served`] (the servers)
 //! speaks in these types.
 
@@ -76,9 +77,143 @@ pub struct ListInitiativesResponse {
     pub next_page_token: String,
 }
 
+/// `cet.v1.Overview` as its encoding: what the gateway answers with an
+/// overview it keeps encoded (everything but its generation time), followed
+/// by the generation time of this answer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overview {
+    /// A valid encoding of `cet.v1.Overview` without `generate_time`.
+    rest: Bytes,
+    /// `generate_time` (tag 4).
+    generate_time: Option<pbjson_types::Timestamp>,
+}
+
+/// The tag of `cet.v1.Overview.generate_time`.
+const OVERVIEW_GENERATE_TIME: u32 = 4;
+
+impl Overview {
+    /// The overview whose encoding without `generate_time` is `rest`,
+    /// generated at `generate_time`.
+    pub fn encoded(rest: Bytes, generate_time: Option<pbjson_types::Timestamp>) -> Self {
+        Self {
+            rest,
+            generate_time,
+        }
+    }
+
+    /// The encoding without `generate_time`.
+    pub fn rest(&self) -> &Bytes {
+        &self.rest
+    }
+
+    /// The encoding of `overview` without its `generate_time` (what
+    /// [`Overview::encoded`] takes).
+    pub fn rest_of(overview: &proto::Overview) -> Bytes {
+        let mut rest = overview.clone();
+        rest.generate_time = None;
+        Bytes::from(rest.encode_to_vec())
+    }
+}
+
+impl From<&proto::Overview> for Overview {
+    fn from(overview: &proto::Overview) -> Self {
+        Self::encoded(Self::rest_of(overview), overview.generate_time)
+    }
+}
+
+impl Message for Overview {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        buf.put_slice(&self.rest);
+        if let Some(t) = &self.generate_time {
+            prost::encoding::message::encode(OVERVIEW_GENERATE_TIME, t, buf);
+        }
+    }
+
+    /// Read as the generated message, kept as its encoding (the gateway
+    /// only sends these; reading one is for tests and tools).
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl Buf,
+        ctx: DecodeContext,
+    ) -> Result<(), DecodeError> {
+        let mut overview = proto::Overview::decode(self.rest.as_ref())?;
+        overview.generate_time = self.generate_time;
+        overview.merge_field(tag, wire_type, buf, ctx)?;
+        *self = Self::from(&overview);
+        Ok(())
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.rest.len()
+            + self.generate_time.as_ref().map_or(0, |t| {
+                prost::encoding::message::encoded_len(OVERVIEW_GENERATE_TIME, t)
+            })
+    }
+
+    fn clear(&mut self) {
+        *self = Self::default();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An overview sent as its kept encoding and this answer's time is read
+    /// as the generated message, time included, and its length is the
+    /// length sent.
+    #[test]
+    fn an_encoded_overview_reads_as_the_generated_message() {
+        let overview = proto::Overview {
+            domains: vec![proto::DomainOverview {
+                domain: 3,
+                available: true,
+                summary: Some(proto::DomainSummary {
+                    initiative_count: 7,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            totals: Some(proto::OverviewTotals {
+                initiative_count: 7,
+                complete: true,
+                ..Default::default()
+            }),
+            as_of: Some(proto::CalendarDate {
+                year: 2026,
+                month: 12,
+                day: 3,
+            }),
+            generate_time: Some(pbjson_types::Timestamp {
+                seconds: 1_796_300_000,
+                nanos: 5,
+            }),
+            ..Default::default()
+        };
+        let later = pbjson_types::Timestamp {
+            seconds: 1_796_300_001,
+            nanos: 0,
+        };
+        let sent = Overview::encoded(Overview::rest_of(&overview), Some(later));
+        let bytes = sent.encode_to_vec();
+        assert_eq!(sent.encoded_len(), bytes.len());
+        let read = proto::Overview::decode(bytes.as_slice()).unwrap();
+        assert_eq!(
+            read,
+            proto::Overview {
+                generate_time: Some(later),
+                ..overview.clone()
+            }
+        );
+        let whole = Overview::from(&overview);
+        assert_eq!(
+            proto::Overview::decode(whole.encode_to_vec().as_slice()).unwrap(),
+            overview
+        );
+        assert_eq!(Overview::decode(bytes.as_slice()).unwrap(), sent);
+    }
 
     /// A record sent as its encoding is read as the generated message, and
     /// one read back is the same encoding.

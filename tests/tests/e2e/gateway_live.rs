@@ -109,8 +109,20 @@ async fn the_overview_of_today_answers_from_memory_and_reads_every_write() -> an
     overview(&mut admin).await?;
     overview(&mut viewer).await?;
     let before = all_summary_calls(&domains).await?;
+    // The same overview each time (kept encoded), each with its own time.
+    let untimed = |o: &Overview| Overview {
+        generate_time: None,
+        ..o.clone()
+    };
+    let time = |o: &Overview| o.generate_time.map(|t| (t.seconds, t.nanos));
+    let first = overview(&mut admin).await?;
+    let mut last = first.clone();
     for _ in 0..10 {
-        assert_eq!(count(&overview(&mut admin).await?, E), Some(1));
+        let again = overview(&mut admin).await?;
+        assert_eq!(count(&again, E), Some(1));
+        assert_eq!(untimed(&again), untimed(&first));
+        assert!(time(&again) > time(&last), "a time of its own: {again:?}");
+        last = again;
         assert_eq!(count(&overview(&mut viewer).await?, E), Some(1));
     }
     assert_eq!(
