@@ -72,11 +72,11 @@ pub async fn overview_encoded(
         }
     }
     let view = overview(domains, req, ctx).await?;
-    let sent = wire::Overview::from(&view);
+    let complete = view.totals.as_ref().is_some_and(|t| t.complete);
+    let sent = wire::Overview::from(view);
     // Kept only if built from the summaries kept under the same
     // generations (nothing moved while it was built) and complete.
     if let Some(generations) = before {
-        let complete = view.totals.as_ref().is_some_and(|t| t.complete);
         if complete && kept(live).as_ref() == Some(&generations) {
             live.keep_overview(
                 asked.as_of,

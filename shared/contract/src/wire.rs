@@ -105,19 +105,13 @@ impl Overview {
     pub fn rest(&self) -> &Bytes {
         &self.rest
     }
-
-    /// The encoding of `overview` without its `generate_time` (what
-    /// [`Overview::encoded`] takes).
-    pub fn rest_of(overview: &proto::Overview) -> Bytes {
-        let mut rest = overview.clone();
-        rest.generate_time = None;
-        Bytes::from(rest.encode_to_vec())
-    }
 }
 
-impl From<&proto::Overview> for Overview {
-    fn from(overview: &proto::Overview) -> Self {
-        Self::encoded(Self::rest_of(overview), overview.generate_time)
+/// The overview sent as its encoding (without its time) and its time.
+impl From<proto::Overview> for Overview {
+    fn from(mut overview: proto::Overview) -> Self {
+        let generate_time = overview.generate_time.take();
+        Self::encoded(Bytes::from(overview.encode_to_vec()), generate_time)
     }
 }
 
@@ -141,7 +135,7 @@ impl Message for Overview {
         let mut overview = proto::Overview::decode(self.rest.as_ref())?;
         overview.generate_time = self.generate_time;
         overview.merge_field(tag, wire_type, buf, ctx)?;
-        *self = Self::from(&overview);
+        *self = Self::from(overview);
         Ok(())
     }
 
@@ -196,7 +190,8 @@ mod tests {
             seconds: 1_796_300_001,
             nanos: 0,
         };
-        let sent = Overview::encoded(Overview::rest_of(&overview), Some(later));
+        let kept = Overview::from(overview.clone()).rest().clone();
+        let sent = Overview::encoded(kept, Some(later));
         let bytes = sent.encode_to_vec();
         assert_eq!(sent.encoded_len(), bytes.len());
         let read = proto::Overview::decode(bytes.as_slice()).unwrap();
@@ -207,7 +202,7 @@ mod tests {
                 ..overview.clone()
             }
         );
-        let whole = Overview::from(&overview);
+        let whole = Overview::from(overview.clone());
         assert_eq!(
             proto::Overview::decode(whole.encode_to_vec().as_slice()).unwrap(),
             overview

@@ -14,7 +14,7 @@ mod snapshot;
 pub(crate) mod tests;
 mod write;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -298,15 +298,24 @@ pub struct Page<T> {
     pub resumes_after_returned: bool,
 }
 
-/// An index a list walks to find its records.
+/// An index a list could walk to find its records (see
+/// `Store::most_selective`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Walk {
-    /// The entries under a prefix, in id order.
+enum Candidate {
+    /// The entries under a prefix.
     Prefix(Vec<u8>),
     /// The records whose planned end or a milestone's due period ends
-    /// within these days (day keys, both included), gathered and then read
-    /// in id order.
+    /// within these days (day keys, both included).
     Window { from: i32, to: i32 },
+}
+
+/// The index a list walks, in id order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Walk {
+    /// The entries under a prefix.
+    Prefix(Vec<u8>),
+    /// The ids of a due window's records, gathered when it was counted.
+    Gathered(BTreeSet<String>),
 }
 
 /// A record a list walk came to.
@@ -1273,7 +1282,7 @@ impl Store {
         // organization in most records and a rare topic cost what the topic
         // finds. Any of them gives the same records in the same (id) order.
         let mut candidates = Vec::new();
-        let mut prefix = |p| candidates.push(Walk::Prefix(p));
+        let mut prefix = |p| candidates.push(Candidate::Prefix(p));
         if let Some(org) = &filter.organization_id {
             prefix(keys::text_prefix(keys::BY_ORGANIZATION, org));
         }
@@ -1295,12 +1304,12 @@ impl Store {
         if filter.due_after.is_some() || filter.due_before.is_some() {
             // A record in the window has its planned end or a milestone's
             // due period ending in it (met or not: the filter decides).
-            candidates.push(Walk::Window {
+            candidates.push(Candidate::Window {
                 from: filter.due_after.map_or(i32::MIN, dates::day_key),
                 to: filter.due_before.map_or(i32::MAX, dates::day_key),
             });
         }
-        let walk = self.most_selective(candidates, limit, max_examined);
+        let walk = self.most_selective(candidates, limit, max_examined)?;
         match walk {
             None => {
                 let start = match after_id {
@@ -1317,14 +1326,15 @@ impl Store {
                     }
                 }
             }
-            Some(Walk::Window { from, to }) => {
-                for id in self.ids_in_window(from, to, after_id)? {
+            Some(Walk::Gathered(ids)) => {
+                let start = after_id.map_or(Bound::Unbounded, Bound::Excluded);
+                for id in ids.range::<str, _>((start, Bound::Unbounded)) {
                     // The record may have changed since the index entry was read.
-                    let found = match s.tree(Tree::Records).get(&id).map_err(storage)? {
+                    let found = match s.tree(Tree::Records).get(id).map_err(storage)? {
                         Some(v) => Found::Kept(v),
                         None => Found::Gone,
                     };
-                    if page.offer(&id, found)? {
+                    if page.offer(id, found)? {
                         break;
                     }
                 }
@@ -1360,50 +1370,54 @@ impl Store {
         Ok(page)
     }
 
-    /// Of the walks `candidates` for a page of `limit` within a budget of
+    /// Of the indexes `candidates` for a page of `limit` within a budget of
     /// `max_examined` records, the one with the fewest index entries (each
     /// counted up to [`SELECTIVITY_PROBE`] keys, and no further than the
     /// fewest so far); `None` when there is none.
     ///
     /// A due window is gathered whole for every page (its entries are in
-    /// day order, a page in id order), so it is walked only when that costs
-    /// less than walking the records in id order to fill the page: its
-    /// entries E at most the budget and [`WINDOW_MOST`], and E * E at most
-    /// `limit` * the records N (a walk of the records reads some `limit` *
-    /// N / E records to find a page when E of them are in the window).
+    /// day order, a page in id order; counting it gathers it, as
+    /// [`Walk::Gathered`]), so it is walked only when that costs less than
+    /// walking the records in id order to fill the page: its entries E at
+    /// most the budget and [`WINDOW_MOST`], and E * E at most `limit` * the
+    /// records N (a walk of the records reads some `limit` * N / E records
+    /// to find a page when E of them are in the window).
     fn most_selective(
         &self,
-        candidates: Vec<Walk>,
+        candidates: Vec<Candidate>,
         limit: usize,
         max_examined: usize,
-    ) -> Option<Walk> {
-        if let [Walk::Prefix(_)] = candidates.as_slice() {
-            return candidates.into_iter().next();
+    ) -> Result<Option<Walk>> {
+        if let [Candidate::Prefix(prefix)] = candidates.as_slice() {
+            return Ok(Some(Walk::Prefix(prefix.clone())));
         }
         let index = self.inner.tree(Tree::Index);
         let mut best: Option<(usize, Walk)> = None;
-        for walk in candidates {
-            let cap = match walk {
-                Walk::Prefix(_) => SELECTIVITY_PROBE,
-                Walk::Window { .. } => {
+        for candidate in candidates {
+            let (n, walk) = match candidate {
+                Candidate::Prefix(prefix) => {
+                    let most = best
+                        .as_ref()
+                        .map_or(SELECTIVITY_PROBE, |(n, _)| SELECTIVITY_PROBE.min(*n));
+                    let n = index.scan_prefix(&prefix).keys().take(most + 1).count();
+                    (n, Walk::Prefix(prefix))
+                }
+                Candidate::Window { from, to } => {
                     let sparse = (limit as u64)
                         .saturating_mul(self.inner.record_count())
                         .isqrt();
-                    WINDOW_MOST
+                    let cap = WINDOW_MOST
                         .min(max_examined)
-                        .min(usize::try_from(sparse).unwrap_or(usize::MAX))
-                }
-            };
-            let most = best.as_ref().map_or(cap, |(n, _)| cap.min(*n));
-            let n = match &walk {
-                Walk::Prefix(prefix) => index.scan_prefix(prefix).keys().take(most + 1).count(),
-                Walk::Window { from, to } => {
-                    let mut n = 0;
+                        .min(usize::try_from(sparse).unwrap_or(usize::MAX));
+                    let most = best.as_ref().map_or(cap, |(n, _)| cap.min(*n));
+                    let (mut n, mut ids) = (0, BTreeSet::new());
                     for kind in [keys::BY_END, keys::BY_DUE] {
-                        n += self
-                            .window_entries(kind, *from, *to)
-                            .take(most + 1 - n)
-                            .count();
+                        for k in self.window_entries(kind, from, to).take(most + 1 - n) {
+                            n += 1;
+                            if let Some((_, id)) = keys::parse_day_entry(&k?) {
+                                ids.insert(id.to_string());
+                            }
+                        }
                         if n > most {
                             break;
                         }
@@ -1411,14 +1425,14 @@ impl Store {
                     if n > cap {
                         continue;
                     }
-                    n
+                    (n, Walk::Gathered(ids))
                 }
             };
             if best.as_ref().is_none_or(|(fewest, _)| n < *fewest) {
                 best = Some((n, walk));
             }
         }
-        best.map(|(_, walk)| walk)
+        Ok(best.map(|(_, walk)| walk))
     }
 
     /// The keys of the entries of day index `kind` whose day is within
@@ -1439,29 +1453,6 @@ impl Store {
                     .is_some_and(|(day, _)| k.first() == Some(&kind) && day <= to),
                 Err(_) => true,
             })
-    }
-
-    /// The ids, in order and after `after_id`, of the records whose
-    /// planned end or a milestone's due period ends within `from..=to`
-    /// (day keys).
-    fn ids_in_window(
-        &self,
-        from: i32,
-        to: i32,
-        after_id: Option<&str>,
-    ) -> Result<std::collections::BTreeSet<String>> {
-        let mut ids = std::collections::BTreeSet::new();
-        for kind in [keys::BY_END, keys::BY_DUE] {
-            for k in self.window_entries(kind, from, to) {
-                let k = k?;
-                if let Some((_, id)) = keys::parse_day_entry(&k) {
-                    if after_id.is_none_or(|a| id > a) {
-                        ids.insert(id.to_string());
-                    }
-                }
-            }
-        }
-        Ok(ids)
     }
 
     /// The last revision recorded by the end of `day` (UTC): the state the

@@ -986,39 +986,27 @@ async fn a_list_walks_its_most_selective_index_and_pages_the_same() {
             .await
             .unwrap();
     }
-    let org = Walk::Prefix(keys::text_prefix(keys::BY_ORGANIZATION, "us-doe"));
-    let topic = Walk::Prefix(keys::text_prefix(keys::BY_TOPIC, "rare"));
-    let common = Walk::Prefix(keys::text_prefix(keys::BY_TOPIC, "common"));
+    let org = keys::text_prefix(keys::BY_ORGANIZATION, "us-doe");
+    let topic = keys::text_prefix(keys::BY_TOPIC, "rare");
+    let common = keys::text_prefix(keys::BY_TOPIC, "common");
+    let chosen = |candidates: &[&Vec<u8>]| {
+        store
+            .most_selective(
+                candidates
+                    .iter()
+                    .map(|p| Candidate::Prefix(p.to_vec()))
+                    .collect(),
+                50,
+                pagination::MAX_EXAMINED,
+            )
+            .unwrap()
+    };
     // The rare topic's 3 entries, not the organization's 20; of two of the
     // same size, the first.
-    assert_eq!(
-        store.most_selective(
-            vec![org.clone(), topic.clone()],
-            50,
-            pagination::MAX_EXAMINED
-        ),
-        Some(topic.clone())
-    );
-    assert_eq!(
-        store.most_selective(
-            vec![topic.clone(), org.clone()],
-            50,
-            pagination::MAX_EXAMINED
-        ),
-        Some(topic)
-    );
-    assert_eq!(
-        store.most_selective(
-            vec![org.clone(), common.clone()],
-            50,
-            pagination::MAX_EXAMINED
-        ),
-        Some(org)
-    );
-    assert_eq!(
-        store.most_selective(vec![], 50, pagination::MAX_EXAMINED),
-        None
-    );
+    assert_eq!(chosen(&[&org, &topic]), Some(Walk::Prefix(topic.clone())));
+    assert_eq!(chosen(&[&topic, &org]), Some(Walk::Prefix(topic)));
+    assert_eq!(chosen(&[&org, &common]), Some(Walk::Prefix(org)));
+    assert_eq!(chosen(&[]), None);
 
     // A page at a time, the records of both, in id order, with no gap.
     let filter = Filter {
@@ -1392,13 +1380,32 @@ async fn a_due_window_is_found_by_its_indexes_and_indexed_when_an_older_store_mi
             // worker's is smaller than a wide window), and only while
             // entries * entries <= page size * records (here 2 * 30: a
             // window of more than 7 entries is paged by walking the records).
-            let window_walk = Walk::Window {
+            let window_walk = Candidate::Window {
                 from: due_after.map_or(i32::MIN, cetrack_contract::dates::day_key),
                 to: due_before.map_or(i32::MAX, cetrack_contract::dates::day_key),
             };
-            let chosen =
-                |limit, budget| store.most_selective(vec![window_walk.clone()], limit, budget);
-            assert_eq!(chosen(50, in_window), Some(window_walk.clone()), "{window}");
+            let chosen = |limit, budget| {
+                store
+                    .most_selective(vec![window_walk.clone()], limit, budget)
+                    .unwrap()
+            };
+            // Gathered: the ids of every record with a date in the window.
+            let dated: BTreeSet<String> = all
+                .iter()
+                .filter(|i| {
+                    i.planned_end
+                        .iter()
+                        .chain(i.milestones.iter().filter_map(|m| m.due.as_ref()))
+                        .filter_map(cetrack_contract::dates::period_end)
+                        .any(in_range)
+                })
+                .map(|i| i.title.trim_start_matches("Record ").to_string())
+                .collect();
+            assert_eq!(
+                chosen(50, in_window),
+                Some(Walk::Gathered(dated)),
+                "{window}"
+            );
             if in_window > 0 {
                 assert_eq!(chosen(50, in_window - 1), None, "{window}: budget");
             }
