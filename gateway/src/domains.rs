@@ -490,7 +490,7 @@ pub struct CallCtx {
     pub cleared: bool,
     /// The verified caller: what the gateway keeps across callers is shown
     /// only to a caller who may read it.
-    pub caller: Caller,
+    pub caller: Arc<Caller>,
 }
 
 impl CallCtx {
@@ -500,7 +500,7 @@ impl CallCtx {
     pub fn new(
         deadline: Duration,
         metadata: &tonic::metadata::MetadataMap,
-        caller: Caller,
+        caller: Arc<Caller>,
     ) -> Self {
         Self {
             deadline,

@@ -217,7 +217,7 @@ async fn pass(
     // The request sent on: the caller's headers (token, deadline, request
     // id) with exactly the one message.
     parts.headers.remove(http::header::CONTENT_LENGTH);
-    let caller = parts.extensions.remove::<Caller>();
+    let caller = parts.extensions.remove::<Arc<Caller>>();
     parts.extensions = http::Extensions::new();
     let down = |e: &dyn std::fmt::Display| {
         Status::unavailable(format!("the {domain} service is unavailable: {e}"))

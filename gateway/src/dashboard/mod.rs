@@ -124,7 +124,7 @@ fn network(ip: std::net::IpAddr) -> std::net::IpAddr {
 #[derive(Debug, Clone)]
 pub struct Viewer {
     /// The verified caller.
-    pub caller: Caller,
+    pub caller: Arc<Caller>,
     /// The calls' context (deadline, the viewer's token).
     pub ctx: CallCtx,
     /// Signed in (a cookie or a bearer token) rather than anonymous.
@@ -196,7 +196,7 @@ impl Dashboard {
             },
         };
         let caller = match (&self.auth, &token) {
-            (Auth::Off, _) => Caller::development(),
+            (Auth::Off, _) => Arc::new(Caller::development()),
             (Auth::Jwt(a), Some(t)) => a.verify(t).map_err(Refused::BadToken)?,
             (Auth::Jwt(_), None) => return Err(Refused::SignIn(next.to_string())),
         };

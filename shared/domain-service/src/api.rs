@@ -160,7 +160,7 @@ impl DomainService for DomainApi {
         let deadline = grpc_timeout(r.metadata());
         let stream = self
             .core
-            .watch(&caller(&r)?, r.into_inner(), self.shutdown.clone())?
+            .watch(&*caller(&r)?, r.into_inner(), self.shutdown.clone())?
             .map(|c| c.map_err(Status::from));
         let stream: Self::WatchChangesStream = match deadline {
             None => Box::pin(stream),
@@ -212,7 +212,7 @@ impl StoreAdminService for StoreAdminApi {
         Pin<Box<dyn Stream<Item = Result<BackupChunk, Status>> + Send + 'static>>;
 
     async fn backup_store(&self, r: Request<BackupStoreRequest>) -> Reply<Self::BackupStoreStream> {
-        let chunks = self.core.backup(&caller(&r)?, r.into_inner()).await?;
+        let chunks = self.core.backup(&*caller(&r)?, r.into_inner()).await?;
         Ok(Response::new(Box::pin(
             chunks.map(|c| c.map_err(Status::from)),
         )))

@@ -294,6 +294,27 @@ mod tests {
     }
 
     #[test]
+    fn a_verified_token_is_answered_from_the_cache_until_the_keys_change() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let made =
+            LocalKeys::open_or_create(&dir.path().join("auth")).unwrap_or_else(|e| panic!("{e}"));
+        let auth = authenticator(&made);
+        let token = viewer_token(&made.key);
+        let first = auth.verify(&token).unwrap_or_else(|e| panic!("{e}"));
+        // Every call of the token shares the caller verified first.
+        let again = auth.verify(&token).unwrap_or_else(|e| panic!("{e}"));
+        assert!(std::sync::Arc::ptr_eq(&first, &again));
+        // The key file no longer trusts the key (two others: a file of
+        // another length, seen as changed whatever the clock's grain): once
+        // it is read again, the cached caller is gone and the token refused.
+        let others = [SigningKey::generate(), SigningKey::generate()];
+        std::fs::write(made.jwks_path(), jwks(&[&others[0], &others[1]]))
+            .unwrap_or_else(|e| panic!("{e}"));
+        auth.reload_if_changed();
+        assert!(auth.verify(&token).is_err());
+    }
+
+    #[test]
     fn a_refused_token_stays_refused_until_the_keys_change() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let made =

@@ -1,7 +1,8 @@
 //! Authentication: every cet.v1 call carries a bearer token (a JWT signed by
 //! a key of the operator's JWKS file) that [`AuthLayer`] verifies before any
 //! handler runs; the handler finds the verified [`Caller`] in the request's
-//! extensions. Health checks and reflection stay open.
+//! extensions (an `Arc<Caller>`, shared by every call of one token). Health
+//! checks and reflection stay open.
 //!
 //! Keys: EdDSA (Ed25519) and ES256, several at once (rotation), matched by
 //! `kid`; the file is re-read when it changes. Issuer, audience, `exp` and
@@ -86,9 +87,10 @@ struct Key {
     key: DecodingKey,
 }
 
-/// A verified token as cached.
+/// A verified token as cached: every call that carries it shares the one
+/// `Caller` (a reference count, not a copy of its strings, per call).
 struct Cached {
-    caller: Caller,
+    caller: Arc<Caller>,
     exp: u64,
     nbf: u64,
 }
@@ -99,7 +101,10 @@ pub struct Authenticator {
     keys: RwLock<Vec<Key>>,
     /// (modified time, length) of the key file as last read.
     stamp: Mutex<Option<(SystemTime, u64)>>,
-    cache: Mutex<HashMap<String, Cached>>,
+    /// Verified tokens. Read by every call, written once per token: a
+    /// read lock, hashed with foldhash (only verified tokens are kept, so
+    /// a caller cannot choose the keys; `refused` keeps SipHash).
+    cache: RwLock<HashMap<String, Cached, foldhash::fast::RandomState>>,
     /// Tokens refused for good (expired, a signature that does not verify,
     /// another issuer, ...), with why: a client that keeps sending one
     /// costs a lookup, not a signature check each time. A token not valid
@@ -196,7 +201,7 @@ impl Authenticator {
             config,
             keys: RwLock::new(keys),
             stamp: Mutex::new(stamp),
-            cache: Mutex::new(HashMap::new()),
+            cache: RwLock::new(HashMap::default()),
             refused: Mutex::new(HashMap::new()),
         }))
     }
@@ -224,7 +229,7 @@ impl Authenticator {
                     .write()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = keys;
                 self.cache
-                    .lock()
+                    .write()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .clear();
                 self.refused
@@ -259,11 +264,11 @@ impl Authenticator {
 
     /// The caller a bearer token names, or why it is refused (a reason that
     /// helps the caller and reveals nothing else).
-    pub fn verify(&self, token: &str) -> Result<Caller, String> {
+    pub fn verify(&self, token: &str) -> Result<Arc<Caller>, String> {
         let now = now_secs();
         if let Some(c) = self
             .cache
-            .lock()
+            .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(token)
         {
@@ -301,7 +306,7 @@ impl Authenticator {
 
     /// Verifies `token` against the keys (signature, then claims), keeping
     /// a valid one in the cache.
-    fn check(&self, token: &str) -> Result<Caller, String> {
+    fn check(&self, token: &str) -> Result<Arc<Caller>, String> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| "the bearer token is not a JWT".to_string())?;
         let keys = self
@@ -333,10 +338,10 @@ impl Authenticator {
             match jsonwebtoken::decode::<Claims>(token, &k.key, &validation) {
                 Ok(data) => {
                     let (exp, nbf) = (data.claims.exp, data.claims.nbf.unwrap_or(0));
-                    let caller = Caller::from_claims(data.claims)?;
+                    let caller = Arc::new(Caller::from_claims(data.claims)?);
                     let mut cache = self
                         .cache
-                        .lock()
+                        .write()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
                     if cache.len() >= CACHE_CAPACITY {
                         cache.clear();
@@ -436,7 +441,7 @@ where
             };
         }
         let caller = match &self.auth {
-            Auth::Off => Ok(Caller::development()),
+            Auth::Off => Ok(Arc::new(Caller::development())),
             Auth::Jwt(a) => bearer(&request).and_then(|t| a.verify(t)),
         };
         match caller {
@@ -488,10 +493,10 @@ where
 /// The verified caller of a request (put there by [`AuthLayer`]); a request
 /// that did not pass the layer (a handler called directly) has none and is
 /// refused.
-pub fn caller<T>(request: &tonic::Request<T>) -> Result<Caller, tonic::Status> {
+pub fn caller<T>(request: &tonic::Request<T>) -> Result<Arc<Caller>, tonic::Status> {
     request
         .extensions()
-        .get::<Caller>()
+        .get::<Arc<Caller>>()
         .cloned()
         .ok_or_else(|| tonic::Status::unauthenticated("no verified caller"))
 }
