@@ -12,6 +12,10 @@
 //! to the domain and through the gateway, three runs of each in turn; the
 //! run with the median p50 of each is reported, and their ratio.
 //!
+//! The bytes of a page: GetInitiative of one record as large as the page of
+//! ListInitiatives, against the same health Check; the list's rate over it
+//! is how near a page is to the cost of sending its bytes.
+//!
 //! One document: the summary of a document that one record in a hundred
 //! cites (read from the document index), one call at a time, its count
 //! checked.
@@ -490,6 +494,53 @@ async fn measure(n: usize, seconds: u64) -> anyhow::Result<Vec<String>> {
         page.initiatives.len()
     );
 
+    // The bytes of a page alone: one record as large as the page of 50
+    // above (plain-text progress reports added to a record of its own, dated
+    // in the past, so it is sent as stored), read with GetInitiative. The
+    // list's rate over this one's is the share of a page's cost that is
+    // finding and checking its 50 records rather than sending their bytes.
+    let page_bytes = c
+        .list_initiatives(list.clone())
+        .await?
+        .into_inner()
+        .encoded_len();
+    let mut large = c
+        .create_initiative(create_request(
+            D,
+            "r-as-large-as-a-page",
+            sample(D, "A record as large as a page", 2025),
+        ))
+        .await?
+        .into_inner();
+    while large.encoded_len() < page_bytes {
+        let text = "x".repeat((page_bytes - large.encoded_len()).clamp(100, 10_000));
+        large = c
+            .add_progress_update(AddProgressUpdateRequest {
+                name: large.name.clone(),
+                progress_update: Some(ProgressUpdate {
+                    as_of: Some(ApproximateDate {
+                        precision: DatePrecision::Year as i32,
+                        year: 2024,
+                        ..Default::default()
+                    }),
+                    reporting_organization_id: "us-nsf".into(),
+                    text,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+    }
+    let get_large = GetInitiativeRequest {
+        name: large.name.clone(),
+    };
+    let large_bytes = large.encoded_len();
+    ensure!(
+        c.get_initiative(get_large.clone()).await?.into_inner() == large,
+        "the record as large as a page reads back"
+    );
+
     let health_method = "grpc.health.v1.Health/Check";
     let svc = "cet.v1.DomainService/";
     let gw = "cet.v1.GatewayService/";
@@ -518,6 +569,17 @@ async fn measure(n: usize, seconds: u64) -> anyhow::Result<Vec<String>> {
         ds,
     )
     .await?;
+    let large_run = checked(
+        addr,
+        &format!("{svc}GetInitiative"),
+        &body(f, "get-large", &get_large)?,
+        2,
+        32,
+        seconds,
+        dm,
+        ds,
+    )
+    .await?;
     let summary_run = checked(
         addr,
         &format!("{svc}GetDomainSummary"),
@@ -529,6 +591,9 @@ async fn measure(n: usize, seconds: u64) -> anyhow::Result<Vec<String>> {
         ds,
     )
     .await?;
+    // Resident memory at `n` records, read from by every read above; the
+    // create runs below add records, and it is taken again at the end.
+    let domain_rss_read = rss_mib(process.child.id().unwrap_or_default())?;
     let create_body = body(f, "create", &create)?;
     let create_64 = checked(
         addr,
@@ -691,15 +756,21 @@ async fn measure(n: usize, seconds: u64) -> anyhow::Result<Vec<String>> {
         "lists of the due window did not end OK"
     );
     let domain_rss = rss_mib(process.child.id().unwrap_or_default())?;
+    let held = c
+        .get_domain_summary(summary.clone())
+        .await?
+        .into_inner()
+        .initiative_count;
     let gateway_rss = rss_mib(gateway.child.id().unwrap_or_default())?;
 
     let ratio = |r: &Run, base: &Run| r.rate / base.rate.max(1e-9);
     let lat = |r: &Run| format!("p50 {:.2} ms, p99 {:.2} ms", ms(r.p50), ms(r.p99));
     let rows = vec![
-        format!("{n}/domain: loaded {} records in {:.1} s; start-up of the {D} domain {:.0} ms; RSS {D} {domain_rss} MiB, gateway {gateway_rss} MiB", 7 * n, loaded.as_secs_f64(), ms(startup)),
+        format!("{n}/domain: loaded {} records in {:.1} s; start-up of the {D} domain {:.0} ms; RSS {D} {domain_rss_read} MiB after the reads, {domain_rss} MiB at the end ({held} records after the create runs), gateway {gateway_rss} MiB", 7 * n, loaded.as_secs_f64(), ms(startup)),
         format!("  health Check (domain)            {:>8.0}/s  {}", h.rate, lat(&h)),
         format!("  GetInitiative / health           {:>8.3}x  {:>8.0}/s  {}", ratio(&get_run, &h), get_run.rate, lat(&get_run)),
         format!("  ListInitiatives (50) / health    {:>8.3}x  {:>8.0}/s  {}", ratio(&list_run, &h), list_run.rate, lat(&list_run)),
+        format!("  GetInitiative of {large_bytes} bytes / health {:>8.3}x  {:>8.0}/s  {} (the list's page is {page_bytes} bytes: ListInitiatives / this {:.3}x)", ratio(&large_run, &h), large_run.rate, lat(&large_run), ratio(&list_run, &large_run)),
         format!("  GetDomainSummary / health        {:>8.3}x  {:>8.0}/s  {}", ratio(&summary_run, &h), summary_run.rate, lat(&summary_run)),
         format!("  CreateInitiative 64 / health     {:>8.3}x  {:>8.0}/s  {}", ratio(&create_64, &h), create_64.rate, lat(&create_64)),
         format!("  CreateInitiative 1 in flight               {:>8.0}/s  {}", create_1.rate, lat(&create_1)),
