@@ -507,7 +507,9 @@ async fn measure(n: usize, seconds: u64) -> anyhow::Result<Vec<String>> {
     let mut large = c
         .create_initiative(create_request(
             D,
-            "r-as-large-as-a-page",
+            // After every loaded id (`r000000`...): the list's first page
+            // stays those records.
+            "z-as-large-as-a-page",
             sample(D, "A record as large as a page", 2025),
         ))
         .await?
@@ -539,6 +541,14 @@ async fn measure(n: usize, seconds: u64) -> anyhow::Result<Vec<String>> {
     ensure!(
         c.get_initiative(get_large.clone()).await?.into_inner() == large,
         "the record as large as a page reads back"
+    );
+    ensure!(
+        c.list_initiatives(list.clone())
+            .await?
+            .into_inner()
+            .encoded_len()
+            == page_bytes,
+        "the list's page is the same after the large record"
     );
 
     let health_method = "grpc.health.v1.Health/Check";
@@ -591,8 +601,9 @@ async fn measure(n: usize, seconds: u64) -> anyhow::Result<Vec<String>> {
         ds,
     )
     .await?;
-    // Resident memory at `n` records, read from by every read above; the
-    // create runs below add records, and it is taken again at the end.
+    // Resident memory after the throughput runs of the reads above (the
+    // store holding the `n` records and the large one); the create runs
+    // below add records, and it is taken again at the end.
     let domain_rss_read = rss_mib(process.child.id().unwrap_or_default())?;
     let create_body = body(f, "create", &create)?;
     let create_64 = checked(
