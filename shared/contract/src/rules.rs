@@ -504,7 +504,7 @@ impl Filter {
 
     /// Whether a record must be read whole to know whether it passes: the
     /// filter has a part besides its days and the caller's clearance (which
-    /// a record's [`Facets`](crate::valid_time::Facets) answer).
+    /// a record's [`Spans`](crate::valid_time::Spans), kept beside it, answer).
     pub fn reads_records(&self) -> bool {
         // Every field named, so that a part added later is weighed here.
         let Filter {

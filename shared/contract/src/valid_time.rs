@@ -126,7 +126,8 @@ pub enum OnDay {
 /// The parts of an initiative's encoding that decide what it is on a day
 /// and who may see it, read from the encoding without the rest (the
 /// fields keep the tags of `cet.v1.Initiative`; every other field is
-/// skipped): a list reads these to pass a kept record on as it is.
+/// skipped): the store derives a record's [`Spans`] from these when it
+/// writes it.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Facets {
     /// `status`.
@@ -179,23 +180,6 @@ pub struct ProgressFacets {
     pub as_of: Option<ApproximateDate>,
 }
 
-/// An initiative's marking alone, read from its encoding with every other
-/// field skipped (by its length: nothing else is decoded or allocated): what
-/// a read of one record needs to know who may see it.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Marking {
-    /// `sensitivity` (the tag of `cet.v1.Initiative`'s).
-    #[prost(int32, tag = "18")]
-    pub sensitivity: i32,
-}
-
-impl Marking {
-    /// Whether the record is marked RESTRICTED.
-    pub fn restricted(&self) -> bool {
-        self.sensitivity == crate::proto::Sensitivity::Restricted as i32
-    }
-}
-
 impl Facets {
     /// Whether the record is marked RESTRICTED.
     pub fn restricted(&self) -> bool {
@@ -235,6 +219,84 @@ impl Facets {
             OnDay::Projected
         } else {
             OnDay::AsKept
+        }
+    }
+}
+
+/// When a record is what on a day: the answer of [`Facets::on_day`] for
+/// every day at once, in three numbers the store keeps beside the record
+/// (so that a list need not read its facets). Days are [`dates::day_key`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spans {
+    /// Whether the record is marked RESTRICTED.
+    pub restricted: bool,
+    /// The first day it exists (its first status has started);
+    /// `i32::MIN`: every day.
+    pub exists_from: i32,
+    /// The first day it is as kept (every dated fact has started);
+    /// `i32::MAX`: never (its status is not the last of its history).
+    pub kept_from: i32,
+}
+
+impl Spans {
+    /// What the record is on `day`: [`Facets::on_day`] of the same record.
+    pub fn on_day(&self, day: Date) -> OnDay {
+        let day = dates::day_key(day);
+        if day < self.exists_from {
+            OnDay::Absent
+        } else if day >= self.kept_from {
+            OnDay::AsKept
+        } else {
+            OnDay::Projected
+        }
+    }
+}
+
+impl From<&Facets> for Spans {
+    fn from(f: &Facets) -> Self {
+        // The first day of a dated fact; `None` for one that counts on
+        // every day (unset, or not a valid date).
+        let start = |d: Option<&ApproximateDate>| d.and_then(first_day).map(dates::day_key);
+        let exists_from = if f.status_history.is_empty() {
+            i32::MIN
+        } else {
+            // It exists once any entry has started: from the earliest; an
+            // entry counting on every day makes it exist on every day.
+            f.status_history
+                .iter()
+                .map(|s| start(s.effective.as_ref()))
+                .try_fold(i32::MAX, |min, d| d.map(|d| min.min(d)))
+                .unwrap_or(i32::MIN)
+        };
+        // Once every fact has started, the entry in force is the last: the
+        // record is as kept only if its status is that entry's.
+        let consistent = f
+            .status_history
+            .last()
+            .is_none_or(|last| f.status == last.status && f.status_date == last.effective);
+        let kept_from = if consistent {
+            let statuses = f.status_history.iter().map(|s| s.effective.as_ref());
+            let met = f
+                .milestones
+                .iter()
+                .filter(|m| rules::status_met(m.status))
+                .map(|m| m.date_met.as_ref());
+            let progress = f.progress_updates.iter().map(|u| u.as_of.as_ref());
+            let funding = f.funding.iter().map(|c| c.date.as_ref());
+            statuses
+                .chain(met)
+                .chain(progress)
+                .chain(funding)
+                .filter_map(start)
+                .max()
+                .unwrap_or(i32::MIN)
+        } else {
+            i32::MAX
+        };
+        Spans {
+            restricted: f.restricted(),
+            exists_from,
+            kept_from,
         }
     }
 }
@@ -363,10 +425,11 @@ mod tests {
         );
     }
 
-    /// The facets read from a record's encoding say what [`into_day`]
-    /// does to it, on every day around its facts, for records with and
-    /// without history, with a status out of step with its history, and
-    /// with each kind of fact dated later than the rest.
+    /// The facets read from a record's encoding, and the spans the store
+    /// keeps of them, say what [`into_day`] does to it, on every day around
+    /// its facts, for records with and without history, with a status out
+    /// of step with its history, with undated, invalid and out-of-order
+    /// entries, and with each kind of fact dated later than the rest.
     #[test]
     fn the_facets_of_an_encoding_agree_with_the_projection() {
         use prost::Message;
@@ -401,8 +464,23 @@ mod tests {
         let mut restricted = bioeconomy();
         restricted.sensitivity = crate::proto::Sensitivity::Restricted as i32;
         records.push(restricted);
+        let mut undated_entry = bioeconomy();
+        undated_entry.status_history[0].effective = None;
+        records.push(undated_entry);
+        let mut invalid_entry = bioeconomy();
+        invalid_entry.status_history[0].effective = Some(ApproximateDate::default());
+        records.push(invalid_entry);
+        let mut out_of_order = bioeconomy();
+        out_of_order.status_history.reverse();
+        out_of_order.status = LifecycleStatus::Announced as i32;
+        out_of_order.status_date = out_of_order.status_history[1].effective;
+        records.push(out_of_order);
+        let mut met_undated = bioeconomy();
+        met_undated.milestones[0].date_met = None;
+        records.push(met_undated);
         records.push(Initiative::default());
-        let days = [
+        // Every day from 2023 to 2030, and a few far from the facts.
+        let mut days = vec![
             date!(1999 - 01 - 01),
             date!(2023 - 12 - 07),
             date!(2023 - 12 - 08),
@@ -416,20 +494,30 @@ mod tests {
             date!(2029 - 12 - 01),
             date!(2031 - 01 - 01),
         ];
+        let mut d = date!(2023 - 01 - 01);
+        while d < date!(2031 - 01 - 01) {
+            days.push(d);
+            d = d.next_day().unwrap();
+        }
         let (mut absent, mut kept, mut projected) = (0, 0, 0);
         for record in &records {
             let encoded = record.encode_to_vec();
             let facets = Facets::decode(encoded.as_slice()).unwrap();
             assert_eq!(facets.restricted(), crate::auth::is_restricted(record));
-            let marking = Marking::decode(encoded.as_slice()).unwrap();
-            assert_eq!(marking.restricted(), crate::auth::is_restricted(record));
-            for day in days {
+            let spans = Spans::from(&facets);
+            assert_eq!(spans.restricted, facets.restricted());
+            for &day in &days {
                 let expected = match into_day(record.clone(), day) {
                     None => OnDay::Absent,
                     Some(r) if &r == record => OnDay::AsKept,
                     Some(_) => OnDay::Projected,
                 };
                 assert_eq!(facets.on_day(day), expected, "{record:?} on {day}");
+                assert_eq!(
+                    spans.on_day(day),
+                    expected,
+                    "{spans:?} of {record:?} on {day}"
+                );
                 match expected {
                     OnDay::Absent => absent += 1,
                     OnDay::AsKept => kept += 1,

@@ -215,10 +215,10 @@ impl DomainCore {
         // One key of one tree: sled answers it from its page cache in
         // microseconds, so it is read here rather than handed to a blocking
         // thread (the hop cost more than the read). Passed on as stored:
-        // only its marking is read.
+        // only its marking, kept beside it, is read.
         self.store
             .get_encoded(&name.id)?
-            .filter(|(_, marking)| caller.may_see_marked(marking.restricted()))
+            .filter(|(_, spans)| caller.may_see_marked(spans.restricted))
             .map(|(encoded, _)| wire::Initiative::encoded(encoded))
             .ok_or_else(|| not_found(&req.name))
     }

@@ -8,6 +8,7 @@
 pub mod backup;
 mod commit;
 mod due;
+mod kept;
 mod keys;
 mod snapshot;
 #[cfg(test)]
@@ -20,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use prost::bytes::Bytes;
+use prost::bytes::{Buf, Bytes};
 use prost::Message;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
@@ -34,7 +35,7 @@ use cetrack_contract::pagination;
 use cetrack_contract::proto::{Change, ChangeType, DomainSummary, Initiative, StatusChange};
 use cetrack_contract::rules::{self, Filter};
 use cetrack_contract::summary::{self, LastChange, OrganizationLabel, SummaryWindow, Visibility};
-use cetrack_contract::valid_time::{Facets, Marking, OnDay};
+use cetrack_contract::valid_time::{OnDay, Spans};
 
 use commit::{Failure, Faults, GroupCommit};
 pub use due::DuePage;
@@ -63,7 +64,11 @@ pub use snapshot::{Snapshot, MAX_CAPTURED_BYTES};
 ///   (`keys::BY_END`), so that a list or search with a due window reads the
 ///   records in the window (with the milestones of the due index), not
 ///   every record.
-pub const SCHEMA_VERSION: u32 = 6;
+/// - 7: each record is kept with its spans before its encoding (whether it
+///   is restricted, the first day it exists and the first day it is as
+///   kept; see `kept`), so that a read knows who may see it and passes it
+///   on as stored without reading its encoding.
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// One key of one tree, as stored: (tree, key, value).
 pub type RawEntry = (Tree, Vec<u8>, Vec<u8>);
@@ -135,6 +140,10 @@ const META_SCHEMA: &[u8] = b"schema_version";
 const META_DOMAIN: &[u8] = b"domain";
 const META_REVISION: &[u8] = b"last_revision";
 const META_TIME: &[u8] = b"last_change_time";
+/// Present while records kept without their spans (by schema version 6 or
+/// earlier) remain: set with schema version 7 by the migration, removed
+/// once [`add_spans`] has given every record its spans.
+const META_SPANS_PENDING: &[u8] = b"spans_pending";
 
 /// Most index entries counted per candidate when a list chooses which index
 /// to walk (see `Store::most_selective`).
@@ -322,7 +331,8 @@ enum Walk {
 enum Found {
     /// Gone since its index entry was read.
     Gone,
-    /// The record as the store keeps it (its encoding).
+    /// The record as the store keeps it (its spans, then its encoding: see
+    /// `kept`).
     Kept(sled::IVec),
     /// A version from the history (as known on a past day).
     Version(Box<Initiative>),
@@ -365,7 +375,7 @@ impl<'a> Filling<'a> {
 
     /// The encoding to return of a record found, if it passes the filter:
     /// a kept record that is on the filter's day what it is kept as is
-    /// passed on as stored (its facets say so, read without the rest, and
+    /// passed on as stored (its spans, kept beside it, say so, and
     /// the whole record is read only when the filter looks at more than
     /// the day and the caller's clearance); any other is projected to the
     /// day and encoded.
@@ -375,20 +385,23 @@ impl<'a> Filling<'a> {
         match found {
             Found::Gone => Ok(None),
             Found::Version(init) => Ok(projected(*init)),
-            Found::Kept(bytes) => {
-                let facets: Facets = decode(&bytes)?;
-                if f.hide_restricted && facets.restricted() {
+            Found::Kept(value) => {
+                let (spans, encoding) = kept::split(&value)?;
+                if f.hide_restricted && spans.restricted {
                     return Ok(None);
                 }
-                match facets.on_day(self.day) {
+                match spans.on_day(self.day) {
                     OnDay::Absent => Ok(None),
                     OnDay::AsKept => {
-                        if f.reads_records() && !f.matches(&decode(&bytes)?) {
+                        if f.reads_records() && !f.matches(&decode(encoding)?) {
                             return Ok(None);
                         }
-                        Ok(Some(Bytes::from_owner(bytes)))
+                        let header = value.len() - encoding.len();
+                        let mut encoded = Bytes::from_owner(value);
+                        encoded.advance(header);
+                        Ok(Some(encoded))
                     }
-                    OnDay::Projected => Ok(projected(decode(&bytes)?)),
+                    OnDay::Projected => Ok(projected(decode(encoding)?)),
                 }
             }
         }
@@ -867,7 +880,9 @@ fn add_status_histories(
 /// next open, writing the same. From 1 to 3: every record's milestones get
 /// their entries in the due index. From 1 to 4: every record's source
 /// documents get their entries in the document index. From 1 to 5: every
-/// record's planned end gets its entry in the planned end index. From 1 or 2: records and their versions in the history get
+/// record's planned end gets its entry in the planned end index. From 1 to 6:
+/// every record's spans are kept beside it, once the version says 7 (see
+/// [`add_spans`]). From 1 or 2: records and their versions in the history get
 /// their status history (see [`add_status_histories`]); the summary counters and organization labels are
 /// computed again from the records, per visibility and with dated moves.
 pub fn migrate(db: &sled::Db, trees: &[sled::Tree], from: u32) -> Result<()> {
@@ -898,7 +913,7 @@ pub fn migrate(db: &sled::Db, trees: &[sled::Tree], from: u32) -> Result<()> {
     let mut n = 0u64;
     for kv in records.iter() {
         let (k, v) = kv.map_err(storage)?;
-        let mut init: Initiative = decode(&v)?;
+        let mut init = kept::record(&v)?;
         if from < 6 {
             // The kinds of entry the store's version did not have.
             let added = |e: &Vec<u8>| match e.first() {
@@ -919,10 +934,18 @@ pub fn migrate(db: &sled::Db, trees: &[sled::Tree], from: u32) -> Result<()> {
                 pending_index = 0;
             }
         }
-        if let Some(history) = histories.get(String::from_utf8_lossy(&k).as_ref()) {
-            init.status_history = history.clone();
-            init.status_date = history.last().and_then(|s| s.effective);
-            rewritten.insert(k.clone(), init.encode_to_vec());
+        let value = match histories.get(String::from_utf8_lossy(&k).as_ref()) {
+            // Kept without its spans, as the version migrated from keeps
+            // it: [`add_spans`] gives them, once the version says 7.
+            Some(history) => {
+                init.status_history = history.clone();
+                init.status_date = history.last().and_then(|s| s.effective);
+                Some(init.encode_to_vec())
+            }
+            None => None,
+        };
+        if let Some(value) = value {
+            rewritten.insert(k.clone(), value);
             pending += 1;
             if pending == 1_000 {
                 records
@@ -974,11 +997,48 @@ pub fn migrate(db: &sled::Db, trees: &[sled::Tree], from: u32) -> Result<()> {
                 labels_tx.insert(k.as_slice(), v.as_slice())?;
             }
             meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+            meta.insert(META_SPANS_PENDING, &[] as &[u8])?;
             Ok::<_, ConflictableTransactionError<Error>>(())
         })
         .map_err(tx_error)?;
     db.flush().map_err(storage)?;
+    add_spans(db, trees)?;
     tracing::info!(from, to = SCHEMA_VERSION, records = n, "store migrated");
+    Ok(())
+}
+
+/// From 1 to 6: gives every record kept without its spans its spans (its
+/// encoding kept as it is), in batches, then removes
+/// [`META_SPANS_PENDING`], durably. Runs once the schema version says 7
+/// (so that an earlier build, which could not read a record with its
+/// spans, refuses the store rather than misread it); a crash leaves the
+/// mark, and the next open runs it again. Reads take a record with or
+/// without its spans meanwhile.
+fn add_spans(db: &sled::Db, trees: &[sled::Tree]) -> Result<()> {
+    let records = at(trees, Tree::Records);
+    let mut batch = sled::Batch::default();
+    let (mut pending, mut n) = (0usize, 0u64);
+    for kv in records.iter() {
+        let (k, v) = kv.map_err(storage)?;
+        if !kept::has_header(&v) {
+            batch.insert(k, kept::with_header(&v)?);
+            pending += 1;
+            n += 1;
+        }
+        if pending == 1_000 {
+            records
+                .apply_batch(std::mem::take(&mut batch))
+                .map_err(storage)?;
+            pending = 0;
+        }
+    }
+    records.apply_batch(batch).map_err(storage)?;
+    db.flush().map_err(storage)?;
+    at(trees, Tree::Meta)
+        .remove(META_SPANS_PENDING)
+        .map_err(storage)?;
+    db.flush().map_err(storage)?;
+    tracing::info!(records = n, "records kept with their spans");
     Ok(())
 }
 
@@ -1073,6 +1133,9 @@ impl Store {
                 if found < SCHEMA_VERSION {
                     migrate(&db, &trees, found).map_err(|e| damaged(e.to_string()))?;
                     write_marker(&path, config.domain).map_err(io)?;
+                } else if get(META_SPANS_PENDING)?.is_some() {
+                    // A migration to version 7 that stopped before it ended.
+                    add_spans(&db, &trees).map_err(|e| damaged(e.to_string()))?;
                 }
                 if !initialised {
                     // A store written before the marker existed.
@@ -1191,14 +1254,14 @@ impl Store {
             .get(id.as_bytes())
             .map_err(storage)?
         {
-            Some(b) => Ok(Some(decode(&b)?)),
+            Some(b) => Ok(Some(kept::record(&b)?)),
             None => Ok(None),
         }
     }
 
     /// The current version of initiative `id` as the store encoded it, with
-    /// its marking (read from that encoding, the rest skipped).
-    pub fn get_encoded(&self, id: &str) -> Result<Option<(Bytes, Marking)>> {
+    /// its spans (its marking, and what it is on a day), kept beside it.
+    pub fn get_encoded(&self, id: &str) -> Result<Option<(Bytes, Spans)>> {
         self.inner.sound()?;
         match self
             .inner
@@ -1207,8 +1270,11 @@ impl Store {
             .map_err(storage)?
         {
             Some(b) => {
-                let marking = decode(&b)?;
-                Ok(Some((Bytes::from_owner(b), marking)))
+                let (spans, encoding) = kept::split(&b)?;
+                let header = b.len() - encoding.len();
+                let mut encoded = Bytes::from_owner(b);
+                encoded.advance(header);
+                Ok(Some((encoded, spans)))
             }
             None => Ok(None),
         }
@@ -1618,7 +1684,7 @@ impl Store {
             None => {
                 let last = s.published().last.clone();
                 let mut add = |v: &[u8]| -> Result<()> {
-                    let i: Initiative = decode(v)?;
+                    let i = kept::record(v)?;
                     if (cleared || !cetrack_contract::auth::is_restricted(&i)) && in_document(&i) {
                         count.add(&i);
                     }
@@ -1879,7 +1945,7 @@ impl Store {
         self.inner
             .tree(Tree::Records)
             .iter()
-            .map(|kv| kv.map_err(storage).and_then(|(_, v)| decode(&v)))
+            .map(|kv| kv.map_err(storage).and_then(|(_, v)| kept::record(&v)))
             .collect()
     }
 

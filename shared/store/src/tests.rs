@@ -1090,7 +1090,9 @@ fn records(page: &Page<Bytes>) -> Vec<Initiative> {
 /// the store keeps it, byte for byte; a record with a fact dated after today
 /// is listed as it stands today (without that fact), one whose first status
 /// takes effect later is not listed, a restricted one only to the cleared,
-/// and a filter on the record's contents still applies.
+/// and a filter on the record's contents still applies; the same once a
+/// store that kept its records without their spans (schema version 6) is
+/// migrated.
 #[tokio::test]
 async fn a_list_passes_kept_records_on_and_projects_the_others() {
     use cetrack_contract::proto::{ApproximateDate, DatePrecision, FundingCommitment, Sensitivity};
@@ -1152,10 +1154,10 @@ async fn a_list_passes_kept_records_on_and_projects_the_others() {
     let kept = |id: &str| store.get(id).unwrap().unwrap();
 
     // A record read alone comes as stored too, with its marking.
-    let (encoded, marking) = store.get_encoded("b").unwrap().unwrap();
+    let (encoded, spans) = store.get_encoded("b").unwrap().unwrap();
     assert_eq!(encoded.as_ref(), kept("b").encode_to_vec().as_slice());
-    assert!(marking.restricted());
-    assert!(!store.get_encoded("a").unwrap().unwrap().1.restricted());
+    assert!(spans.restricted);
+    assert!(!store.get_encoded("a").unwrap().unwrap().1.restricted);
     assert!(store.get_encoded("z").unwrap().is_none());
 
     let cleared = store.list(&Filter::default(), None, 10).unwrap();
@@ -1213,6 +1215,72 @@ async fn a_list_passes_kept_records_on_and_projects_the_others() {
         titles(&next_year_day),
         vec!["plain", "restricted", "later money", "not yet"]
     );
+
+    // The store as schema version 6 kept it: each record without its spans.
+    // Opened, it is migrated: each record has them again, and every read
+    // above answers the same.
+    let answers = |store: &Store| {
+        let filters = [
+            &Filter::default(),
+            &uncleared,
+            &on_topic,
+            &by_text,
+            &next_year_day,
+        ];
+        let pages: Vec<Vec<Bytes>> = filters
+            .iter()
+            .map(|f| store.list(f, None, 10).unwrap().items)
+            .collect();
+        let reads: Vec<Option<(Bytes, bool)>> = ["a", "b", "c", "d", "z"]
+            .iter()
+            .map(|id| {
+                let read = store.get_encoded(id).unwrap();
+                read.map(|(encoded, spans)| (encoded, spans.restricted))
+            })
+            .collect();
+        (pages, reads)
+    };
+    let before = answers(&store);
+    assert_eq!(before.1[1].as_ref().map(|r| r.1), Some(true));
+    drop(store);
+    // From version 6; then a migration that stopped after the version said
+    // 7, before every record had its spans (resumed at the next open).
+    for stopped in [false, true] {
+        assert_eq!(as_kept_without_spans(dir.path(), stopped), 4);
+        let store = open(Domain::Energy, dir.path()).unwrap();
+        assert_eq!(answers(&store), before);
+        drop(store);
+        let db = open_sled(dir.path());
+        for kv in db.open_tree("records").unwrap().iter() {
+            let (id, value) = kv.unwrap();
+            assert!(kept::has_header(&value), "{id:?} migrated");
+        }
+        let pending = db.open_tree("meta").unwrap().get(META_SPANS_PENDING);
+        assert!(pending.unwrap().is_none());
+        drop(db);
+        assert_schema_is_current(dir.path());
+    }
+}
+
+/// Makes the closed store at `path` what schema version 6 kept: each
+/// record its encoding alone; or, `stopped`, what a migration to 7 stopped
+/// before it gave every record its spans leaves. The number of records.
+fn as_kept_without_spans(path: &Path, stopped: bool) -> usize {
+    let db = open_sled(path);
+    let records = db.open_tree("records").unwrap();
+    let all: Vec<(sled::IVec, sled::IVec)> = records.iter().collect::<sled::Result<_>>().unwrap();
+    for (id, value) in &all {
+        assert!(kept::has_header(value));
+        records.insert(id, kept::encoding(value).unwrap()).unwrap();
+    }
+    let meta = db.open_tree("meta").unwrap();
+    if stopped {
+        meta.insert(META_SPANS_PENDING, &[] as &[u8]).unwrap();
+    } else {
+        meta.insert(META_SCHEMA, &6u32.to_be_bytes()).unwrap();
+    }
+    db.flush().unwrap();
+    all.len()
 }
 
 #[tokio::test]

@@ -44,9 +44,9 @@ use pbjson_types::Timestamp;
 
 use crate::snapshot::Capture;
 use crate::{
-    at, counter, decode, etag, keep_pre_image, keys, label_entries, request_hash, timestamp_bytes,
-    tx_error, u64_of, Applied, Idempotency, Inner, Outcome, Plan, Store, StoredRequest, Tree,
-    META_REVISION, META_TIME,
+    at, counter, decode, etag, keep_pre_image, kept, keys, label_entries, request_hash,
+    timestamp_bytes, tx_error, u64_of, Applied, Idempotency, Inner, Outcome, Plan, Store,
+    StoredRequest, Tree, META_REVISION, META_TIME,
 };
 
 /// The most writes one transaction applies: a bound on what the writer
@@ -391,7 +391,7 @@ fn apply(
         }
     }
     let current: Option<Initiative> = match records.get(id.as_bytes())? {
-        Some(bytes) => Some(refuse!(decode(&bytes))),
+        Some(bytes) => Some(refuse!(kept::record(&bytes))),
         None => None,
     };
     let revision = tail.next_revision(meta)?;
@@ -437,7 +437,7 @@ fn apply(
     }
     keep(records, Tree::Records, id.as_bytes())?;
     match &new {
-        Some(n) => records.insert(id.as_bytes(), n.encode_to_vec())?,
+        Some(n) => records.insert(id.as_bytes(), kept::encode(n))?,
         None => records.remove(id.as_bytes())?,
     };
 

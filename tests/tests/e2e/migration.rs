@@ -1,8 +1,9 @@
 //! Operators upgrade in place: a store written by an earlier release (schema
 //! version 1, `tests/fixtures/v1-store/`, schema version 2,
 //! `tests/fixtures/v2-store/`, schema version 3, `tests/fixtures/v3-store/`,
-//! schema version 4, `tests/fixtures/v4-store/`, and the previous release's
-//! schema version 5, `tests/fixtures/v5-store/`,
+//! schema version 4, `tests/fixtures/v4-store/`, schema version 5,
+//! `tests/fixtures/v5-store/`, and the previous release's schema version 6,
+//! `tests/fixtures/v6-store/`,
 //! each made by that release's own binary) opens
 //! under this build with every record, history entry, request id and counter
 //! intact; each record gains the status history its changes tell (the first
@@ -13,7 +14,10 @@
 //! index (a list and a summary of one document read from it answer what
 //! filtering every record answers), and each record by the end of its
 //! planned end period in that index (a list of a due window read from it
-//! and the due index answers what reading every record answers); and a
+//! and the due index answers what reading every record answers), and each
+//! record is kept with its spans (a list and a read of one record, which
+//! pass it on by them, answer what it was: the restricted record hidden
+//! from a caller without clearance); and a
 //! kill -9 at any moment of the migration loses nothing.
 
 use std::path::{Path, PathBuf};
@@ -29,7 +33,9 @@ use cetrack_tests::*;
 const D: Domain = Domain::Biotech;
 
 /// The fixtures, by the schema version of the release that wrote them.
-const FIXTURES: [&str; 5] = ["v1-store", "v2-store", "v3-store", "v4-store", "v5-store"];
+const FIXTURES: [&str; 6] = [
+    "v1-store", "v2-store", "v3-store", "v4-store", "v5-store", "v6-store",
+];
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -88,7 +94,7 @@ async fn assert_intact(addr: std::net::SocketAddr, name: &str) -> anyhow::Result
             })
             .collect()
     };
-    if ["v3-store", "v4-store", "v5-store"].contains(&name) {
+    if ["v3-store", "v4-store", "v5-store", "v6-store"].contains(&name) {
         assert_eq!(
             now, before,
             "{name}: the records exactly, status histories too"
@@ -113,7 +119,7 @@ async fn assert_intact(addr: std::net::SocketAddr, name: &str) -> anyhow::Result
             record.name
         );
     }
-    // The v2 to v5 fixtures' bioeconomy collaboration was moved to IN_PROGRESS by
+    // The v2 to v6 fixtures' bioeconomy collaboration was moved to IN_PROGRESS by
     // the earlier release on the day the fixture was made.
     if let Some(moved) = now
         .iter()
@@ -303,6 +309,33 @@ async fn assert_intact(addr: std::net::SocketAddr, name: &str) -> anyhow::Result
             .iter()
             .filter(|i| cleared || !is_restricted(i))
             .collect();
+        // A list and a read of one record go by the spans kept beside
+        // each: what the caller may see, as it was.
+        let listed = list_all(&mut c, &D.parent(), None, 7).await?;
+        let expected: Vec<Initiative> = seen.iter().map(|i| (*i).clone()).collect();
+        assert_eq!(
+            listed, expected,
+            "{name}: the list of a caller (cleared: {cleared})"
+        );
+        for record in &now {
+            let read = c
+                .get_initiative(GetInitiativeRequest {
+                    name: record.name.clone(),
+                })
+                .await;
+            match read {
+                Ok(r) => assert!(
+                    (cleared || !is_restricted(record)) && &r.into_inner() == record,
+                    "{name}: {} read by a caller (cleared: {cleared})",
+                    record.name
+                ),
+                Err(status) => assert!(
+                    !cleared && is_restricted(record) && status.code() == tonic::Code::NotFound,
+                    "{name}: {} refused to a caller (cleared: {cleared}): {status:?}",
+                    record.name
+                ),
+            }
+        }
         let want = recount(
             D,
             seen,
