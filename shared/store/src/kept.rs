@@ -89,6 +89,19 @@ pub(crate) fn encoding(value: &[u8]) -> Result<&[u8]> {
     }
 }
 
+/// A kept record, decoded, once its spans are checked against its
+/// encoding (a header that disagrees, say one that calls a restricted
+/// record public, is damage: `Corrupt`).
+pub(crate) fn checked(value: &[u8]) -> Result<Initiative> {
+    let (spans, encoding) = split(value)?;
+    if spans != spans_of(encoding)? {
+        return Err(Error::Corrupt(format!(
+            "the spans kept with a record ({spans:?}) disagree with its encoding"
+        )));
+    }
+    record(value)
+}
+
 /// A kept record, decoded.
 pub(crate) fn record(value: &[u8]) -> Result<Initiative> {
     Initiative::decode(encoding(value)?).map_err(|e| Error::Corrupt(e.to_string()))
@@ -147,5 +160,15 @@ mod tests {
         let day = cetrack_contract::dates::day_key(time::macros::date!(2024 - 03 - 01));
         assert_eq!(split(&encode(&init)).unwrap().0.exists_from, day);
         assert!(split(&[MARK, 0, 0]).is_err(), "a header cut short");
+        assert_eq!(checked(&encode(&init)).unwrap(), init);
+        let mut damaged = encode(&init);
+        damaged[1] ^= RESTRICTED;
+        assert!(
+            checked(&damaged).is_err(),
+            "a restricted record called public"
+        );
+        let mut damaged = encode(&init);
+        damaged[9] ^= 1;
+        assert!(checked(&damaged).is_err(), "another first day as kept");
     }
 }

@@ -2004,10 +2004,17 @@ impl Store {
         Ok(revision)
     }
 
-    /// Checks that the store is whole: every record reads back and the
-    /// summary counters (for each clearance) equal a recount of the records.
+    /// Checks that the store is whole: every record reads back, the spans
+    /// kept with it agree with it, and the summary counters (for each
+    /// clearance) equal a recount of the records.
     pub fn verify(&self) -> Result<()> {
-        let all = self.all()?;
+        self.inner.sound()?;
+        let all = self
+            .inner
+            .tree(Tree::Records)
+            .iter()
+            .map(|kv| kv.map_err(storage).and_then(|(_, v)| kept::checked(&v)))
+            .collect::<Result<Vec<_>>>()?;
         let window = SummaryWindow {
             as_of: cetrack_contract::dates::today(),
             due_within_days: cetrack_contract::requests::DEFAULT_DUE_WITHIN_DAYS,

@@ -1260,6 +1260,20 @@ async fn a_list_passes_kept_records_on_and_projects_the_others() {
         drop(db);
         assert_schema_is_current(dir.path());
     }
+    let store = open(Domain::Energy, dir.path()).unwrap();
+    store.verify().unwrap();
+    drop(store);
+    // A header that calls the restricted record public is found damaged.
+    {
+        let db = open_sled(dir.path());
+        let records = db.open_tree("records").unwrap();
+        let mut value = records.get("b").unwrap().unwrap().to_vec();
+        value[1] = 0;
+        records.insert("b", value).unwrap();
+        db.flush().unwrap();
+    }
+    let store = open(Domain::Energy, dir.path()).unwrap();
+    assert!(matches!(store.verify(), Err(Error::Corrupt(_))));
 }
 
 /// Makes the closed store at `path` what schema version 6 kept: each
