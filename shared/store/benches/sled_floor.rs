@@ -7,7 +7,10 @@
 //!    history entries, change log), written again by sled alone into a new
 //!    database: in a transaction over the same trees per 64 records, one
 //!    flush each; then as one tree's batch per 64 records (no transaction);
-//!    then the records alone (one key per record). sled alone writes each
+//!    then the records alone (one key per record); then every key but the
+//!    index entries, the index entries alone, each kind of index entry
+//!    alone, and every key with a single flush at the end (what the flushes
+//!    cost). sled alone writes each
 //!    tree's keys in key order, a slice per batch, where the store's batch
 //!    touches some ten index ranges at once: if anything, a floor lower than
 //!    sled's cost in the store's own order.
@@ -201,6 +204,49 @@ fn sled_transactions(dir: &std::path::Path, kept: &Kept, batches: usize) -> Resu
     Ok(started.elapsed().as_secs_f64())
 }
 
+/// Writes `kept` into a new database at `dir` as [`sled_transactions`]
+/// does, but flushes once, at the end; seconds.
+fn sled_one_flush(dir: &std::path::Path, kept: &Kept, batches: usize) -> Result<f64> {
+    let db = sled::Config::new().path(dir).cache_capacity(CACHE).open()?;
+    let trees = kept
+        .iter()
+        .map(|(name, _)| db.open_tree(name))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let started = Instant::now();
+    for b in 0..batches {
+        trees
+            .as_slice()
+            .transaction(|tx| {
+                for (t, (_, entries)) in kept.iter().enumerate() {
+                    for (k, v) in slice(entries, b, batches) {
+                        tx[t].insert(k, v)?;
+                    }
+                }
+                Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| format!("a transaction failed: {e:?}"))?;
+    }
+    db.flush()?;
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// The trees of `kept` that `keep` takes, with the entries of each that
+/// `entry` takes.
+fn part(kept: &Kept, keep: impl Fn(&str) -> bool, entry: impl Fn(&[u8]) -> bool) -> Kept {
+    kept.iter()
+        .filter(|(name, _)| keep(name))
+        .map(|(name, entries)| {
+            let taken = entries.iter().filter(|(k, _)| entry(k)).cloned().collect();
+            (*name, taken)
+        })
+        .collect()
+}
+
+/// How many keys `kept` holds.
+fn keys_in(kept: &Kept) -> usize {
+    kept.iter().map(|(_, e)| e.len()).sum()
+}
+
 /// Writes `kept` into one tree of a new database at `dir` (each key behind
 /// its tree's number) in `batches` batches, one flush each; seconds.
 fn sled_batches(dir: &std::path::Path, kept: &Kept, batches: usize) -> Result<f64> {
@@ -245,7 +291,7 @@ fn main() -> Result<()> {
         )
         .into());
     }
-    let keys: usize = kept.iter().map(|(_, e)| e.len()).sum();
+    let keys = keys_in(&kept);
     let per_record = keys as f64 / records as f64;
     let in_tx = sled_transactions(&dir.path().join("tx"), &kept, batches)?;
     let in_batches = sled_batches(&dir.path().join("batch"), &kept, batches)?;
@@ -256,6 +302,23 @@ fn main() -> Result<()> {
         .collect();
     let one_key = sled_transactions(&dir.path().join("one-key"), &alone, batches)?;
     let rate = |seconds: f64| records as f64 / seconds;
+    let unindexed = part(&kept, |n| n != "index", |_| true);
+    let no_index = sled_transactions(&dir.path().join("unindexed"), &unindexed, batches)?;
+    let index_only = part(&kept, |n| n == "index", |_| true);
+    let index_alone = sled_transactions(&dir.path().join("index"), &index_only, batches)?;
+    // Each kind of index entry alone (its first byte, see the store's keys).
+    let mut kinds = Vec::new();
+    for kind in *b"sioctdme" {
+        let only = part(&kept, |n| n == "index", |k| k.first() == Some(&kind));
+        let per = keys_in(&only) as f64 / records as f64;
+        let seconds = sled_transactions(&dir.path().join(format!("kind-{kind}")), &only, batches)?;
+        kinds.push(format!(
+            "{} {:.0}/s ({per:.0})",
+            kind as char,
+            rate(seconds)
+        ));
+    }
+    let one_flush = sled_one_flush(&dir.path().join("one-flush"), &kept, batches)?;
     let by_tree: Vec<String> = kept
         .iter()
         .map(|(n, e)| format!("{n} {:.2}", e.len() as f64 / records as f64))
@@ -278,6 +341,23 @@ fn main() -> Result<()> {
         "  sled alone, the record alone (1 key), a transaction of {IN_FLIGHT} + flush {:>8.0}/s  ({:.2}x the record's keys)",
         rate(one_key),
         rate(one_key) / rate(in_tx)
+    );
+    println!(
+        "  sled alone, every key but the index entries ({:.2}), a transaction of {IN_FLIGHT} + flush {:>8.0}/s",
+        keys_in(&unindexed) as f64 / records as f64,
+        rate(no_index)
+    );
+    println!(
+        "  sled alone, the index entries alone, a transaction of {IN_FLIGHT} + flush {:>8.0}/s",
+        rate(index_alone)
+    );
+    println!(
+        "  sled alone, each kind of index entry alone (keys per record): {}",
+        kinds.join(", ")
+    );
+    println!(
+        "  sled alone, the same keys, a transaction of {IN_FLIGHT}, one flush at the end {:>8.0}/s",
+        rate(one_flush)
     );
     Ok(())
 }
