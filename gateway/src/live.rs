@@ -68,6 +68,16 @@ struct Key {
     day: Date,
 }
 
+impl Key {
+    fn new(cleared: bool, due_within_days: i32, day: Date) -> Self {
+        Self {
+            cleared,
+            due_within_days,
+            day,
+        }
+    }
+}
+
 /// One domain's followed state.
 #[derive(Debug, Default)]
 pub struct Followed {
@@ -149,11 +159,7 @@ impl Live {
         cleared: bool,
         due_within_days: i32,
     ) -> Option<Vec<u64>> {
-        let key = Key {
-            cleared,
-            due_within_days,
-            day,
-        };
+        let key = Key::new(cleared, due_within_days, day);
         domains
             .iter()
             .map(|d| {
@@ -180,11 +186,7 @@ impl Live {
         due_within_days: i32,
         generations: &[u64],
     ) -> Option<Bytes> {
-        let key = Key {
-            cleared,
-            due_within_days,
-            day,
-        };
+        let key = Key::new(cleared, due_within_days, day);
         let overviews = self
             .overviews
             .lock()
@@ -213,11 +215,7 @@ impl Live {
         generations: Vec<u64>,
         encoded: Bytes,
     ) {
-        let key = Key {
-            cleared,
-            due_within_days,
-            day,
-        };
+        let key = Key::new(cleared, due_within_days, day);
         let mut overviews = self
             .overviews
             .lock()
@@ -246,11 +244,7 @@ impl Live {
         cleared: bool,
         due_within_days: i32,
     ) -> Option<DomainSummary> {
-        let key = Key {
-            cleared,
-            due_within_days,
-            day,
-        };
+        let key = Key::new(cleared, due_within_days, day);
         self.kept_under(domain, key)
     }
 
@@ -289,11 +283,7 @@ impl Live {
         // kept under it only if nothing moved it meanwhile.
         let f = self.domains.get(&domain)?;
         let generation = f.generation.load(Ordering::SeqCst);
-        let key = Key {
-            cleared,
-            due_within_days,
-            day,
-        };
+        let key = Key::new(cleared, due_within_days, day);
         if let Some(s) = self.kept_under(domain, key) {
             return Some(s);
         }

@@ -10,6 +10,7 @@ mod commit;
 mod due;
 mod kept;
 mod keys;
+mod migrate;
 mod snapshot;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -23,22 +24,23 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use prost::bytes::{Buf, Bytes};
 use prost::Message;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::Transactional;
+use sled::transaction::TransactionError;
 use time::Date;
 use tokio::sync::watch;
 
-use cetrack_contract::dates::{self, now};
+use cetrack_contract::dates;
 use cetrack_contract::domain::Domain;
 use cetrack_contract::error::{Error, Result};
 use cetrack_contract::pagination;
-use cetrack_contract::proto::{Change, ChangeType, DomainSummary, Initiative, StatusChange};
-use cetrack_contract::rules::{self, Filter};
+use cetrack_contract::proto::{Change, ChangeType, DomainSummary, Initiative};
+use cetrack_contract::rules::Filter;
 use cetrack_contract::summary::{self, LastChange, OrganizationLabel, SummaryWindow, Visibility};
 use cetrack_contract::valid_time::{OnDay, Spans};
 
 use commit::{Failure, Faults, GroupCommit};
 pub use due::DuePage;
+use migrate::add_spans;
+pub use migrate::migrate;
 use snapshot::{Capture, Captures};
 pub use snapshot::{Snapshot, MAX_CAPTURED_BYTES};
 
@@ -458,16 +460,6 @@ pub struct StoreStats {
     pub changes_read: u64,
 }
 
-/// A request id as schema 1 and 2 kept it: the whole request and the whole
-/// first answer (read only by the migration).
-#[derive(Clone, PartialEq, Message)]
-struct StoredResponse {
-    #[prost(bytes = "vec", tag = "1")]
-    fingerprint: Vec<u8>,
-    #[prost(bytes = "vec", tag = "2")]
-    response: Vec<u8>,
-}
-
 /// A request id as kept from schema 3: the SHA-256 of the request and the
 /// revision its first answer wrote (the answer is that change's initiative
 /// in the change log), with when it was written, for the retention. Its tags
@@ -486,45 +478,6 @@ struct StoredRequest {
 fn request_hash(fingerprint: &[u8]) -> Vec<u8> {
     use sha2::Digest;
     sha2::Sha256::digest(fingerprint).to_vec()
-}
-
-/// Rewrites the request ids of schema 1 and 2 in the compact form (see
-/// [`StoredRequest`]), in batches; an entry already rewritten is left alone,
-/// so that after a crash the migration runs again and finishes the rest.
-fn compact_requests(trees: &[sled::Tree]) -> Result<u64> {
-    const BATCH: usize = 1_000;
-    let requests = at(trees, Tree::Requests);
-    let mut batch = sled::Batch::default();
-    let (mut pending, mut n) = (0, 0u64);
-    for kv in requests.iter() {
-        let (k, v) = kv.map_err(storage)?;
-        let old: StoredResponse = decode(&v)?;
-        if old.response.is_empty() {
-            continue;
-        }
-        let first: Initiative = decode(&old.response)?;
-        let compact = StoredRequest {
-            hash: request_hash(&old.fingerprint),
-            revision: first.revision.unsigned_abs(),
-            // Its answer's time; unknown: the migration's (kept a full
-            // retention from now rather than forgotten at once).
-            seconds: first
-                .update_time
-                .map(|t| t.seconds)
-                .unwrap_or_else(|| now().seconds),
-        };
-        batch.insert(k, compact.encode_to_vec());
-        pending += 1;
-        n += 1;
-        if pending == BATCH {
-            requests
-                .apply_batch(std::mem::take(&mut batch))
-                .map_err(storage)?;
-            pending = 0;
-        }
-    }
-    requests.apply_batch(batch).map_err(storage)?;
-    Ok(n)
 }
 
 /// A domain's durable store.
@@ -789,257 +742,6 @@ fn label_entries(init: &Initiative) -> Vec<(Vec<u8>, Vec<u8>)> {
             (v.key(org.as_bytes()), bytes)
         })
         .collect()
-}
-
-/// Gives every version of every initiative in the changes (the history) the
-/// status history its changes tell, as version 3 records keep it: the
-/// first status effective from the record's earliest dated source (else the
-/// day it was created), each later status from the day it was recorded; a
-/// record created again after a deletion starts afresh. Returns the status
-/// history of each initiative's last version, by id.
-///
-/// Written in batches outside the migration's final transaction: what it
-/// writes is derived only from what it does not change (statuses, times,
-/// sources), so after a crash the migration runs again and writes the same.
-fn add_status_histories(
-    trees: &[sled::Tree],
-) -> Result<std::collections::HashMap<String, Vec<StatusChange>>> {
-    const BATCH: usize = 1_000;
-    let changes = at(trees, Tree::Changes);
-    let mut running: std::collections::HashMap<String, Vec<StatusChange>> = Default::default();
-    let mut batch = sled::Batch::default();
-    let mut pending = 0;
-    for kv in changes.iter() {
-        let (k, v) = kv.map_err(storage)?;
-        let mut change: Change = decode(&v)?;
-        let id = change
-            .name
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        let Some(version) = change.initiative.as_mut() else {
-            continue;
-        };
-        if change.r#type == ChangeType::Created as i32 {
-            running.remove(&id);
-        }
-        let history = running.entry(id).or_default();
-        if change.r#type != ChangeType::Deleted as i32
-            && history.last().map(|s| s.status) != Some(version.status)
-        {
-            let recorded_on = change
-                .change_time
-                .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
-                .map(|t| cetrack_contract::dates::as_day(t.date()));
-            // The first status from its dated source, unless that is later
-            // than the day it was recorded.
-            let effective = if history.is_empty() {
-                match (rules::committed_on(version), recorded_on) {
-                    (Some(c), Some(r)) => Some(
-                        if cetrack_contract::valid_time::first_day(&c)
-                            <= cetrack_contract::valid_time::first_day(&r)
-                        {
-                            c
-                        } else {
-                            r
-                        },
-                    ),
-                    (c, r) => c.or(r),
-                }
-            } else {
-                recorded_on
-            };
-            history.push(StatusChange {
-                status: version.status,
-                effective,
-                record_time: change.change_time,
-            });
-        }
-        version.status_history = history.clone();
-        version.status_date = history.last().and_then(|s| s.effective);
-        batch.insert(k, change.encode_to_vec());
-        pending += 1;
-        if pending == BATCH {
-            changes
-                .apply_batch(std::mem::take(&mut batch))
-                .map_err(storage)?;
-            pending = 0;
-        }
-    }
-    changes.apply_batch(batch).map_err(storage)?;
-    Ok(running)
-}
-
-/// Brings a store of schema version `from` to [`SCHEMA_VERSION`]. The
-/// versions in the history, the request ids and the records are rewritten
-/// first, in batches, with values derived only from what they keep, and
-/// flushed; then the counters, labels and the schema version in one
-/// transaction made durable before it returns. A
-/// crash leaves the old schema version, and the migration runs again at the
-/// next open, writing the same. From 1 to 3: every record's milestones get
-/// their entries in the due index. From 1 to 4: every record's source
-/// documents get their entries in the document index. From 1 to 5: every
-/// record's planned end gets its entry in the planned end index. From 1 to 6:
-/// every record's spans are kept beside it, once the version says 7 (see
-/// [`add_spans`]). From 1 or 2: records and their versions in the history get
-/// their status history (see [`add_status_histories`]); the summary counters and organization labels are
-/// computed again from the records, per visibility and with dated moves.
-pub fn migrate(db: &sled::Db, trees: &[sled::Tree], from: u32) -> Result<()> {
-    let records = at(trees, Tree::Records);
-    let (summary_tree, labels_tree) = (at(trees, Tree::Summary), at(trees, Tree::Labels));
-    let mut counters: std::collections::BTreeMap<Vec<u8>, i128> = Default::default();
-    let mut labels: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = Default::default();
-    // Records with their status history, written in batches as they are
-    // read (derived values: a rerun writes the same).
-    let mut rewritten = sled::Batch::default();
-    let mut pending = 0usize;
-    let histories = if from < 3 {
-        let histories = add_status_histories(trees)?;
-        let compacted = compact_requests(trees)?;
-        tracing::info!(compacted, "request ids kept as a hash and a revision");
-        // Durable before the schema version can say they are done.
-        db.flush().map_err(storage)?;
-        histories
-    } else {
-        Default::default()
-    };
-    // From 1 to 3: the due index entries of every record; from 1 to 4, its
-    // document index entries; from 1 to 5, its planned end entries (derived
-    // from the records alone: a rerun writes the same).
-    let index = at(trees, Tree::Index);
-    let mut indexed = sled::Batch::default();
-    let mut pending_index = 0usize;
-    let mut n = 0u64;
-    for kv in records.iter() {
-        let (k, v) = kv.map_err(storage)?;
-        let mut init = kept::record(&v)?;
-        if from < 6 {
-            // The kinds of entry the store's version did not have.
-            let added = |e: &Vec<u8>| match e.first() {
-                Some(&keys::BY_DUE) => from < 4,
-                Some(&keys::BY_DOCUMENT) => from < 5,
-                Some(&keys::BY_END) => true,
-                _ => false,
-            };
-            let id = String::from_utf8_lossy(&k);
-            for entry in keys::index_entries(&id, &init).into_iter().filter(added) {
-                indexed.insert(entry, &[] as &[u8]);
-                pending_index += 1;
-            }
-            if pending_index >= 1_000 {
-                index
-                    .apply_batch(std::mem::take(&mut indexed))
-                    .map_err(storage)?;
-                pending_index = 0;
-            }
-        }
-        let value = match histories.get(String::from_utf8_lossy(&k).as_ref()) {
-            // Kept without its spans, as the version migrated from keeps
-            // it: [`add_spans`] gives them, once the version says 7.
-            Some(history) => {
-                init.status_history = history.clone();
-                init.status_date = history.last().and_then(|s| s.effective);
-                Some(init.encode_to_vec())
-            }
-            None => None,
-        };
-        if let Some(value) = value {
-            rewritten.insert(k.clone(), value);
-            pending += 1;
-            if pending == 1_000 {
-                records
-                    .apply_batch(std::mem::take(&mut rewritten))
-                    .map_err(storage)?;
-                pending = 0;
-            }
-        }
-        for (k, d) in summary::visible_delta(None, Some(&init)) {
-            *counters.entry(k).or_default() += d;
-        }
-        labels.extend(label_entries(&init));
-        n += 1;
-    }
-    records.apply_batch(rewritten).map_err(storage)?;
-    index.apply_batch(indexed).map_err(storage)?;
-    // Durable before the schema version can say they are done.
-    db.flush().map_err(storage)?;
-    counters.retain(|_, v| *v != 0);
-    let old_summary: Vec<sled::IVec> = summary_tree
-        .iter()
-        .keys()
-        .collect::<sled::Result<_>>()
-        .map_err(storage)?;
-    let old_labels: Vec<sled::IVec> = labels_tree
-        .iter()
-        .keys()
-        .collect::<sled::Result<_>>()
-        .map_err(storage)?;
-    let migrating = [
-        summary_tree.clone(),
-        labels_tree.clone(),
-        at(trees, Tree::Meta).clone(),
-    ];
-    migrating
-        .as_slice()
-        .transaction(|tx| {
-            let (summary, labels_tx, meta) = (&tx[0], &tx[1], &tx[2]);
-            for k in &old_summary {
-                summary.remove(k)?;
-            }
-            for k in &old_labels {
-                labels_tx.remove(k)?;
-            }
-            for (k, v) in &counters {
-                summary.insert(k.as_slice(), &v.to_be_bytes())?;
-            }
-            for (k, v) in &labels {
-                labels_tx.insert(k.as_slice(), v.as_slice())?;
-            }
-            meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
-            meta.insert(META_SPANS_PENDING, &[] as &[u8])?;
-            Ok::<_, ConflictableTransactionError<Error>>(())
-        })
-        .map_err(tx_error)?;
-    db.flush().map_err(storage)?;
-    add_spans(db, trees)?;
-    tracing::info!(from, to = SCHEMA_VERSION, records = n, "store migrated");
-    Ok(())
-}
-
-/// From 1 to 6: gives every record kept without its spans its spans (its
-/// encoding kept as it is), in batches, then removes
-/// [`META_SPANS_PENDING`], durably. Runs once the schema version says 7
-/// (so that an earlier build, which could not read a record with its
-/// spans, refuses the store rather than misread it); a crash leaves the
-/// mark, and the next open runs it again. Reads take a record with or
-/// without its spans meanwhile.
-fn add_spans(db: &sled::Db, trees: &[sled::Tree]) -> Result<()> {
-    let records = at(trees, Tree::Records);
-    let mut batch = sled::Batch::default();
-    let (mut pending, mut n) = (0usize, 0u64);
-    for kv in records.iter() {
-        let (k, v) = kv.map_err(storage)?;
-        if !kept::has_header(&v) {
-            batch.insert(k, kept::with_header(&v)?);
-            pending += 1;
-            n += 1;
-        }
-        if pending == 1_000 {
-            records
-                .apply_batch(std::mem::take(&mut batch))
-                .map_err(storage)?;
-            pending = 0;
-        }
-    }
-    records.apply_batch(batch).map_err(storage)?;
-    db.flush().map_err(storage)?;
-    at(trees, Tree::Meta)
-        .remove(META_SPANS_PENDING)
-        .map_err(storage)?;
-    db.flush().map_err(storage)?;
-    tracing::info!(records = n, "records kept with their spans");
-    Ok(())
 }
 
 /// Keeps the value `key` of `tree` has in transaction `tx` as its pre-image

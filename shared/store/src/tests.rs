@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::*;
-use cetrack_contract::proto::Initiative;
+use cetrack_contract::proto::{Initiative, StatusChange};
 
 /// sled's own threads may hold a database's file lock for a moment after
 /// its last handle is dropped; how long an open waits for that.
