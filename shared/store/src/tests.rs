@@ -1559,3 +1559,91 @@ fn assert_schema_is_current(path: &Path) {
     let schema = db.open_tree("meta").unwrap().get(META_SCHEMA).unwrap();
     assert_eq!(schema.as_deref(), Some(&SCHEMA_VERSION.to_be_bytes()[..]));
 }
+
+/// Copies the biotech store of the fixture of schema `version` (made by that
+/// release's own binaries, see `tests/fixtures/README.md`) to `to`.
+fn copy_of_fixture(version: u32, to: &Path) {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).unwrap();
+            }
+        }
+    }
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+    copy(&fixtures.join(format!("v{version}-store/biotech")), to);
+}
+
+/// A backup of the closed store at `path` as its release's BackupStore
+/// streamed it: every entry of every tree it has, as kept, under a header
+/// naming its schema version and last revision.
+fn backup_as_kept(path: &Path) -> backup::Backup {
+    use cetrack_contract::proto::{BackupEntry, BackupHeader};
+    let db = open_sled(path);
+    let (mut schema, mut revision, mut entries) = (0, 0, Vec::new());
+    for name in db.tree_names() {
+        let name = String::from_utf8(name.to_vec()).unwrap();
+        if name == "__sled__default" {
+            continue;
+        }
+        for kv in db.open_tree(&name).unwrap().iter() {
+            let (key, value) = kv.unwrap();
+            if name == Tree::Meta.name() && key == META_SCHEMA {
+                schema = u32::from_be_bytes(value.as_ref().try_into().unwrap());
+            }
+            if name == Tree::Meta.name() && key == META_REVISION {
+                revision = u64_of(&value);
+            }
+            entries.push(BackupEntry {
+                tree: name.clone(),
+                key: key.to_vec(),
+                value: value.to_vec(),
+            });
+        }
+    }
+    backup::Backup {
+        header: BackupHeader {
+            domain: Domain::Biotech.to_proto() as i32,
+            schema_version: schema,
+            revision: revision as i64,
+            ..Default::default()
+        },
+        entries,
+    }
+}
+
+/// An operator who upgrades and then restores a backup taken before the
+/// upgrade: a backup of each earlier release's store (schema 1 to 6)
+/// restores into this build migrated, verified, and kept exactly as the same
+/// store migrated in place on open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_by_each_earlier_release_restores_as_its_store_migrates_in_place() {
+    for version in 1..SCHEMA_VERSION {
+        let dir = tempfile::tempdir().unwrap();
+        let (taken, in_place) = (dir.path().join("taken"), dir.path().join("in-place"));
+        copy_of_fixture(version, &taken);
+        copy_of_fixture(version, &in_place);
+        let backup = backup_as_kept(&taken);
+        assert_eq!(backup.header.schema_version, version);
+        let data = dir.path().join("biotech");
+        let revision = backup::restore(Domain::Biotech, &data, backup).unwrap();
+        assert_eq!(revision as i64, backup_as_kept(&taken).header.revision);
+        assert!(revision > 0, "v{version}: the fixture's revisions");
+
+        let restored = open(Domain::Biotech, &data).unwrap();
+        let migrated = open(Domain::Biotech, &in_place).unwrap();
+        assert_eq!(restored.durable_revision(), revision);
+        let records = restored.all().unwrap();
+        assert!(records.len() > 1, "v{version}: the fixture's records");
+        assert_eq!(records, migrated.all().unwrap(), "v{version}");
+        assert_eq!(raw(&restored), raw(&migrated), "v{version}: every tree");
+        restored.verify().unwrap();
+        drop((restored, migrated));
+        assert_schema_is_current(&data);
+    }
+}
