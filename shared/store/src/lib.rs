@@ -46,7 +46,7 @@ pub use snapshot::{Snapshot, MAX_CAPTURED_BYTES};
 
 /// The store layout this build writes. A store with a higher version was
 /// written by a newer cetrack and is refused; an older one is migrated on
-/// open (see [`migrate`]).
+/// open (see [`migrate()`]).
 ///
 /// - 1: the first release.
 /// - 2: summary counters and organization labels kept per visibility
@@ -463,7 +463,8 @@ pub struct StoreStats {
 /// A request id as kept from schema 3: the SHA-256 of the request and the
 /// revision its first answer wrote (the answer is that change's initiative
 /// in the change log), with when it was written, for the retention. Its tags
-/// differ from [`StoredResponse`]'s so that the two are told apart.
+/// differ from those of schema 1 and 2's `StoredResponse` (see the
+/// migration) so that the two are told apart.
 #[derive(Clone, PartialEq, Message)]
 struct StoredRequest {
     #[prost(bytes = "vec", tag = "4")]
