@@ -48,6 +48,16 @@ impl<'a> Batched<'a> {
     /// Inserts `value` at `key`, applying the batch once it is full.
     fn insert(&mut self, key: impl Into<sled::IVec>, value: impl Into<sled::IVec>) -> Result<()> {
         self.batch.insert(key, value);
+        self.counted()
+    }
+
+    /// Removes `key`, applying the batch once it is full.
+    fn remove(&mut self, key: impl Into<sled::IVec>) -> Result<()> {
+        self.batch.remove(key);
+        self.counted()
+    }
+
+    fn counted(&mut self) -> Result<()> {
         self.pending += 1;
         if self.pending == Self::SIZE {
             self.apply()?;
@@ -187,7 +197,9 @@ fn add_status_histories(trees: &[sled::Tree]) -> Result<HashMap<String, Vec<Stat
 /// next open, writing the same. From 1 to 3: every record's milestones get
 /// their entries in the due index. From 1 to 4: every record's source
 /// documents get their entries in the document index. From 1 to 5: every
-/// record's planned end gets its entry in the planned end index. From 1 to 6:
+/// record's planned end gets its entry in the planned end index (entries of
+/// a kind being added that are there already, left by a run that stopped
+/// and a build that then wrote on without them, are dropped first). From 1 to 6:
 /// every record's spans are kept beside it, once the version says 7 (see
 /// [`add_spans`]). From 1 or 2: records and their versions in the history get
 /// their status history (see [`add_status_histories`]); the summary counters and organization labels are
@@ -212,22 +224,37 @@ pub fn migrate(db: &sled::Db, trees: &[sled::Tree], from: u32) -> Result<()> {
     };
     // From 1 to 3: the due index entries of every record; from 1 to 4, its
     // document index entries; from 1 to 5, its planned end entries (derived
-    // from the records alone: a rerun writes the same).
-    let mut indexed = Batched::new(at(trees, Tree::Index));
+    // from the records alone: a rerun drops and writes the same).
+    // The kinds of entry the store's version did not have.
+    let added: Vec<u8> = [
+        (keys::BY_DUE, from < 4),
+        (keys::BY_DOCUMENT, from < 5),
+        (keys::BY_END, from < 6),
+    ]
+    .into_iter()
+    .filter_map(|(kind, added)| added.then_some(kind))
+    .collect();
+    let index = at(trees, Tree::Index);
+    // Entries of those kinds are there only if an earlier run of this
+    // migration stopped before the version moved and the earlier build then
+    // wrote on without keeping them: stale, dropped before the records give
+    // them again (so the index holds exactly what the records give).
+    let mut dropped = Batched::new(index);
+    for kind in &added {
+        for key in index.scan_prefix([*kind]).keys() {
+            dropped.remove(key.map_err(storage)?)?;
+        }
+    }
+    dropped.finish()?;
+    let mut indexed = Batched::new(index);
     let mut n = 0u64;
     for kv in records.iter() {
         let (k, v) = kv.map_err(storage)?;
         let mut init = kept::record(&v)?;
         let id = String::from_utf8_lossy(&k);
-        if from < 6 {
-            // The kinds of entry the store's version did not have.
-            let added = |e: &Vec<u8>| match e.first() {
-                Some(&keys::BY_DUE) => from < 4,
-                Some(&keys::BY_DOCUMENT) => from < 5,
-                Some(&keys::BY_END) => true,
-                _ => false,
-            };
-            for entry in keys::index_entries(&id, &init).into_iter().filter(added) {
+        if !added.is_empty() {
+            let entries = keys::index_entries(&id, &init).into_iter();
+            for entry in entries.filter(|e| e.first().is_some_and(|k| added.contains(k))) {
                 indexed.insert(entry, &[] as &[u8])?;
             }
         }

@@ -1527,7 +1527,40 @@ async fn a_due_window_is_found_by_its_indexes_and_indexed_when_an_older_store_mi
         30,
         "one entry per planned end"
     );
-    check(&open(Domain::Energy, dir.path()).unwrap());
+    // ... but for what a migration that stopped before the version moved
+    // left, with the version 5 build then writing on without keeping them:
+    // an entry of a record since deleted, and one of a planned end since
+    // moved.
+    let stale = [
+        [
+            keys::day_prefix(keys::BY_END, dates::day_key(day(2024, 12, 31))),
+            b"gone".to_vec(),
+        ]
+        .concat(),
+        [
+            keys::day_prefix(keys::BY_END, dates::day_key(day(2029, 12, 31))),
+            b"r00".to_vec(),
+        ]
+        .concat(),
+    ];
+    {
+        let db = open_sled(dir.path());
+        let index = db.open_tree(Tree::Index.name()).unwrap();
+        for key in &stale {
+            index.insert(key.as_slice(), &[] as &[u8]).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let migrated = open(Domain::Energy, dir.path()).unwrap();
+    check(&migrated);
+    let ends: Vec<Vec<u8>> = raw(&migrated)
+        .into_iter()
+        .filter(|(tree, key, _)| tree == Tree::Index.name() && key.first() == Some(&keys::BY_END))
+        .map(|(_, key, _)| key)
+        .collect();
+    assert_eq!(ends.len(), 30, "one entry per planned end, no stale one");
+    assert!(stale.iter().all(|k| !ends.contains(k)));
+    drop(migrated);
     assert_schema_is_current(dir.path());
 }
 
