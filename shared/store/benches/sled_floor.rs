@@ -177,42 +177,29 @@ fn slice<T>(entries: &[T], b: usize, batches: usize) -> &[T] {
     &entries[from..(from + per).min(entries.len())]
 }
 
-/// Writes `kept` into a new database at `dir` in `batches` transactions,
-/// each over every tree of `kept` (a slice of each tree's keys, in key
-/// order), one flush per transaction; seconds.
-fn sled_transactions(dir: &std::path::Path, kept: &Kept, batches: usize) -> Result<f64> {
-    let db = sled::Config::new().path(dir).cache_capacity(CACHE).open()?;
-    let trees = kept
-        .iter()
-        .map(|(name, _)| db.open_tree(name))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    let started = Instant::now();
-    for b in 0..batches {
-        trees
-            .as_slice()
-            .transaction(|tx| {
-                for (t, (_, entries)) in kept.iter().enumerate() {
-                    for (k, v) in slice(entries, b, batches) {
-                        tx[t].insert(k, v)?;
-                    }
-                }
-                Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e| format!("a transaction failed: {e:?}"))?;
-        db.flush()?;
-    }
-    Ok(started.elapsed().as_secs_f64())
+/// When a run of transactions flushes.
+#[derive(Clone, Copy, PartialEq)]
+enum Flush {
+    /// After each transaction (as the store's group commit does).
+    EachTransaction,
+    /// Once, at the end (sled's own flush every 500 ms off).
+    OnceAtTheEnd,
 }
 
-/// Writes `kept` into a new database at `dir` as [`sled_transactions`]
-/// does, but flushes once, at the end (sled's own flush every 500 ms off);
-/// seconds.
-fn sled_one_flush(dir: &std::path::Path, kept: &Kept, batches: usize) -> Result<f64> {
-    let db = sled::Config::new()
-        .path(dir)
-        .cache_capacity(CACHE)
-        .flush_every_ms(None)
-        .open()?;
+/// Writes `kept` into a new database at `dir` in `batches` transactions,
+/// each over every tree of `kept` (a slice of each tree's keys, in key
+/// order), flushed as `flush` says; seconds.
+fn sled_transactions(
+    dir: &std::path::Path,
+    kept: &Kept,
+    batches: usize,
+    flush: Flush,
+) -> Result<f64> {
+    let mut config = sled::Config::new().path(dir).cache_capacity(CACHE);
+    if flush == Flush::OnceAtTheEnd {
+        config = config.flush_every_ms(None);
+    }
+    let db = config.open()?;
     let trees = kept
         .iter()
         .map(|(name, _)| db.open_tree(name))
@@ -230,8 +217,13 @@ fn sled_one_flush(dir: &std::path::Path, kept: &Kept, batches: usize) -> Result<
                 Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
             })
             .map_err(|e| format!("a transaction failed: {e:?}"))?;
+        if flush == Flush::EachTransaction {
+            db.flush()?;
+        }
     }
-    db.flush()?;
+    if flush == Flush::OnceAtTheEnd {
+        db.flush()?;
+    }
     Ok(started.elapsed().as_secs_f64())
 }
 
@@ -298,32 +290,62 @@ fn main() -> Result<()> {
     }
     let keys = keys_in(&kept);
     let per_record = keys as f64 / records as f64;
-    let in_tx = sled_transactions(&dir.path().join("tx"), &kept, batches)?;
+    let in_tx = sled_transactions(
+        &dir.path().join("tx"),
+        &kept,
+        batches,
+        Flush::EachTransaction,
+    )?;
     let in_batches = sled_batches(&dir.path().join("batch"), &kept, batches)?;
     let alone: Kept = kept
         .iter()
         .filter(|(n, _)| *n == "records")
         .cloned()
         .collect();
-    let one_key = sled_transactions(&dir.path().join("one-key"), &alone, batches)?;
+    let one_key = sled_transactions(
+        &dir.path().join("one-key"),
+        &alone,
+        batches,
+        Flush::EachTransaction,
+    )?;
     let rate = |seconds: f64| records as f64 / seconds;
     let unindexed = part(&kept, |n| n != "index", |_| true);
-    let no_index = sled_transactions(&dir.path().join("unindexed"), &unindexed, batches)?;
+    let no_index = sled_transactions(
+        &dir.path().join("unindexed"),
+        &unindexed,
+        batches,
+        Flush::EachTransaction,
+    )?;
     let index_only = part(&kept, |n| n == "index", |_| true);
-    let index_alone = sled_transactions(&dir.path().join("index"), &index_only, batches)?;
+    let index_alone = sled_transactions(
+        &dir.path().join("index"),
+        &index_only,
+        batches,
+        Flush::EachTransaction,
+    )?;
     // Each kind of index entry alone (its first byte, see the store's keys).
     let mut kinds = Vec::new();
     for kind in *b"sioctdme" {
         let only = part(&kept, |n| n == "index", |k| k.first() == Some(&kind));
         let per = keys_in(&only) as f64 / records as f64;
-        let seconds = sled_transactions(&dir.path().join(format!("kind-{kind}")), &only, batches)?;
+        let seconds = sled_transactions(
+            &dir.path().join(format!("kind-{kind}")),
+            &only,
+            batches,
+            Flush::EachTransaction,
+        )?;
         kinds.push(format!(
             "{} {:.0}/s ({per:.2})",
             kind as char,
             rate(seconds)
         ));
     }
-    let one_flush = sled_one_flush(&dir.path().join("one-flush"), &kept, batches)?;
+    let one_flush = sled_transactions(
+        &dir.path().join("one-flush"),
+        &kept,
+        batches,
+        Flush::OnceAtTheEnd,
+    )?;
     let by_tree: Vec<String> = kept
         .iter()
         .map(|(n, e)| format!("{n} {:.2}", e.len() as f64 / records as f64))
