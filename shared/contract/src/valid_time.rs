@@ -185,46 +185,10 @@ impl Facets {
     pub fn restricted(&self) -> bool {
         self.sensitivity == crate::proto::Sensitivity::Restricted as i32
     }
-
-    /// What the record is on `day`: the same answer as [`into_day`] gives
-    /// of the whole record (`None`: absent; the record unchanged: as kept).
-    pub fn on_day(&self, day: Date) -> OnDay {
-        let mut projected = false;
-        if !self.status_history.is_empty() {
-            let Some(entry) = self
-                .status_history
-                .iter()
-                .rev()
-                .find(|s| started(s.effective.as_ref(), day))
-            else {
-                return OnDay::Absent;
-            };
-            projected = self.status != entry.status
-                || self.status_date != entry.effective
-                || self
-                    .status_history
-                    .iter()
-                    .any(|h| !started(h.effective.as_ref(), day));
-        }
-        projected |= self
-            .milestones
-            .iter()
-            .any(|m| rules::status_met(m.status) && !started(m.date_met.as_ref(), day));
-        projected |= self
-            .progress_updates
-            .iter()
-            .any(|u| !started(u.as_of.as_ref(), day));
-        projected |= self.funding.iter().any(|c| !started(c.date.as_ref(), day));
-        if projected {
-            OnDay::Projected
-        } else {
-            OnDay::AsKept
-        }
-    }
 }
 
-/// When a record is what on a day: the answer of [`Facets::on_day`] for
-/// every day at once, in three numbers the store keeps beside the record
+/// When a record is what on a day: the answer of [`into_day`] for every
+/// day at once, in three numbers the store keeps beside the record
 /// (so that a list need not read its facets). Days are [`dates::day_key`]s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Spans {
@@ -239,7 +203,8 @@ pub struct Spans {
 }
 
 impl Spans {
-    /// What the record is on `day`: [`Facets::on_day`] of the same record.
+    /// What the record is on `day`: the same answer as [`into_day`] gives
+    /// of the whole record (`None`: absent; the record unchanged: as kept).
     pub fn on_day(&self, day: Date) -> OnDay {
         let day = dates::day_key(day);
         if day < self.exists_from {
@@ -425,8 +390,8 @@ mod tests {
         );
     }
 
-    /// The facets read from a record's encoding, and the spans the store
-    /// keeps of them, say what [`into_day`] does to it, on every day around
+    /// The spans the store keeps of the facets read from a record's
+    /// encoding say what [`into_day`] does to it, on every day around
     /// its facts, for records with and without history, with a status out
     /// of step with its history, with undated, invalid and out-of-order
     /// entries, and with each kind of fact dated later than the rest.
@@ -512,7 +477,6 @@ mod tests {
                     Some(r) if &r == record => OnDay::AsKept,
                     Some(_) => OnDay::Projected,
                 };
-                assert_eq!(facets.on_day(day), expected, "{record:?} on {day}");
                 assert_eq!(
                     spans.on_day(day),
                     expected,

@@ -14,6 +14,7 @@
 use cetrack_contract::error::{Error, Result};
 use cetrack_contract::proto::Initiative;
 use cetrack_contract::valid_time::{Facets, Spans};
+use prost::bytes::{Buf, Bytes};
 use prost::Message;
 
 /// The bytes before the encoding.
@@ -89,6 +90,18 @@ pub(crate) fn encoding(value: &[u8]) -> Result<&[u8]> {
     }
 }
 
+/// The encoding of the kept record `value`, as a `Bytes` over `value`
+/// itself (no copy): what a read passes on as stored.
+pub(crate) fn encoding_bytes<T>(value: T) -> Result<Bytes>
+where
+    T: AsRef<[u8]> + Send + 'static,
+{
+    let header = value.as_ref().len() - encoding(value.as_ref())?.len();
+    let mut encoded = Bytes::from_owner(value);
+    encoded.advance(header);
+    Ok(encoded)
+}
+
 /// A kept record, decoded, once its spans are checked against its
 /// encoding (a header that disagrees, say one that calls a restricted
 /// record public, is damage: `Corrupt`).
@@ -154,6 +167,7 @@ mod tests {
                 assert_eq!(spans, expected);
                 assert_eq!(encoded, plain.as_slice());
                 assert_eq!(encoding(value).unwrap(), plain.as_slice());
+                assert_eq!(encoding_bytes(value.clone()).unwrap(), plain.as_slice());
                 assert_eq!(record(value).unwrap(), init);
             }
         }

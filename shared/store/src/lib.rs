@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use prost::bytes::{Buf, Bytes};
+use prost::bytes::Bytes;
 use prost::Message;
 use sled::transaction::TransactionError;
 use time::Date;
@@ -398,10 +398,7 @@ impl<'a> Filling<'a> {
                         if f.reads_records() && !f.matches(&decode(encoding)?) {
                             return Ok(None);
                         }
-                        let header = value.len() - encoding.len();
-                        let mut encoded = Bytes::from_owner(value);
-                        encoded.advance(header);
-                        Ok(Some(encoded))
+                        Ok(Some(kept::encoding_bytes(value)?))
                     }
                     OnDay::Projected => Ok(projected(decode(encoding)?)),
                 }
@@ -973,11 +970,8 @@ impl Store {
             .map_err(storage)?
         {
             Some(b) => {
-                let (spans, encoding) = kept::split(&b)?;
-                let header = b.len() - encoding.len();
-                let mut encoded = Bytes::from_owner(b);
-                encoded.advance(header);
-                Ok(Some((encoded, spans)))
+                let (spans, _) = kept::split(&b)?;
+                Ok(Some((kept::encoding_bytes(b)?, spans)))
             }
             None => Ok(None),
         }
